@@ -1,0 +1,40 @@
+"""gankit: train, evaluate and apply Generative Adversarial Networks.
+
+Public API::
+
+    import gankit
+    result = gankit.train("dcgan", data="mnist5k", steps=2000, out="runs/dcgan")
+    x = gankit.sample("runs/dcgan", 64)          # [64, 1, 28, 28] in [-1, 1]
+    gankit.list_components()
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from gankit import registry  # noqa: F401  (registries first)
+from gankit import data, hooks, losses, models, optimizers, regularizers  # noqa: F401
+from gankit.api import load, resume, sample, train
+
+
+def _import_metrics() -> None:
+    try:
+        from gankit import metrics  # noqa: F401
+    except ImportError:  # pragma: no cover - metrics are optional at import time
+        pass
+
+
+_import_metrics()
+
+
+def list_components() -> dict[str, dict[str, str]]:
+    """Every preset and registered component with its one-line description."""
+    from gankit.config import preset_description, preset_names
+
+    out = {"presets": {n: preset_description(n) for n in preset_names()}}
+    for kind, reg in registry.ALL.items():
+        out[kind] = {n: reg.describe(n) for n in reg.names()}
+    return out
+
+
+__all__ = ["train", "resume", "load", "sample", "list_components", "__version__"]

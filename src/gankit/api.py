@@ -1,0 +1,248 @@
+"""The public Python API: train, resume, load, sample. The CLI only parses and calls these."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from gankit import config as C
+from gankit.data import load_dataset
+from gankit.training.checkpoint import list_checkpoints, load_latest, load_weights
+from gankit.training.loop import Trainer
+from gankit.training.state import DataInfo, build_networks, build_state, resolve_device
+from gankit.utils.io import atomic_write_json, atomic_write_text
+
+
+def make_config(preset: str | None = None, *, data: str | None = None, steps: int | None = None,
+                seed: int | None = None, device: str | None = None,
+                overrides: Sequence[str] = (), base: dict | None = None) -> C.Config:
+    """Resolve a preset plus flags and ``--set`` overrides into a validated Config."""
+    pairs: list[Any] = list(overrides)
+    for keys, value in ((["data", "name"], data), (["train", "steps"], steps),
+                        (["train", "seed"], seed), (["train", "device"], device)):
+        if value is not None:
+            pairs.append((keys, value))
+    return C.resolve(preset, pairs, base=base)
+
+
+def dataset_for(config: C.Config):
+    d = config.data
+    return load_dataset(d.name, resolution=d.resolution, channels=d.channels,
+                        strict_images=d.strict_images)
+
+
+def data_info(ds) -> DataInfo:
+    return DataInfo(tuple(ds.x.shape[1:]), ds.kind, int(ds.num_classes))
+
+
+def train(preset: str | None = "dcgan", *, out: str | Path | None = None,
+          data: str | None = None, steps: int | None = None, seed: int | None = None,
+          device: str | None = None, overrides: Sequence[str] = (), progress: bool = True,
+          config: C.Config | None = None, callbacks=()) -> "RunResult":
+    """Train a fresh run and write it to ``out``.
+
+    Args:
+        preset: a preset name (``gankit list`` shows them).
+        out: the run directory; must not already hold a run.
+        data, steps, seed, device: shortcuts for the matching config keys.
+        overrides: ``"key=value"`` strings as for ``--set``.
+        progress: show a progress bar.
+        config: a ready Config instead of preset + overrides.
+    """
+    if config is None:
+        config = make_config(preset, data=data, steps=steps, seed=seed, device=device,
+                             overrides=overrides)
+    run_dir = Path(out) if out is not None else None
+    if run_dir is not None:
+        if list_checkpoints(run_dir) or (run_dir / "log.jsonl").exists():
+            raise ValueError(f"{run_dir} already holds a run; continue it with "
+                             f"--resume {run_dir}, or choose another --out")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "config.yaml", C.dump_yaml(config))
+    ds = dataset_for(config)
+    info = data_info(ds)
+    state = build_state(config, info, resolve_device(config.train.device))
+    trainer = Trainer(state, ds, run_dir, progress=progress, callbacks=callbacks)
+    record = trainer.run(config.train.steps)
+    return _finish(trainer, record)
+
+
+def resume(run_dir: str | Path, *, steps: int | None = None, overrides: Sequence[str] = (),
+           device: str | None = None, progress: bool = True, callbacks=()) -> "RunResult":
+    """Continue a run from its newest checkpoint up to ``steps`` generator steps in total."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"--resume {run_dir}: no such run directory")
+    ckpt, path = load_latest(run_dir)
+    old = ckpt["config"]
+    config = make_config(base=old, steps=steps, device=device, overrides=overrides)
+    changed = [d for d in C.diff(old, config.to_dict())
+               if d.split(":")[0].split(".")[0] in C.ARCHITECTURE_KEYS]
+    if changed:
+        raise ValueError(f"--resume {run_dir}: the config changes the architecture or data, "
+                         f"which a checkpoint cannot continue: {'; '.join(changed)}")
+    if config.train.steps <= ckpt["step"]:
+        raise ValueError(f"--resume {run_dir}: the run is already at step {ckpt['step']}; "
+                         f"pass --steps N with N > {ckpt['step']} (the new total)")
+    ds = dataset_for(config)
+    info = data_info(ds)
+    if info != DataInfo.from_dict(ckpt["data_info"]):
+        raise ValueError(f"--resume {run_dir}: the data now gives {info}, the checkpoint was "
+                         f"trained on {DataInfo.from_dict(ckpt['data_info'])}")
+    state = build_state(config, info, resolve_device(config.train.device))
+    state.load_state_dict(ckpt)
+    _truncate_log(run_dir / "log.jsonl", state.step)
+    atomic_write_text(run_dir / "config.yaml", C.dump_yaml(config))
+    trainer = Trainer(state, ds, run_dir, progress=progress, callbacks=callbacks)
+    record = trainer.run(config.train.steps)
+    return _finish(trainer, record)
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop log records written after the checkpoint we resume from (a crash left them)."""
+    if not path.exists():
+        return
+    keep = [ln for ln in path.read_text().splitlines() if ln.strip()
+            and json.loads(ln).get("step", 0) <= step]
+    atomic_write_text(path, "".join(ln + "\n" for ln in keep))
+
+
+@dataclass
+class RunResult:
+    """What a finished training call returns."""
+
+    state: Any  # the TrainState
+    run_dir: Path | None
+    checkpoint: Path | None
+    samples: Path | None
+    last_log: dict
+    metrics: dict
+
+
+def _finish(trainer: Trainer, record: dict) -> RunResult:
+    state, run_dir = trainer.state, trainer.run_dir
+    metrics: dict = {}
+    if state.info.kind == "points":
+        metrics = mixture_report(state.sample_net(), state.config, trainer.data.name,
+                                 state.device)
+        if run_dir is not None and metrics:
+            atomic_write_json(run_dir / "metrics.json", metrics)
+    ckpts = list_checkpoints(run_dir) if run_dir is not None else []
+    samples = sorted((run_dir / "samples").glob("step_*.png")) if run_dir is not None else []
+    return RunResult(state, run_dir, ckpts[-1] if ckpts else None,
+                     samples[-1] if samples else None, record, metrics)
+
+
+def mixture_report(G: nn.Module, config: C.Config, dataset: str, device,
+                   n: int = 2500) -> dict:
+    """PacGAN's mixture metrics on ``n`` points from a fixed latent batch (PROTOCOLS §1)."""
+    from gankit.data import mixture_spec
+    from gankit.metrics import mixture_metrics
+
+    try:
+        means, std = mixture_spec(dataset)
+    except ValueError:
+        return {}
+    gen = torch.Generator(device=device).manual_seed(config.train.seed + 12345)
+    z = torch.randn(n, config.z_dim, generator=gen, device=device)
+    was = G.training
+    G.eval()
+    with torch.no_grad():
+        pts = G(z).cpu().numpy()
+    G.train(was)
+    return mixture_metrics(pts, means, std)
+
+
+# -- loading and sampling ----------------------------------------------------------------
+@dataclass
+class LoadedRun:
+    """G (and G_ema when the run kept one) rebuilt from a run's newest weights file."""
+
+    config: C.Config
+    info: DataInfo
+    G: nn.Module
+    G_ema: nn.Module | None
+    step: int
+
+    def net(self, ema: bool = True) -> nn.Module:
+        return self.G_ema if ema and self.G_ema is not None else self.G
+
+
+def load(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
+    """Load G and G_ema from the newest checkpoint of ``run_dir`` (safetensors weights)."""
+    paths = list_checkpoints(run_dir)
+    if not paths:
+        load_latest(run_dir)  # raises the clear 'no checkpoint' error
+    tensors, meta = load_weights(paths[-1].with_suffix(".safetensors"))
+    config = C.from_dict(json.loads(meta["config"]))
+    info = DataInfo.from_dict(json.loads(meta["data_info"]))
+    dev = resolve_device(device)
+    nets = []
+    for prefix in ("G.", "G_ema."):
+        sd = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        if not sd:
+            nets.append(None)
+            continue
+        G, _ = build_networks(config, info)
+        G.load_state_dict(sd)
+        nets.append(G.to(dev).eval().requires_grad_(False))
+    return LoadedRun(config, info, nets[0], nets[1], int(meta.get("step", 0)))
+
+
+@torch.no_grad()
+def sample(run: str | Path | LoadedRun, n: int, *, seed: int = 0, ema: bool = True,
+           batch_size: int = 500, device: str = "cpu") -> torch.Tensor:
+    """Draw ``n`` samples [n, ...] in data space ([-1, 1] images, raw 2D points)."""
+    if n < 1:
+        raise ValueError(f"--n must be at least 1, got {n}")
+    run = load(run, device) if not isinstance(run, LoadedRun) else run
+    net = run.net(ema)
+    dev = next(net.parameters()).device
+    gen = torch.Generator(device=dev).manual_seed(seed)
+    z = torch.randn(n, run.config.z_dim, generator=gen, device=dev)
+    return torch.cat([net(zb) for zb in z.split(batch_size)]).float().cpu()
+
+
+def write_samples(x: torch.Tensor, out: str | Path, kind: str) -> Path:
+    """FILE.png: a grid (scatter for points); FILE.npz: array ``x``; a directory: PNGs."""
+    import numpy as np
+
+    from gankit.utils.images import save_grid, save_images, scatter_png
+    from gankit.utils.io import atomic_open
+
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix == ".png":
+        if kind == "image":
+            save_grid(x, out)
+        else:
+            scatter_png(x.numpy(), out)
+    elif suffix == ".npz":
+        with atomic_open(out, "wb") as f:
+            np.savez(f, x=x.numpy().astype(np.float32))
+    elif suffix == "":
+        if kind != "image":
+            raise ValueError(f"--out {out}: a directory of PNGs needs image data; use .npz")
+        save_images(x, out)
+    else:
+        raise ValueError(f"--out {out}: use FILE.png (grid), FILE.npz (array) or a directory")
+    return out
+
+
+def print_summary(result: RunResult, file=None) -> None:
+    file = file or sys.stdout
+    if result.samples is not None:
+        print(f"samples:    {result.samples}", file=file)
+    if result.checkpoint is not None:
+        print(f"checkpoint: {result.checkpoint}", file=file)
+    if result.metrics:
+        m = result.metrics
+        print("mixture metrics (2,500 samples, PacGAN protocol): "
+              f"modes {m['modes']}, high quality {100 * m['hq']:.1f} %, "
+              f"reverse KL {m['reverse_kl']:.4f}", file=file)

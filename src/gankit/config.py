@@ -1,0 +1,339 @@
+"""Run configuration: frozen dataclasses, preset loading, ``--set`` overrides, validation.
+
+A configuration is plain data. Presets are YAML files under ``gankit/presets/`` that
+name registry entries; a component's own options are validated against the ``Options``
+dataclass its class declares, so ``--set generator.width=128`` is type-checked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Mapping
+
+import yaml
+
+from gankit.registry import closest
+
+
+@dataclass(frozen=True)
+class Component:
+    """A registry entry by name plus its options (validated against its ``Options``)."""
+
+    name: str  # registry name, e.g. "dcgan", "hinge", "adam"
+    options: Mapping[str, Any] = field(default_factory=dict)  # constructor options
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data to train on and how images are shaped."""
+
+    name: str = "mnist5k"  # ring, grid, mnist5k, digits, folder:PATH, npz:PATH
+    resolution: int | None = None  # image side in pixels; None keeps the dataset's own
+    channels: int | None = None  # 1 or 3; None keeps the dataset's own
+    strict_images: bool = False  # a corrupt image in a folder is fatal instead of skipped
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The schedule of the one training loop."""
+
+    steps: int = 2000  # generator steps in total
+    batch_size: int = 64  # real images per D step, and z per G step
+    d_steps: int = 1  # D (critic) updates per G update
+    seed: int = 0  # seeds weights, latents, data order and every random draw
+    device: str = "auto"  # auto, cpu or cuda
+    log_interval: int = 50  # steps between JSONL log records
+    sample_interval: int = 500  # steps between sample grids (0 = only at the end)
+    checkpoint_interval: int = 1000  # steps between checkpoints (0 = only at the end)
+    keep_checkpoints: int = 3  # the last K checkpoints are kept
+    num_samples: int = 64  # size of the fixed latent batch drawn into sample grids
+
+
+@dataclass(frozen=True)
+class Config:
+    """A complete, resolved run configuration."""
+
+    preset: str = "dcgan"  # the preset this config started from
+    data: DataConfig = field(default_factory=DataConfig)
+    z_dim: int = 100  # latent dimension of G's input z ~ N(0, I)
+    generator: Component = field(default_factory=lambda: Component("dcgan"))
+    discriminator: Component = field(default_factory=lambda: Component("dcgan"))
+    loss: Component = field(default_factory=lambda: Component("non_saturating"))
+    regularizers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # name -> opts
+    hooks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # name -> options
+    g_optimizer: Component = field(default_factory=lambda: Component("adam"))
+    d_optimizer: Component = field(default_factory=lambda: Component("adam"))
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return _to_plain(dataclasses.asdict(self))
+
+
+COMPONENT_KEYS = ("generator", "discriminator", "loss", "g_optimizer", "d_optimizer")
+
+# Fields whose change alters the networks' shapes: resume refuses to change them.
+ARCHITECTURE_KEYS = ("data", "z_dim", "generator", "discriminator")
+
+
+def _to_plain(obj: Any) -> Any:
+    if isinstance(obj, Mapping):
+        return {str(k): _to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_to_plain(v) for v in obj]
+    return obj
+
+
+def preset_names() -> list[str]:
+    root = resources.files("gankit") / "presets"
+    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def preset_text(name: str) -> str:
+    names = preset_names()
+    if name not in names:
+        raise ValueError(
+            f"unknown preset {name!r}.{closest(name, names)} Valid presets: {', '.join(names)}"
+        )
+    return (resources.files("gankit") / "presets" / f"{name}.yaml").read_text()
+
+
+def preset_description(name: str) -> str:
+    """The first comment line of a preset file (its paper citation)."""
+    for line in preset_text(name).splitlines():
+        if line.startswith("#"):
+            return line.lstrip("# ").strip()
+    return ""
+
+
+def load_preset(name: str) -> dict:
+    data = yaml.safe_load(preset_text(name)) or {}
+    data["preset"] = name
+    return data
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse ``a.b.c=value``; the value is read as YAML (``1e-4``, ``[0.5, 0.9]``, ``null``)."""
+    if "=" not in text:
+        raise ValueError(f"--set {text!r}: expected key=value, e.g. --set train.batch_size=128")
+    key, _, raw = text.partition("=")
+    keys = [k for k in key.strip().split(".")]
+    if not all(keys):
+        raise ValueError(f"--set {text!r}: empty key segment in {key!r}")
+    value = yaml.safe_load(raw) if raw.strip() else None
+    if isinstance(value, str):
+        value = _maybe_float(value)
+    return keys, value
+
+
+def _maybe_float(value: str) -> Any:
+    try:  # YAML 1.1 reads "1e-4" as a string; users mean a number.
+        return float(value) if any(c.isdigit() for c in value) else value
+    except ValueError:
+        return value
+
+
+def apply_overrides(data: dict, overrides: list) -> dict:
+    """Return a copy of ``data`` with overrides applied: ``"a.b=v"`` strings (``--set``)
+    or ``(["a", "b"], value)`` pairs."""
+    import copy
+
+    data = copy.deepcopy(data)
+    for item in overrides:
+        keys, value = parse_override(item) if isinstance(item, str) else item
+        text = item if isinstance(item, str) else ".".join(keys)
+        node = data
+        for k in keys[:-1]:
+            child = node.get(k)
+            if child is None:
+                child = node[k] = {}
+            elif isinstance(child, str) and k in COMPONENT_KEYS:
+                child = node[k] = {"name": child}  # loss: hinge -> loss: {name: hinge}
+            if not isinstance(child, dict):
+                raise ValueError(f"--set {text!r}: {k!r} is a value, not a section")
+            node = child
+        if value is None and isinstance(node.get(keys[-1]), dict | type(None)):
+            node.pop(keys[-1], None)  # --set hooks.ema=null removes a component
+        else:
+            node[keys[-1]] = value
+    return data
+
+
+def _expand_component(value: Any, where: str) -> dict:
+    if isinstance(value, str):
+        return {"name": value, "options": {}}
+    if isinstance(value, Mapping):
+        value = dict(value)
+        if "name" not in value:
+            raise ValueError(f"{where}: missing 'name' (the registry entry to use)")
+        name = value.pop("name")
+        options = dict(value.pop("options", {}) or {})
+        options.update(value)  # options may be written inline beside name
+        return {"name": name, "options": options}
+    raise TypeError(f"{where}: expected a name or a mapping with 'name', got {value!r}")
+
+
+def from_dict(data: Mapping[str, Any]) -> Config:
+    """Build and validate a :class:`Config` from nested plain data."""
+    data = dict(data)
+    for key in COMPONENT_KEYS:
+        if key in data:
+            data[key] = _expand_component(data[key], key)
+    for key in ("regularizers", "hooks"):
+        section = data.get(key) or {}
+        if not isinstance(section, Mapping):
+            raise TypeError(f"{key}: expected a mapping of name -> options, got {section!r}")
+        data[key] = {n: dict(o or {}) for n, o in section.items()}
+    config = build_dataclass(Config, data, "")
+    validate_components(config)
+    return config
+
+
+def build_dataclass(cls: type, data: Mapping[str, Any] | None, where: str) -> Any:
+    """Instantiate dataclass ``cls`` from ``data``, checking names and types of every field."""
+    data = dict(data or {})
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    unknown = [k for k in data if k not in fields]
+    if unknown:
+        k = unknown[0]
+        raise ValueError(
+            f"unknown option {where + k!r}.{closest(k, list(fields))} "
+            f"Valid options{' of ' + where.rstrip('.') if where else ''}: {', '.join(fields)}"
+        )
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = check_type(hints[name], value, where + name)
+    return cls(**kwargs)
+
+
+def check_type(tp: Any, value: Any, where: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; returns it (int -> float widened)."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, Mapping):
+            raise TypeError(f"{where}: expected a section (mapping), got {value!r}")
+        return build_dataclass(tp, value, where + ".")
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return check_type(arg, value, where)
+            except (TypeError, ValueError) as exc:
+                errors.append(str(exc))
+        raise TypeError(f"{where}: {value!r} does not fit {_type_name(tp)}")
+    if tp is Any:
+        return value
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"{where}: expected a list ({_type_name(tp)}), got {value!r}")
+        args = typing.get_args(tp)
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(args) != len(value):
+                raise TypeError(f"{where}: expected {len(args)} values, got {value!r}")
+            return tuple(check_type(a, v, f"{where}[{i}]") for i, (a, v) in
+                         enumerate(zip(args, value)))
+        inner = args[0] if args else Any
+        return tuple(check_type(inner, v, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin in (Mapping, dict) or tp in (dict, Mapping):
+        if not isinstance(value, Mapping):
+            raise TypeError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise TypeError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise TypeError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise TypeError(f"{where}: expected a string, got {value!r}")
+        return value
+    if isinstance(tp, type) and not isinstance(value, tp):
+        raise TypeError(f"{where}: expected {tp.__name__}, got {value!r}")
+    return value
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def component_options(registry: Any, name: str, options: Mapping[str, Any], where: str) -> dict:
+    """Validate ``options`` against the ``Options`` dataclass of ``registry[name]``."""
+    cls = registry.get(name)
+    opts_cls = getattr(cls, "Options", None)
+    if opts_cls is None:
+        if options:
+            raise ValueError(f"{where}: {name!r} takes no options, got {dict(options)}")
+        return {}
+    return dataclasses.asdict(build_dataclass(opts_cls, options, where + "."))
+
+
+def validate_components(config: Config) -> None:
+    """Resolve every component name and option against the registries (fills defaults)."""
+    from gankit import registry as R
+
+    pairs = [
+        ("generator", R.GENERATORS, config.generator),
+        ("discriminator", R.DISCRIMINATORS, config.discriminator),
+        ("loss", R.LOSSES, config.loss),
+        ("g_optimizer", R.OPTIMIZERS, config.g_optimizer),
+        ("d_optimizer", R.OPTIMIZERS, config.d_optimizer),
+    ]
+    for where, reg, comp in pairs:
+        resolved = component_options(reg, comp.name, comp.options, where)
+        object.__setattr__(comp, "options", resolved)
+    for section, reg in (("regularizers", R.REGULARIZERS), ("hooks", R.HOOKS)):
+        group = getattr(config, section)
+        resolved = {n: component_options(reg, n, o, f"{section}.{n}") for n, o in group.items()}
+        object.__setattr__(config, section, resolved)
+    t = config.train
+    for name in ("steps", "batch_size", "d_steps", "num_samples", "keep_checkpoints"):
+        if getattr(t, name) < 1:
+            raise ValueError(f"train.{name} must be at least 1, got {getattr(t, name)}")
+    if t.device not in ("auto", "cpu", "cuda") and not t.device.startswith("cuda:"):
+        raise ValueError(f"train.device must be auto, cpu or cuda, got {t.device!r}")
+    if config.z_dim < 1:
+        raise ValueError(f"z_dim must be at least 1, got {config.z_dim}")
+
+
+def resolve(preset: str | None = None, overrides: list[str] | None = None,
+            base: Mapping[str, Any] | None = None) -> Config:
+    """Load ``preset`` (or start from ``base``), apply ``--set`` overrides, validate."""
+    data = dict(base) if base is not None else load_preset(preset or "dcgan")
+    data = apply_overrides(data, overrides or [])
+    return from_dict(data)
+
+
+def dump_yaml(config: Config) -> str:
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
+def diff(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """List the dotted keys whose values differ between two plain config dicts."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key, "<absent>"), new.get(key, "<absent>")
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            out += diff(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return out

@@ -1,0 +1,84 @@
+"""Built-in datasets, folder/npz readers and the resumable batch sampler.
+
+Usage::
+
+    from gankit.data import load_dataset, BatchSampler
+    ds = load_dataset("mnist5k", resolution=32)        # ds.x [5000, 1, 32, 32] in [-1, 1]
+    sampler = BatchSampler(len(ds), batch_size=64, seed=0)
+    real = ds.x[sampler.indices(step)]
+
+A spec is a registered name, optionally with an argument: ``"ring"``, ``"folder:PATH"``,
+``"npz:PATH"``. Every public module of this package registers its factories in
+``gankit.registry.DATASETS`` and is imported automatically; a factory has the signature
+``factory(arg: str | None, opts: LoadOptions) -> Dataset``. Private (``_``) modules hold
+shared code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+import pkgutil
+
+from gankit.data._common import (
+    Dataset,
+    LoadOptions,
+    check_options,
+    convert_channels,
+    resize_images,
+)
+from gankit.data._sampler import BatchSampler
+from gankit.data.mixtures import mixture_spec
+from gankit.registry import DATASETS
+
+for _module in pkgutil.iter_modules(__path__):
+    if not _module.name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_module.name}")
+
+__all__ = ["BatchSampler", "Dataset", "LoadOptions", "load_dataset", "mixture_spec"]
+
+
+def load_dataset(
+    spec: str,
+    *,
+    resolution: int | None = None,
+    channels: int | None = None,
+    strict_images: bool = False,
+) -> Dataset:
+    """Load a dataset into memory.
+
+    Args:
+        spec: a name from ``DATASETS`` (``"ring"``, ``"grid"``, ``"mnist5k"``, ``"digits"``) or
+            ``"folder:PATH"`` / ``"npz:PATH"``.
+        resolution: images only: output height = width (shorter side scaled, centre crop).
+            None keeps the dataset's own (folder: 64).
+        channels: images only: 1 (grey) or 3 (RGB). None keeps the dataset's own.
+        strict_images: folder only: an unreadable image raises instead of being skipped.
+
+    Returns:
+        A `Dataset` whose ``name`` is ``spec``: images float32 ``[N, C, H, W]`` in [-1, 1],
+        points float32 ``[N, D]``.
+
+    Raises:
+        ValueError: unknown name (with the closest match), bad path or file, bad options.
+    """
+    if not isinstance(spec, str):
+        raise TypeError(f"dataset spec must be a str, got {type(spec).__name__}")
+    check_options(resolution, channels)
+    name, sep, arg = spec.partition(":")
+    if name not in DATASETS and not sep and os.path.exists(spec):
+        raise ValueError(f"dataset {spec!r} is a path: use 'folder:{spec}' or 'npz:{spec}'")
+    factory = DATASETS.get(name)
+    opts = LoadOptions(resolution=resolution, channels=channels, strict_images=strict_images)
+    ds = factory(arg if sep else None, opts)
+    if ds.kind == "points" and (resolution is not None or channels is not None):
+        raise ValueError(
+            f"dataset {spec!r} holds 2-D points: resolution and channels apply to images only"
+        )
+    x = ds.x
+    if ds.kind == "image" and resolution is not None:
+        x = resize_images(x, resolution)
+    if ds.kind == "image" and channels is not None:
+        x = convert_channels(x, channels)
+    return dataclasses.replace(ds, x=x, name=spec)

@@ -1,0 +1,1 @@
+"""Shared network blocks (spectral normalisation helpers, maxout, ...)."""

@@ -1,0 +1,19 @@
+"""Wasserstein critic loss, Arjovsky et al. 2017: D maximises E[D(x)] - E[D(G(z))].
+
+Needs a Lipschitz constraint: weight clipping (WGAN) or a gradient penalty (WGAN-GP).
+"""
+
+import torch
+
+from gankit.registry import LOSSES
+
+
+@LOSSES.register("wasserstein", "Wasserstein critic loss, Arjovsky et al. 2017")
+class Wasserstein:
+    """Critic scores are unbounded; the loss is a difference of means."""
+
+    def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        return fake_logits.mean() - real_logits.mean()
+
+    def g_loss(self, fake_logits: torch.Tensor, real_logits=None) -> torch.Tensor:
+        return -fake_logits.mean()

@@ -1,0 +1,116 @@
+"""DCGAN generator and discriminator, Radford, Metz and Chintala 2016.
+
+G: a transposed convolution from z to a 4x4 (or 7x7 for 28-pixel images) map, then
+stride-2 transposed convolutions that halve the channels and double the side, BatchNorm
+and ReLU inside, tanh at the output. D mirrors it with stride-2 convolutions and
+LeakyReLU(0.2), BatchNorm from the second block on (no BatchNorm with spectral norm or
+when disabled, as WGAN-GP advises), and a final convolution over the whole map to one
+logit. Resolution, channels and width are constructor arguments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from gankit.layers.spectral import apply_spectral_norm
+from gankit.registry import DISCRIMINATORS, GENERATORS
+
+
+def _plan(resolution: int) -> tuple[int, int]:
+    """Return (start side, number of stride-2 stages) for an image side."""
+    for start in (4, 7):
+        side, ups = start, 0
+        while side < resolution:
+            side, ups = side * 2, ups + 1
+        if side == resolution and ups >= 1:
+            return start, ups
+    raise ValueError(
+        f"dcgan supports image sides 4*2^k or 7*2^k (8, 14, 16, 28, 32, 64, 128, ...), "
+        f"got {resolution}; set data.resolution to one of them"
+    )
+
+
+def _image_shape(shape: tuple[int, ...], who: str) -> tuple[int, int]:
+    if len(shape) != 3 or shape[1] != shape[2]:
+        raise ValueError(f"{who} dcgan needs square images [C, H, H], got sample shape "
+                         f"{tuple(shape)}; use the mlp architecture for points")
+    return shape[0], shape[1]
+
+
+@GENERATORS.register("dcgan", "DCGAN transposed-conv G with BatchNorm+ReLU (Radford 2016)")
+class DCGANGenerator(nn.Module):
+    """z [N, z_dim] -> images [N, C, R, R] in [-1, 1]."""
+
+    @dataclass(frozen=True)
+    class Options:
+        width: int = 64  # channels of the last hidden stage; doubled per stage inward
+
+    def __init__(self, z_dim: int, out_shape: tuple[int, ...], bounded: bool = True,
+                 width: int = 64, num_classes: int = 0) -> None:
+        super().__init__()
+        channels, resolution = _image_shape(tuple(out_shape), "generator")
+        start, ups = _plan(resolution)
+        ch = width * 2 ** (ups - 1)
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(z_dim, ch, start, 1, 0, bias=False),
+            nn.BatchNorm2d(ch), nn.ReLU(True),
+        ]
+        for _ in range(ups - 1):
+            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False),
+                       nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
+            ch //= 2
+        layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        _dcgan_init(self)
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(z.view(z.shape[0], -1, 1, 1))
+
+
+@DISCRIMINATORS.register("dcgan", "DCGAN strided-conv D with LeakyReLU (Radford 2016)")
+class DCGANDiscriminator(nn.Module):
+    """images [N, C, R, R] -> logits [N]."""
+
+    @dataclass(frozen=True)
+    class Options:
+        width: int = 64  # channels of the first stage; doubled per stage
+        batch_norm: bool = True  # BatchNorm from the second stage on
+        spectral_norm: bool = False  # spectral normalisation on every layer (SNGAN)
+
+    def __init__(self, in_shape: tuple[int, ...], width: int = 64, batch_norm: bool = True,
+                 spectral_norm: bool = False, num_classes: int = 0) -> None:
+        super().__init__()
+        channels, resolution = _image_shape(tuple(in_shape), "discriminator")
+        start, downs = _plan(resolution)
+        use_bn = batch_norm and not spectral_norm
+        layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        ch = width
+        for _ in range(downs - 1):
+            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=not use_bn)]
+            layers += [nn.BatchNorm2d(ch * 2)] if use_bn else []
+            layers += [nn.LeakyReLU(0.2, True)]
+            ch *= 2
+        layers.append(nn.Conv2d(ch, 1, start, 1, 0))
+        self.net = nn.Sequential(*layers)
+        _dcgan_init(self)
+        if spectral_norm:
+            apply_spectral_norm(self)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(x).flatten()
+
+
+@torch.no_grad()
+def _dcgan_init(module: nn.Module) -> None:
+    """DCGAN's initialisation: conv weights N(0, 0.02), BatchNorm gamma N(1, 0.02)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)

@@ -1,0 +1,192 @@
+"""The one training loop. Every GAN variant is a config: the loop never asks which loss,
+regulariser or hook is active, it only calls them.
+
+One iteration: ``d_steps`` discriminator updates (each on a fresh real batch and fresh
+fakes), then one generator update. All randomness comes from ``state.generator`` and the
+data order is a pure function of (seed, step), which makes resume bitwise exact.
+Only the main process writes files (``is_main``), so the loop can later run under DDP.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from gankit.data import BatchSampler
+from gankit.training.checkpoint import save_checkpoint
+from gankit.training.context import StepContext
+from gankit.utils.images import save_grid, scatter_png
+
+
+class Trainer:
+    """Runs G and D updates on ``data`` (a gankit Dataset) and writes the run directory."""
+
+    def __init__(self, state, data, run_dir: str | Path | None, *, is_main: bool = True,
+                 progress: bool = True, callbacks=()) -> None:
+        self.state, self.data, self.is_main = state, data, is_main
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.progress = progress and is_main
+        self.callbacks = list(callbacks)  # called as cb(trainer) after each logged step
+        cfg = state.config.train
+        self.real_x = data.x.to(state.device)
+        self.real_y = data.y.to(state.device) if data.y is not None else None
+        self.sampler = BatchSampler(len(data), cfg.batch_size, cfg.seed)
+        self.d_regs = [r for r in state.regularizers.values() if r.target_net == "D"]
+        self.g_regs = [r for r in state.regularizers.values() if r.target_net == "G"]
+        self.real_grad = any(r.needs_real_grad for r in self.d_regs)
+        self.hooks = list(state.hooks.values())
+        self.last: dict[str, torch.Tensor] = {}
+
+    # -- one update each ---------------------------------------------------------------
+    def _batch(self, data_step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        idx = self.sampler.indices(data_step).to(self.real_x.device)
+        real = self.real_x.index_select(0, idx)
+        labels = self.real_y.index_select(0, idx) if self.real_y is not None else None
+        return real, labels
+
+    def _z(self, n: int) -> torch.Tensor:
+        s = self.state
+        return torch.randn(n, s.config.z_dim, generator=s.generator, device=s.device)
+
+    def d_step(self, data_step: int, log: bool) -> None:
+        s = self.state
+        real, labels = self._batch(data_step)
+        with torch.no_grad():
+            fake = s.G(self._z(real.shape[0]))
+        if self.real_grad:
+            real.requires_grad_(True)
+        real_logits, fake_logits = s.D(real), s.D(fake)
+        loss = s.loss.d_loss(real_logits, fake_logits)
+        ctx = StepContext(s.G, s.D, real, fake, None, real_logits, fake_logits, s.step,
+                          s.generator)
+        for reg in self.d_regs:
+            if s.step % reg.interval == 0:
+                loss = loss + reg(ctx)
+        s.d_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if log:
+            self.last.update({"loss/D": loss.detach(), "scores/real": real_logits.detach().mean(),
+                              "scores/fake": fake_logits.detach().mean(),
+                              "grad/D": _grad_norm(s.D)})
+        s.d_opt.step()
+        for hook in self.hooks:
+            hook.after_d_step(s, s.step)
+
+    def g_step(self, log: bool) -> None:
+        s = self.state
+        batch = s.config.train.batch_size
+        s.D.requires_grad_(False)
+        fake = s.G(self._z(batch))
+        fake_logits = s.D(fake)
+        loss = s.loss.g_loss(fake_logits)
+        if self.g_regs:
+            ctx = StepContext(s.G, s.D, fake, fake, None, None, fake_logits, s.step, s.generator)
+            for reg in self.g_regs:
+                if s.step % reg.interval == 0:
+                    loss = loss + reg(ctx)
+        s.g_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        s.D.requires_grad_(True)
+        if log:
+            self.last.update({"loss/G": loss.detach(), "grad/G": _grad_norm(s.G)})
+        s.g_opt.step()
+        s.step += 1
+        for hook in self.hooks:
+            hook.after_g_step(s, s.step)
+
+    # -- the loop ------------------------------------------------------------------------
+    def run(self, total_steps: int) -> dict:
+        """Train until ``state.step == total_steps``; returns the last log record."""
+        s, cfg = self.state, self.state.config.train
+        s.G.train()
+        s.D.train()
+        bar = _progress(s.step, total_steps) if self.progress else None
+        record: dict = {}
+        t0, steps_timed = time.perf_counter(), 0
+        while s.step < total_steps:
+            log = (s.step + 1) % cfg.log_interval == 0 or s.step + 1 == total_steps
+            for i in range(cfg.d_steps):
+                self.d_step(s.step * cfg.d_steps + i, log)
+            self.g_step(log)
+            steps_timed += 1
+            if log:
+                record = self._log_record(t0, steps_timed)
+                t0, steps_timed = time.perf_counter(), 0
+                for cb in self.callbacks:
+                    record.update(cb(self) or {})
+                self._write_log(record)
+                if bar is not None:
+                    bar.set_postfix(D=f"{record['loss/D']:.3f}", G=f"{record['loss/G']:.3f}")
+            if cfg.sample_interval and s.step % cfg.sample_interval == 0:
+                self.save_samples()
+            if cfg.checkpoint_interval and s.step % cfg.checkpoint_interval == 0:
+                self.save_checkpoint()
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        self.save_samples()
+        self.save_checkpoint()
+        return record
+
+    def _log_record(self, t0: float, steps: int) -> dict:
+        values = {k: float(v) for k, v in self.last.items()}  # one host sync per log step
+        values["time/step_ms"] = (time.perf_counter() - t0) * 1000.0 / max(1, steps)
+        record = {"step": self.state.step, **values}
+        bad = [k for k, v in values.items() if k.startswith("loss/") and not math.isfinite(v)]
+        if bad:
+            print(f"gankit: warning: non-finite {', '.join(bad)} at step {self.state.step}",
+                  file=sys.stderr)
+        return record
+
+    # -- outputs (main process only) -------------------------------------------------------
+    def _write_log(self, record: dict) -> None:
+        if self.is_main and self.run_dir is not None:
+            with open(self.run_dir / "log.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    @torch.no_grad()
+    def generate_fixed(self) -> torch.Tensor:
+        net = self.state.sample_net(ema=True)
+        was_training = net.training
+        net.eval()
+        out = net(self.state.z_fixed)
+        net.train(was_training)
+        return out
+
+    def save_samples(self) -> Path | None:
+        if not self.is_main or self.run_dir is None:
+            return None
+        folder = self.run_dir / "samples"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"step_{self.state.step:08d}.png"
+        fake = self.generate_fixed()
+        if self.state.info.kind == "image":
+            save_grid(fake, path)
+        else:
+            scatter_png(fake.cpu().numpy(), path, real=self.data.x.numpy())
+        return path
+
+    def save_checkpoint(self) -> Path | None:
+        if not self.is_main or self.run_dir is None:
+            return None
+        return save_checkpoint(self.run_dir, self.state, self.state.config.train.keep_checkpoints)
+
+
+def _grad_norm(net: torch.nn.Module) -> torch.Tensor:
+    grads = [p.grad for p in net.parameters() if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+
+
+def _progress(start: int, total: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, mininterval=0.5,
+                file=sys.stderr)

@@ -1,0 +1,133 @@
+"""Everything a run owns: networks, optimisers, hooks, counters and RNGs.
+
+``build_state`` constructs it from a config and the data's sample shape; ``state_dict``
+and ``load_state_dict`` capture and restore all of it, so resume is exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from gankit.config import Config
+from gankit.registry import DISCRIMINATORS, GENERATORS, HOOKS, LOSSES, OPTIMIZERS, REGULARIZERS
+from gankit.utils.seeding import rng_state, seed_all, set_rng_state
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What the networks need to know about the data, saved with every checkpoint."""
+
+    sample_shape: tuple[int, ...]  # one sample, e.g. (1, 28, 28) or (2,)
+    kind: str  # "image" or "points"
+    num_classes: int  # 0 when unlabelled
+
+    def to_dict(self) -> dict:
+        return {"sample_shape": list(self.sample_shape), "kind": self.kind,
+                "num_classes": self.num_classes}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DataInfo":
+        return cls(tuple(d["sample_shape"]), d["kind"], int(d["num_classes"]))
+
+
+@dataclass
+class TrainState:
+    """The mutable state of a run."""
+
+    config: Config
+    info: DataInfo
+    device: torch.device
+    G: nn.Module
+    D: nn.Module
+    g_opt: torch.optim.Optimizer
+    d_opt: torch.optim.Optimizer
+    loss: Any
+    regularizers: dict[str, Any]
+    hooks: dict[str, Any]
+    generator: torch.Generator  # every random draw of the loop comes from here
+    z_fixed: torch.Tensor  # [num_samples, z_dim] latents of the sample grids
+    G_ema: nn.Module | None = None
+    step: int = 0  # generator steps done
+    extra: dict = field(default_factory=dict)
+
+    def sample_net(self, ema: bool = True) -> nn.Module:
+        return self.G_ema if ema and self.G_ema is not None else self.G
+
+    def state_dict(self) -> dict:
+        return {
+            "format_version": FORMAT_VERSION,
+            "config": self.config.to_dict(),
+            "data_info": self.info.to_dict(),
+            "step": self.step,
+            "G": self.G.state_dict(),
+            "D": self.D.state_dict(),
+            "G_ema": self.G_ema.state_dict() if self.G_ema is not None else None,
+            "g_opt": self.g_opt.state_dict(),
+            "d_opt": self.d_opt.state_dict(),
+            "hooks": {name: h.state_dict() for name, h in self.hooks.items()},
+            "rng": rng_state(self.generator),
+            "z_fixed": self.z_fixed.cpu(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        if self.G_ema is not None and state.get("G_ema") is not None:
+            self.G_ema.load_state_dict(state["G_ema"])
+        self.g_opt.load_state_dict(state["g_opt"])
+        self.d_opt.load_state_dict(state["d_opt"])
+        for name, hook in self.hooks.items():
+            hook.load_state_dict(state["hooks"].get(name, {}))
+        set_rng_state(self.generator, state["rng"])
+        self.z_fixed = state["z_fixed"].to(self.device)
+        self.step = int(state["step"])
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available; use --device cpu")
+    return torch.device(name)
+
+
+def build_networks(config: Config, info: DataInfo) -> tuple[nn.Module, nn.Module]:
+    """Build G and D for ``info``'s sample shape (seeded by the caller)."""
+    G = GENERATORS.get(config.generator.name)(
+        z_dim=config.z_dim, out_shape=info.sample_shape, bounded=info.kind == "image",
+        num_classes=info.num_classes, **config.generator.options)
+    D = DISCRIMINATORS.get(config.discriminator.name)(
+        in_shape=info.sample_shape, num_classes=info.num_classes,
+        **config.discriminator.options)
+    return G, D
+
+
+def build_state(config: Config, info: DataInfo, device: torch.device) -> TrainState:
+    """A fresh, seeded state: same config and seed give identical weights."""
+    seed_all(config.train.seed)
+    G, D = build_networks(config, info)
+    G, D = G.to(device), D.to(device)
+    g_opt = OPTIMIZERS.get(config.g_optimizer.name)(**config.g_optimizer.options).build(
+        G.parameters())
+    d_opt = OPTIMIZERS.get(config.d_optimizer.name)(**config.d_optimizer.options).build(
+        D.parameters())
+    generator = torch.Generator(device=device)
+    generator.manual_seed(config.train.seed)
+    z_fixed = torch.randn(config.train.num_samples, config.z_dim, generator=generator,
+                          device=device)
+    state = TrainState(
+        config=config, info=info, device=device, G=G, D=D, g_opt=g_opt, d_opt=d_opt,
+        loss=LOSSES.get(config.loss.name)(**config.loss.options),
+        regularizers={n: REGULARIZERS.get(n)(**o) for n, o in config.regularizers.items()},
+        hooks={n: HOOKS.get(n)(**o) for n, o in config.hooks.items()},
+        generator=generator, z_fixed=z_fixed,
+    )
+    for hook in state.hooks.values():
+        hook.setup(state)
+    return state

@@ -1,0 +1,104 @@
+"""Image utilities with Pillow and numpy only: sample grids and 2D scatter plots.
+
+``make_grid`` follows torchvision's layout (``nrow`` images per row, ``padding`` pixels
+between and around them) so grids look familiar, without depending on torchvision.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from gankit.utils.io import atomic_write_bytes
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """Images [N, C, H, W] in [-1, 1] -> uint8 array [N, H, W, C] in [0, 255]."""
+    x = x.detach().float().cpu().clamp(-1.0, 1.0)
+    x = ((x + 1.0) * 127.5).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 1).numpy()
+
+
+def make_grid(x: torch.Tensor, nrow: int | None = None, padding: int = 2,
+              pad_value: int = 0) -> np.ndarray:
+    """Tile images [N, C, H, W] in [-1, 1] into one uint8 array [H', W', C].
+
+    Args:
+        x: images in [-1, 1].
+        nrow: images per row; defaults to ceil(sqrt(N)).
+        padding: pixels between tiles and around the border.
+        pad_value: the padding's grey level in [0, 255].
+    """
+    if x.dim() != 4:
+        raise ValueError(f"make_grid expects images [N, C, H, W], got shape {tuple(x.shape)}")
+    n, c, h, w = x.shape
+    nrow = nrow or max(1, math.ceil(math.sqrt(n)))
+    rows = math.ceil(n / nrow)
+    tiles = to_uint8(x)
+    grid = np.full((rows * (h + padding) + padding, nrow * (w + padding) + padding, c),
+                   pad_value, dtype=np.uint8)
+    for i in range(n):
+        r, col = divmod(i, nrow)
+        top, left = padding + r * (h + padding), padding + col * (w + padding)
+        grid[top:top + h, left:left + w] = tiles[i]
+    return grid
+
+
+def png_bytes(array: np.ndarray, scale: int = 1) -> bytes:
+    """Encode a uint8 [H, W, C] (C in 1, 3) array as PNG, optionally upscaled."""
+    img = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
+    if scale > 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def save_grid(x: torch.Tensor, path: str | os.PathLike, nrow: int | None = None,
+              scale: int | None = None) -> None:
+    """Write a sample grid PNG atomically; small images are upscaled to stay visible."""
+    if scale is None:
+        scale = max(1, 4 // max(1, x.shape[-1] // 16)) if x.shape[-1] < 64 else 1
+    atomic_write_bytes(path, png_bytes(make_grid(x, nrow), scale))
+
+
+def save_images(x: torch.Tensor, directory: str | os.PathLike) -> list[str]:
+    """Write one PNG per image [N, C, H, W] into ``directory`` (000000.png, ...)."""
+    os.makedirs(directory, exist_ok=True)
+    paths = []
+    for i, tile in enumerate(to_uint8(x)):
+        p = os.path.join(directory, f"{i:06d}.png")
+        atomic_write_bytes(p, png_bytes(tile))
+        paths.append(p)
+    return paths
+
+
+def scatter_png(points: np.ndarray, path: str | os.PathLike, real: np.ndarray | None = None,
+                size: int = 512, extent: float | None = None) -> None:
+    """Plot 2D points (fake in blue over real in light grey) and write the PNG atomically."""
+    pts = np.asarray(points, dtype=np.float64)
+    ref = np.asarray(real, dtype=np.float64) if real is not None else pts
+    if extent is None:
+        extent = float(np.abs(ref).max()) * 1.25 + 1e-6
+    img = Image.new("RGB", (size, size), "white")
+    draw = ImageDraw.Draw(img)
+
+    def px(p: np.ndarray) -> np.ndarray:
+        return (p / extent * 0.5 + 0.5) * (size - 1)
+
+    mid = (size - 1) / 2
+    draw.line([(0, mid), (size, mid)], fill=(225, 225, 225))
+    draw.line([(mid, 0), (mid, size)], fill=(225, 225, 225))
+    if real is not None:
+        for x, y in px(ref[:5000]):
+            draw.point((x, size - 1 - y), fill=(170, 170, 170))
+    for x, y in px(pts):
+        draw.ellipse([x - 1, size - 2 - y, x + 1, size - y], fill=(30, 80, 200))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    atomic_write_bytes(path, buf.getvalue())
