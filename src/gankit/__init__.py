@@ -12,8 +12,15 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from gankit import registry  # noqa: F401  (registries first)
-from gankit import data, hooks, losses, models, optimizers, regularizers  # noqa: F401
+from gankit import (  # noqa: F401
+    data,
+    hooks,
+    losses,
+    models,
+    optimizers,
+    registry,  # noqa: F401  (registries first)
+    regularizers,
+)
 from gankit.api import load, resume, sample, train
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -44,7 +45,7 @@ def data_info(ds) -> DataInfo:
 def train(preset: str | None = "dcgan", *, out: str | Path | None = None,
           data: str | None = None, steps: int | None = None, seed: int | None = None,
           device: str | None = None, overrides: Sequence[str] = (), progress: bool = True,
-          config: C.Config | None = None, callbacks=()) -> "RunResult":
+          config: C.Config | None = None, callbacks=()) -> RunResult:
     """Train a fresh run and write it to ``out``.
 
     Args:
@@ -74,7 +75,7 @@ def train(preset: str | None = "dcgan", *, out: str | Path | None = None,
 
 
 def resume(run_dir: str | Path, *, steps: int | None = None, overrides: Sequence[str] = (),
-           device: str | None = None, progress: bool = True, callbacks=()) -> "RunResult":
+           device: str | None = None, progress: bool = True, callbacks=()) -> RunResult:
     """Continue a run from its newest checkpoint up to ``steps`` generator steps in total."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 

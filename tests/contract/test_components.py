@@ -8,8 +8,7 @@ import pytest
 import torch
 
 import gankit
-from gankit.registry import (DISCRIMINATORS, GENERATORS, HOOKS, LOSSES, OPTIMIZERS,
-                             REGULARIZERS)
+from gankit.registry import DISCRIMINATORS, GENERATORS, HOOKS, LOSSES, OPTIMIZERS, REGULARIZERS
 
 IMAGE_SHAPES = [(1, 28, 28), (3, 32, 32), (1, 16, 16), (3, 64, 64)]
 POINT_SHAPES = [(2,)]

@@ -1,5 +1,6 @@
 """Gradient penalty, R1, spectral norm and weight clipping against closed forms."""
 
+import pytest
 import torch
 from torch import nn
 from torch.testing import assert_close
@@ -89,3 +90,25 @@ def test_weight_clip_bounds_every_parameter():
     for p in D.parameters():
         assert p.abs().max() <= 0.01
     assert any((p.abs() == 0.01).any() for p in D.parameters())  # clipping did happen
+
+
+def test_ema_update_and_warmup_schedule():
+    from gankit.hooks.ema import EMA
+
+    class S:
+        pass
+
+    s = S()
+    s.G = nn.Linear(2, 1)
+    s.G_ema = None
+    ema = EMA(beta=0.9, warmup=False)
+    ema.setup(s)
+    with torch.no_grad():
+        ema_w = s.G_ema.weight.clone()
+        s.G.weight.add_(1.0)
+    ema.after_g_step(s, 1)  # 0.9 * old + 0.1 * (old + 1) = old + 0.1
+    assert_close(s.G_ema.weight, ema_w + 0.1)
+    warm = EMA(beta=0.999)
+    assert warm.decay(0) == pytest.approx(0.1) and warm.decay(90) == pytest.approx(0.91)
+    assert warm.decay(100_000) == 0.999
+    assert EMA(beta=0.999, start_step=5).decay(4) == 0.0

@@ -32,7 +32,7 @@ class DataInfo:
                 "num_classes": self.num_classes}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "DataInfo":
+    def from_dict(cls, d: dict) -> DataInfo:
         return cls(tuple(d["sample_shape"]), d["kind"], int(d["num_classes"]))
 
 
