@@ -18,6 +18,7 @@ install: $(BIN)/.installed
 demo: install
 	rm -rf $(DEMO)
 	$(BIN)/gankit train dcgan --data mnist5k --steps 1500 --out $(DEMO)
+	$(BIN)/gankit eval $(DEMO) --metrics fid,kid --against mnist5k -n 5000
 
 ## Run the test suite (no network, no GPU; about 10 minutes on 2 CPU cores).
 test: install

@@ -14,6 +14,7 @@ from torch import nn
 
 from gankit import config as C
 from gankit.data import load_dataset
+from gankit.evaluation import TrainingEvaluator
 from gankit.training.checkpoint import list_checkpoints, load_latest, load_weights
 from gankit.training.loop import Trainer
 from gankit.training.state import DataInfo, build_networks, build_state, resolve_device
@@ -69,7 +70,8 @@ def train(preset: str | None = "dcgan", *, out: str | Path | None = None,
     ds = dataset_for(config)
     info = data_info(ds)
     state = build_state(config, info, resolve_device(config.train.device))
-    trainer = Trainer(state, ds, run_dir, progress=progress, callbacks=callbacks)
+    trainer = Trainer(state, ds, run_dir, progress=progress, callbacks=callbacks,
+                      evaluator=TrainingEvaluator.from_config(config, info.kind))
     record = trainer.run(config.train.steps)
     return _finish(trainer, record)
 
@@ -100,7 +102,8 @@ def resume(run_dir: str | Path, *, steps: int | None = None, overrides: Sequence
     state.load_state_dict(ckpt)
     _truncate_log(run_dir / "log.jsonl", state.step)
     atomic_write_text(run_dir / "config.yaml", C.dump_yaml(config))
-    trainer = Trainer(state, ds, run_dir, progress=progress, callbacks=callbacks)
+    trainer = Trainer(state, ds, run_dir, progress=progress, callbacks=callbacks,
+                      evaluator=TrainingEvaluator.from_config(config, info.kind))
     record = trainer.run(config.train.steps)
     return _finish(trainer, record)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 USER_ERRORS = (ValueError, TypeError, FileNotFoundError, NotADirectoryError, KeyError)
 
@@ -37,6 +38,36 @@ def _parser() -> argparse.ArgumentParser:
                    help="use the EMA generator when the run has one (default)")
     s.add_argument("--no-ema", dest="ema", action="store_false", help="use the raw generator")
     s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+
+    e = sub.add_parser("eval", help="compute metrics of a run or a samples file")
+    e.add_argument("source", help="RUN_DIR or samples.npz (an array 'x')")
+    e.add_argument("--metrics", help="comma-separated, e.g. fid,kid,is,pr,dc,modes,"
+                   "memorization (default fid,kid; mixture for 2D data)")
+    e.add_argument("--against", help="real dataset spec (default: the run's training data)")
+    e.add_argument("-n", "--n", type=int, help="generated samples (a run: 10000; a file: all)")
+    e.add_argument("--extractor", help="feature extractor (default: lenet_mnist5k for "
+                   "mnist5k, lenet_digits for digits, raw for 2D, else inception_v3_fid)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--out", help="JSON file for the results (default RUN_DIR/metrics/...)")
+    e.add_argument("--no-ema", dest="ema", action="store_false", default=True)
+    e.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    e.add_argument("--no-cache", action="store_true", help="do not cache real statistics")
+
+    x = sub.add_parser("extractor", help="train a feature extractor (a small classifier)")
+    x_sub = x.add_subparsers(dest="action", required=True)
+    xt = x_sub.add_parser("train", help="train a LeNet classifier on labelled data")
+    xt.add_argument("--data", required=True, help="mnist5k, digits, folder:PATH, npz:PATH")
+    xt.add_argument("--out", required=True, help="weights file to write (.safetensors)")
+    xt.add_argument("--seed", type=int, default=0)
+    xt.add_argument("--epochs", type=int, help="training epochs (default 30)")
+
+    w = sub.add_parser("show", help="look at a run: nearest neighbours, interpolations, curves")
+    w.add_argument("run_dir")
+    w.add_argument("--nearest", action="store_true", help="samples beside nearest training images")
+    w.add_argument("--interpolate", action="store_true", help="lerp/slerp and traversal grids")
+    w.add_argument("--curves", action="store_true", help="loss and metric curves")
+    w.add_argument("--out", help="output folder (default RUN_DIR/show)")
+    w.add_argument("--seed", type=int, default=0)
 
     sub.add_parser("list", help="list presets and registered components")
     return p
@@ -96,7 +127,59 @@ def cmd_list(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "sample": cmd_sample, "list": cmd_list}
+def cmd_eval(args) -> int:
+    from gankit.evaluation import evaluate, format_table
+
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    out = args.out
+    source = Path(args.source)
+    if out is None:
+        out = (source / "metrics" / f"eval_n{args.n or 10_000}.json" if source.is_dir()
+               else source.with_suffix(".metrics.json"))
+    results = evaluate(args.source, metrics=metrics, against=args.against, n=args.n,
+                       extractor=args.extractor, seed=args.seed, ema=args.ema,
+                       device=args.device, cache=None if args.no_cache else "default", out=out)
+    print(format_table(results))
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_extractor(args) -> int:
+    from gankit.data import load_dataset
+    from gankit.metrics.features.lenet import train_and_save_extractor
+
+    ds = load_dataset(args.data)
+    if ds.y is None or ds.kind != "image":
+        raise ValueError(f"--data {args.data}: training a classifier needs labelled images "
+                         "(mnist5k, digits, a folder with class subfolders, or npz with 'y')")
+    options = {"epochs": args.epochs} if args.epochs else {}
+    report = train_and_save_extractor(ds.x, ds.y, ds.num_classes, args.out, seed=args.seed,
+                                      dataset_name=args.data, **options)
+    print(f"held-out accuracy {report['heldout_accuracy']:.4f}, sha256 {report['sha256']}")
+    print(f"wrote {args.out}; use it with --extractor lenet:{args.out}")
+    return 0
+
+
+def cmd_show(args) -> int:
+    from gankit import viz
+
+    if not (args.nearest or args.interpolate or args.curves):
+        raise ValueError("show needs at least one of --nearest, --interpolate, --curves")
+    out = Path(args.out) if args.out else Path(args.run_dir) / "show"
+    written = []
+    if args.curves:
+        written.append(viz.curves_png(args.run_dir, out / "curves.png"))
+    if args.nearest:
+        written.append(viz.nearest_sheet(args.run_dir, out / "nearest.png", seed=args.seed))
+    if args.interpolate:
+        written += viz.interpolation_grids(args.run_dir, out, seed=args.seed)
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval,
+            "extractor": cmd_extractor, "show": cmd_show, "list": cmd_list}
 
 
 def main(argv: list[str] | None = None) -> int:

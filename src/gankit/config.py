@@ -55,6 +55,18 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class EvalConfig:
+    """Metrics computed on the EMA generator during training."""
+
+    interval: int = 0  # steps between evaluations; 0 = none during training
+    metrics: tuple[str, ...] = ()  # registered metric names; () = fid, kid (mixture for 2D)
+    n: int = 2000  # generated samples per evaluation
+    against: str | None = None  # real dataset spec; None = the training data
+    extractor: str | None = None  # feature extractor; None = the default for the data
+    best: str | None = "fid"  # keep checkpoints/best.* by this metric (None = no best)
+
+
+@dataclass(frozen=True)
 class Config:
     """A complete, resolved run configuration."""
 
@@ -69,6 +81,7 @@ class Config:
     g_optimizer: Component = field(default_factory=lambda: Component("adam"))
     d_optimizer: Component = field(default_factory=lambda: Component("adam"))
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     def to_dict(self) -> dict:
         return _to_plain(dataclasses.asdict(self))
@@ -312,6 +325,12 @@ def validate_components(config: Config) -> None:
             raise ValueError(f"train.{name} must be at least 1, got {getattr(t, name)}")
     if t.device not in ("auto", "cpu", "cuda") and not t.device.startswith("cuda:"):
         raise ValueError(f"train.device must be auto, cpu or cuda, got {t.device!r}")
+    if config.eval.interval < 0 or config.eval.n < 2:
+        raise ValueError(f"eval.interval must be >= 0 and eval.n >= 2, got {config.eval}")
+    from gankit.registry import METRICS
+
+    for name in config.eval.metrics:
+        METRICS.get(name)
     if config.z_dim < 1:
         raise ValueError(f"z_dim must be at least 1, got {config.z_dim}")
 

@@ -7,11 +7,12 @@ neighbour distance, the median over training samples of the distance to their ne
 training sample. A ratio near 0 means a near-copy; fresh samples from the data distribution have
 ratios around 1.
 
-Default threshold 0.5: a generated sample counts as memorized when it is closer to a training
-sample than half the typical gap between two distinct training samples. Nearest-neighbour
-distances concentrate in feature space, so independent real samples rarely fall that close:
-on the shipped mnist5k LeNet features, 0.0 % of 500 held-out real digits fall below 0.5
-(their median ratio is 1.07), while exact copies score 0.
+Default threshold 0.3, calibrated on real data: a generated sample counts as memorized when it
+is closer to a training sample than 0.3 times the typical gap between two distinct training
+samples. On the shipped mnist5k LeNet features, the 500 held-out real digits (never trained on)
+measured against the 4,500 training digits have median ratio 1.01 and minimum 0.32: none falls
+below 0.3, while 4.2 % fall below 0.5 (near-identical digits such as 1s are common in MNIST). So
+0.3 flags no genuinely new sample there, and exact or near copies (ratio ~0) are flagged.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from gankit.metrics import _knn
 from gankit.metrics._common import FEATURES, Metric, as_float64, check_same_dim, require_real
 from gankit.registry import METRICS
 
-DEFAULT_THRESHOLD = 0.5
+DEFAULT_THRESHOLD = 0.3
 
 
 def memorization_ratios(fake, train) -> np.ndarray:
@@ -39,7 +40,7 @@ def memorization_ratios(fake, train) -> np.ndarray:
     train_np = as_float64(train, "training features", min_rows=2)
     check_same_dim(fake_np, train_np, "memorization")
     fake_t, train_t = _knn.to_tensor(fake_np), _knn.to_tensor(train_np)
-    typical = float(_knn.knn_radii(train_t, 1).median())
+    typical = float(np.median(_knn.knn_radii(train_t, 1).numpy()))
     if typical <= 0:
         raise ValueError(
             "memorization: the median nearest-neighbour distance of the training features is 0 "

@@ -25,11 +25,14 @@ def checkpoint_dir(run_dir: str | Path) -> Path:
     return Path(run_dir) / "checkpoints"
 
 
-def save_checkpoint(run_dir: str | Path, state, keep: int) -> Path:
-    """Write ``checkpoints/step_XXXXXXXX.{safetensors,pt}`` and prune to the last ``keep``."""
+def save_checkpoint(run_dir: str | Path, state, keep: int, name: str | None = None) -> Path:
+    """Write ``checkpoints/step_XXXXXXXX.{safetensors,pt}`` and prune to the last ``keep``.
+
+    With ``name`` (e.g. ``"best"``) the files are ``checkpoints/NAME.*``, never pruned.
+    """
     folder = checkpoint_dir(run_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    stem = folder / f"step_{state.step:08d}"
+    stem = folder / (name or f"step_{state.step:08d}")
     full = state.state_dict()
     tensors = {f"G.{k}": v.detach().cpu().contiguous() for k, v in full["G"].items()}
     if full["G_ema"] is not None:

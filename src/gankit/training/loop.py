@@ -27,11 +27,12 @@ class Trainer:
     """Runs G and D updates on ``data`` (a gankit Dataset) and writes the run directory."""
 
     def __init__(self, state, data, run_dir: str | Path | None, *, is_main: bool = True,
-                 progress: bool = True, callbacks=()) -> None:
+                 progress: bool = True, callbacks=(), evaluator=None) -> None:
         self.state, self.data, self.is_main = state, data, is_main
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.progress = progress and is_main
         self.callbacks = list(callbacks)  # called as cb(trainer) after each logged step
+        self.evaluator = evaluator  # a TrainingEvaluator or None
         cfg = state.config.train
         self.real_x = data.x.to(state.device)
         self.real_y = data.y.to(state.device) if data.y is not None else None
@@ -124,6 +125,8 @@ class Trainer:
                     bar.set_postfix(D=f"{record['loss/D']:.3f}", G=f"{record['loss/G']:.3f}")
             if cfg.sample_interval and s.step % cfg.sample_interval == 0:
                 self.save_samples()
+            if self.evaluator is not None and s.step % self.evaluator.interval == 0:
+                self.evaluate()
             if cfg.checkpoint_interval and s.step % cfg.checkpoint_interval == 0:
                 self.save_checkpoint()
             if bar is not None:
@@ -143,6 +146,25 @@ class Trainer:
             print(f"gankit: warning: non-finite {', '.join(bad)} at step {self.state.step}",
                   file=sys.stderr)
         return record
+
+    def evaluate(self) -> dict:
+        """Metrics on the EMA generator: logged, and the best checkpoint kept."""
+        s = self.state
+        results = self.evaluator(s)
+        self._write_log({"step": s.step, **results})
+        key = self.evaluator.best_key(results)
+        if key is not None:
+            from gankit.evaluation import lower_is_better
+
+            value, best = results[key], s.extra.get("best_value")
+            if best is None or (value < best if lower_is_better(key) else value > best):
+                s.extra.update(best_value=value, best_key=key, best_step=s.step)
+                if self.is_main and self.run_dir is not None:
+                    save_checkpoint(self.run_dir, s, s.config.train.keep_checkpoints, "best")
+        if self.progress:
+            shown = ", ".join(f"{k.split('_')[0]} {v:.4g}" for k, v in results.items())
+            print(f"\nstep {s.step}: {shown}", file=sys.stderr)
+        return results
 
     # -- outputs (main process only) -------------------------------------------------------
     def _write_log(self, record: dict) -> None:

@@ -73,6 +73,7 @@ class TrainState:
             "hooks": {name: h.state_dict() for name, h in self.hooks.items()},
             "rng": rng_state(self.generator),
             "z_fixed": self.z_fixed.cpu(),
+            "extra": dict(self.extra),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -87,6 +88,7 @@ class TrainState:
         set_rng_state(self.generator, state["rng"])
         self.z_fixed = state["z_fixed"].to(self.device)
         self.step = int(state["step"])
+        self.extra = dict(state.get("extra", {}))
 
 
 def resolve_device(name: str) -> torch.device:

@@ -61,6 +61,9 @@ class Extractor(nn.Module):
     preprocessing = ""
     feature_dim = 0
     num_classes = 0
+    # Feed conv nets NHWC batches: oneDNN's channels-last convolutions are about 1.5-2x faster
+    # on CPU (and use tensor cores on GPU); subclasses convert their weights to match.
+    channels_last = False
 
     def __init__(self, batch_size: int = 500) -> None:
         super().__init__()
@@ -122,6 +125,8 @@ class Extractor(nn.Module):
         probs = torch.empty(len(x), self.num_classes, device=device) if want_probs else None
         for start in range(0, len(x), bs):
             batch = self._prepare(x[start : start + bs].to(device, torch.float32))
+            if self.channels_last:
+                batch = batch.contiguous(memory_format=torch.channels_last)
             f, logits = self._forward(batch)
             feats[start : start + len(f)] = f
             if probs is not None:

@@ -268,6 +268,7 @@ class InceptionV3FIDExtractor(Extractor):
 
     name = "inception_v3_fid"
     key_name = "inception"
+    channels_last = True
     feature_dim = 2048
     num_classes = 1008
 
@@ -284,7 +285,7 @@ class InceptionV3FIDExtractor(Extractor):
         net, digest = load_inception_v3_fid(
             weights, download=download, expected_sha256=expected_sha256
         )
-        self.net = net.to(device)
+        self.net = net.to(device, memory_format=torch.channels_last)
         self.preprocessing = (
             f"inception_v3_fid:rgb-repeat,bilinear299-align_corners=False,range[-1,1],"
             f"weights-sha256={digest}"

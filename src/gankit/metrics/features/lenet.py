@@ -63,8 +63,9 @@ class LeNet(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Prepared images [N, 1, 28, 28] -> penultimate activations [N, feature_dim] (>= 0)."""
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        # ReLU after max-pooling: the same values (both are monotone), on 4x fewer elements.
+        x = F.relu(F.max_pool2d(self.conv1(x), 2))
+        x = F.relu(F.max_pool2d(self.conv2(x), 2))
         return F.relu(self.fc1(x.flatten(1)))
 
     def head(self, features: torch.Tensor) -> torch.Tensor:
@@ -309,18 +310,19 @@ class LeNetExtractor(Extractor):
     """128-d penultimate features and K-way probabilities of a `LeNet`."""
 
     key_name = "lenet"
+    channels_last = True
 
     def __init__(
         self,
         weights: str | os.PathLike,
         *,
         name: str | None = None,
-        batch_size: int = 500,
+        batch_size: int = 256,
         device: str | torch.device = "cpu",
         verify: bool = True,
     ) -> None:
         super().__init__(batch_size)
-        self.net = load_lenet(weights, verify=verify).to(device)
+        self.net = load_lenet(weights, verify=verify).to(device, memory_format=torch.channels_last)
         self.name = name or f"lenet:{weights}"
         self.feature_dim = self.net.config["feature_dim"]
         self.num_classes = self.net.config["num_classes"]

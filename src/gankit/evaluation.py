@@ -1,0 +1,181 @@
+"""Evaluation of runs and sample files: samples -> features -> metrics with protocol keys.
+
+``evaluate`` backs ``gankit eval``; ``TrainingEvaluator`` runs chosen metrics on the EMA
+generator every K steps during training and keeps the best checkpoint. The metric maths and
+feature extractors live in ``gankit.metrics``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from gankit.data import load_dataset, mixture_spec
+from gankit.utils.io import atomic_write_json
+
+# The classifier gankit ships for a built-in dataset; other image data uses Inception.
+DEFAULT_EXTRACTORS = {"mnist5k": "lenet_mnist5k", "digits": "lenet_digits"}
+# Result keys where a smaller value is better (for choosing the best checkpoint).
+LOWER_IS_BETTER = ("fid", "kid", "memorization", "modes_kl", "mixture_reverse_kl",
+                   "reverse_kl", "is_std")
+
+
+def cache_dir() -> Path:
+    """Where real-data statistics are cached: $GANKIT_CACHE or ~/.cache/gankit/stats."""
+    root = os.environ.get("GANKIT_CACHE") or os.path.join(Path.home(), ".cache", "gankit")
+    return Path(root) / "stats"
+
+
+def default_extractor(dataset: str, kind: str) -> str:
+    if kind == "points":
+        return "raw"
+    return DEFAULT_EXTRACTORS.get(dataset, "inception_v3_fid")
+
+
+def default_metrics(kind: str) -> tuple[str, ...]:
+    return ("mixture",) if kind == "points" else ("fid", "kid")
+
+
+def short_name(spec: str) -> str:
+    """A dataset's name inside result keys: ``folder:/a/faces`` -> ``folder_faces``."""
+    name, sep, arg = spec.partition(":")
+    return f"{name}_{Path(arg.rstrip('/')).stem}" if sep else name
+
+
+def lower_is_better(key: str) -> bool:
+    return key.startswith(LOWER_IS_BETTER)
+
+
+def _load_source(source, n: int | None, seed: int, ema: bool, device: str):
+    """Samples [n, ...] and the training-data spec of their run (None for files)."""
+    from gankit import api
+
+    if isinstance(source, torch.Tensor):
+        return source.float(), None
+    path = Path(source)
+    if path.is_dir():
+        run = api.load(path, device=device)
+        return api.sample(run, n or 10_000, seed=seed, ema=ema, device=device), run.config.data
+    if path.suffix.lower() == ".npz":
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such samples file")
+        with np.load(path, allow_pickle=False) as f:
+            if "x" not in f.files:
+                raise ValueError(f"{path}: expected an array 'x' of samples, found keys "
+                                 f"{sorted(f.files)} (gankit sample --out FILE.npz writes 'x')")
+            x = torch.from_numpy(np.asarray(f["x"], dtype=np.float32))
+        if n is not None:
+            if n > len(x):
+                raise ValueError(f"-n {n} but {path} holds only {len(x)} samples")
+            x = x[:n]
+        return x, None
+    raise ValueError(f"{source}: expected a run directory or a samples .npz file")
+
+
+def evaluate(source: Any, *, metrics: Sequence[str] | None = None, against: str | None = None,
+             n: int | None = None, extractor: str | None = None, seed: int = 0,
+             ema: bool = True, device: str = "cpu", cache: str | os.PathLike | None = "default",
+             out: str | os.PathLike | None = None) -> dict[str, float]:
+    """Compute metrics of generated samples against a real dataset.
+
+    Args:
+        source: a run directory (samples are drawn from its EMA generator), a ``.npz`` file
+            with an array ``x``, or a tensor of samples.
+        metrics: registered metric names; default fid, kid (images) or mixture (2D points).
+        against: the real dataset spec; default the run's training data.
+        n: number of generated samples (a run draws this many, default 10,000; a file's
+            first n, default all).
+        extractor: feature extractor; default the shipped classifier for mnist5k/digits,
+            ``raw`` for points, ``inception_v3_fid`` otherwise.
+        seed: seeds the latents and the metrics' own randomness (KID subsets).
+        cache: directory for cached real statistics; ``"default"`` is `cache_dir()`,
+            None disables caching.
+        out: write the results as JSON here (atomically).
+
+    Returns:
+        ``{protocol_key: value}``, e.g. ``{"fid_10k_mnist5k_lenet_mnist5k": 4.1, ...}``.
+    """
+    from gankit.metrics import compute_metrics
+    from gankit.registry import METRICS
+
+    for name in metrics or ():
+        METRICS.get(name)  # an unknown name fails before any sampling
+    if n is not None and n < 2:
+        raise ValueError(f"-n must be at least 2, got {n}")
+    fake, data_cfg = _load_source(source, n, seed, ema, device)
+    if against is None:
+        if data_cfg is None:
+            raise ValueError("--against DATA is required when evaluating a samples file")
+        against = data_cfg.name
+    kind = "points" if fake.dim() == 2 else "image"
+    opts: dict[str, Any] = {}
+    if kind == "image":
+        opts = {"resolution": fake.shape[-1], "channels": fake.shape[1]}
+    real = load_dataset(against, **opts)
+    if real.kind != kind:
+        raise ValueError(f"--against {against}: holds {real.kind} data but the samples are "
+                         f"{kind}s of shape {tuple(fake.shape[1:])}")
+    metrics = list(metrics or default_metrics(kind))
+    options: dict[str, Any] = {}
+    if "mixture" in metrics:
+        means, std = mixture_spec(against)  # raises a clear error for non-mixture data
+        options["mixture"] = {"means": means, "std": std}
+    results = compute_metrics(
+        fake, real.x, metrics, extractor or default_extractor(against, kind),
+        short_name(against), len(fake), seed=seed, options=options,
+        cache_dir=cache_dir() if cache == "default" else cache)
+    if out is not None:
+        atomic_write_json(out, results)
+    return results
+
+
+def format_table(results: dict[str, float]) -> str:
+    width = max((len(k) for k in results), default=10)
+    return "\n".join(f"{k:<{width}}  {v:.6g}" for k, v in results.items())
+
+
+@dataclass
+class TrainingEvaluator:
+    """Runs ``config.eval`` metrics on the EMA generator every ``interval`` steps."""
+
+    interval: int
+    metrics: tuple[str, ...]
+    n: int
+    against: str
+    extractor: str
+    best: str | None
+
+    @classmethod
+    def from_config(cls, config, kind: str) -> TrainingEvaluator | None:
+        e = config.eval
+        if e.interval <= 0:
+            return None
+        against = e.against or config.data.name
+        return cls(e.interval, tuple(e.metrics or default_metrics(kind)), e.n, against,
+                   e.extractor or default_extractor(against, kind), e.best)
+
+    @torch.no_grad()
+    def __call__(self, state) -> dict[str, float]:
+        G = state.sample_net(ema=True)
+        was = G.training
+        G.eval()
+        gen = torch.Generator(device=state.device).manual_seed(state.config.train.seed + 777)
+        z = torch.randn(self.n, state.config.z_dim, generator=gen, device=state.device)
+        fake = torch.cat([G(zb) for zb in z.split(500)]).float().cpu()
+        G.train(was)
+        return evaluate(fake, metrics=self.metrics, against=self.against, n=None,
+                        extractor=self.extractor, seed=state.config.train.seed)
+
+    def best_key(self, results: dict[str, float]) -> str | None:
+        if not self.best:
+            return None
+        keys = [k for k in results if k.startswith(self.best)]
+        if not keys:
+            raise ValueError(f"eval.best {self.best!r} matches none of the computed metrics "
+                             f"{sorted(results)}")
+        return keys[0]

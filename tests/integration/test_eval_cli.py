@@ -1,0 +1,117 @@
+"""gankit eval / show / extractor through the CLI, and metrics during training."""
+
+import json
+
+import numpy as np
+import pytest
+
+
+from gankit import evaluation
+from gankit.cli import main
+from gankit.data import load_dataset
+from gankit.training.checkpoint import load_checkpoint
+
+TINY = ["--set", "generator.width=8", "--set", "discriminator.width=8",
+        "--set", "train.batch_size=16", "--set", "train.log_interval=2", "--data", "digits",
+        "--no-progress"]
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANKIT_CACHE", str(tmp_path / "cache"))
+
+
+def test_eval_real_data_against_itself_is_near_zero(tmp_path, capsys):
+    real = load_dataset("digits").x
+    np.savez(tmp_path / "real.npz", x=real.numpy())
+    out = tmp_path / "m.json"
+    assert main(["eval", str(tmp_path / "real.npz"), "--metrics", "fid,kid,is,modes",
+                 "--against", "digits", "-n", str(len(real)), "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert abs(res["fid_1.797k_digits_lenet"]) < 1e-6
+    # unbiased KID of identical sets is zero up to subset-sampling noise
+    assert abs(res["kid_mean_1.797k_digits_lenet"]) < 5 * res["kid_std_1.797k_digits_lenet"]
+    assert res["modes_hit_1.797k_digits_lenet"] == 10
+    assert res["modes_kl_1.797k_digits_lenet"] < 1e-3
+    assert res["is_mean_1.797k_digits_lenet"] > 9
+    printed = capsys.readouterr().out
+    assert "fid_" in printed and str(out) in printed
+    # the real statistics were cached on disk, atomically, and are reused
+    cached = list((tmp_path / "cache" / "stats").glob("*.npz"))
+    assert len(cached) == 1
+    mtime = cached[0].stat().st_mtime_ns
+    assert main(["eval", str(tmp_path / "real.npz"), "--metrics", "fid", "--against",
+                 "digits", "-n", "500", "--out", str(out)]) == 0
+    assert cached[0].stat().st_mtime_ns == mtime
+
+
+def test_eval_of_a_run_and_training_time_metrics_with_best_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", "dcgan", "--steps", "4", "--out", str(run), *TINY,
+                 "--set", "eval.interval=2", "--set", "eval.n=200",
+                 "--set", "eval.metrics=[fid,is]"]) == 0
+    records = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    metric_records = [r for r in records if any(k.startswith("fid_") for k in r)]
+    assert [r["step"] for r in metric_records] == [2, 4]
+    fids = [r["fid_200_digits_lenet"] for r in metric_records]
+    best = load_checkpoint(run / "checkpoints" / "best.pt")
+    assert best["extra"]["best_value"] == min(fids)
+    assert best["step"] == metric_records[int(np.argmin(fids))]["step"]
+    assert main(["eval", str(run), "-n", "300"]) == 0
+    res = json.loads((run / "metrics" / "eval_n300.json").read_text())
+    assert sorted(res) == ["fid_300_digits_lenet", "kid_mean_300_digits_lenet",
+                           "kid_std_300_digits_lenet"]
+
+
+def test_eval_mixture_run_uses_raw_points(tmp_path):
+    run = tmp_path / "ring"
+    assert main(["train", "mixture_gan", "--steps", "2", "--out", str(run), "--no-progress",
+                 "--set", "generator.widths=[8]", "--set", "discriminator.widths=[8]"]) == 0
+    assert json.loads((run / "metrics.json").read_text()).keys() >= {"modes", "hq",
+                                                                     "reverse_kl"}
+    assert main(["eval", str(run), "-n", "2500"]) == 0
+    res = json.loads((run / "metrics" / "eval_n2500.json").read_text())
+    assert any(k.startswith("mixture") or "modes" in k for k in res)
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["eval", "nope.npz", "--against", "digits"], "nope.npz: no such samples file"),
+    (["eval", "SAMPLES", "--metrics", "fdi"], "Did you mean 'fid'?"),
+    (["eval", "SAMPLES"], "--against DATA is required"),
+    (["eval", "SAMPLES", "--against", "ring"], "holds 2-D points"),
+    (["eval", "SAMPLES", "--against", "digits", "--extractor", "lenet_mnist"],
+     "Did you mean 'lenet_mnist5k'?"),
+    (["show", "RUN"], "show needs at least one of"),
+])
+def test_eval_errors(tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.chdir(tmp_path)
+    np.savez(tmp_path / "s.npz", x=np.zeros((4, 1, 8, 8), np.float32))
+    argv = [str(tmp_path / "s.npz") if a == "SAMPLES" else a for a in argv]
+    argv = [str(tmp_path) if a == "RUN" else a for a in argv]
+    if "--against" not in argv and argv[0] == "eval" and "fdi" in argv:
+        argv += ["--against", "digits"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gankit: error:") and message in err
+
+
+def test_default_extractor_choice():
+    assert evaluation.default_extractor("mnist5k", "image") == "lenet_mnist5k"
+    assert evaluation.default_extractor("ring", "points") == "raw"
+    assert evaluation.default_extractor("folder:/x", "image") == "inception_v3_fid"
+    assert evaluation.short_name("folder:/data/faces/") == "folder_faces"
+
+
+def test_extractor_train_cli(tmp_path, capsys):
+    out = tmp_path / "lenet.safetensors"
+    assert main(["extractor", "train", "--data", "digits", "--out", str(out),
+                 "--epochs", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "held-out accuracy" in printed and out.exists()
+    acc = float(printed.split("held-out accuracy ")[1].split(",")[0])
+    assert acc > 0.8
+    x = load_dataset("digits").x[:50]
+    np.savez(tmp_path / "d.npz", x=x.numpy())
+    assert main(["eval", str(tmp_path / "d.npz"), "--against", "digits", "--metrics", "is",
+                 "--extractor", f"lenet:{out}", "-n", "50"]) == 0
+
