@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pytest
 
-
 from gankit import evaluation
 from gankit.cli import main
 from gankit.data import load_dataset
