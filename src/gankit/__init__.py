@@ -13,12 +13,13 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from gankit import (  # noqa: F401
+    augment,
     data,
     hooks,
     losses,
     models,
     optimizers,
-    registry,  # noqa: F401  (registries first)
+    registry,
     regularizers,
 )
 from gankit.api import load, resume, sample, train

@@ -52,6 +52,7 @@ class TrainConfig:
     checkpoint_interval: int = 1000  # steps between checkpoints (0 = only at the end)
     keep_checkpoints: int = 3  # the last K checkpoints are kept
     num_samples: int = 64  # size of the fixed latent batch drawn into sample grids
+    unrolled_steps: int = 0  # G is updated against D unrolled k steps (Metz et al. 2017)
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,8 @@ class Config:
     loss: Component = field(default_factory=lambda: Component("non_saturating"))
     regularizers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # name -> opts
     hooks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # name -> options
+    augmentations: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # D inputs
+    pack: int = 1  # PacGAN: D judges m samples at once (Lin et al. 2018)
     g_optimizer: Component = field(default_factory=lambda: Component("adam"))
     d_optimizer: Component = field(default_factory=lambda: Component("adam"))
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -90,7 +93,7 @@ class Config:
 COMPONENT_KEYS = ("generator", "discriminator", "loss", "g_optimizer", "d_optimizer")
 
 # Fields whose change alters the networks' shapes: resume refuses to change them.
-ARCHITECTURE_KEYS = ("data", "z_dim", "generator", "discriminator")
+ARCHITECTURE_KEYS = ("data", "z_dim", "generator", "discriminator", "pack")
 
 
 def _to_plain(obj: Any) -> Any:
@@ -196,7 +199,7 @@ def from_dict(data: Mapping[str, Any]) -> Config:
     for key in COMPONENT_KEYS:
         if key in data:
             data[key] = _expand_component(data[key], key)
-    for key in ("regularizers", "hooks"):
+    for key in ("regularizers", "hooks", "augmentations"):
         section = data.get(key) or {}
         if not isinstance(section, Mapping):
             raise TypeError(f"{key}: expected a mapping of name -> options, got {section!r}")
@@ -315,7 +318,8 @@ def validate_components(config: Config) -> None:
     for where, reg, comp in pairs:
         resolved = component_options(reg, comp.name, comp.options, where)
         object.__setattr__(comp, "options", resolved)
-    for section, reg in (("regularizers", R.REGULARIZERS), ("hooks", R.HOOKS)):
+    for section, reg in (("regularizers", R.REGULARIZERS), ("hooks", R.HOOKS),
+                         ("augmentations", R.AUGMENTATIONS)):
         group = getattr(config, section)
         resolved = {n: component_options(reg, n, o, f"{section}.{n}") for n, o in group.items()}
         object.__setattr__(config, section, resolved)
@@ -331,6 +335,11 @@ def validate_components(config: Config) -> None:
 
     for name in config.eval.metrics:
         METRICS.get(name)
+    if config.pack < 1 or t.batch_size % config.pack:
+        raise ValueError(f"pack must be >= 1 and divide train.batch_size ({t.batch_size}), "
+                         f"got {config.pack}")
+    if t.unrolled_steps < 0:
+        raise ValueError(f"train.unrolled_steps must be >= 0, got {t.unrolled_steps}")
     if config.z_dim < 1:
         raise ValueError(f"z_dim must be at least 1, got {config.z_dim}")
 

@@ -85,6 +85,7 @@ REGULARIZERS = Registry("regularizer")
 HOOKS = Registry("hook")
 OPTIMIZERS = Registry("optimizer")
 DATASETS = Registry("dataset")
+AUGMENTATIONS = Registry("augmentation")
 METRICS = Registry("metric")
 EXTRACTORS = Registry("extractor")
 
@@ -95,6 +96,7 @@ ALL = {
     "regularizers": REGULARIZERS,
     "hooks": HOOKS,
     "optimizers": OPTIMIZERS,
+    "augmentations": AUGMENTATIONS,
     "datasets": DATASETS,
     "metrics": METRICS,
     "extractors": EXTRACTORS,

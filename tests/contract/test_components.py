@@ -112,7 +112,7 @@ def test_regularizers_return_finite_scalars_with_gradient_to_d(name):
 
 
 @pytest.mark.parametrize("package", ["models", "losses", "regularizers", "hooks", "optimizers",
-                                     "data"])
+                                     "data", "augment", "metrics"])
 def test_every_module_registers_something(package):
     pkg = importlib.import_module(f"gankit.{package}")
     registries = list(gankit.registry.ALL.values())

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from gankit.layers.spectral import apply_spectral_norm
+from gankit.models._base import Discriminator, Generator
 from gankit.registry import DISCRIMINATORS, GENERATORS
 
 
@@ -41,7 +42,7 @@ def _image_shape(shape: tuple[int, ...], who: str) -> tuple[int, int]:
 
 
 @GENERATORS.register("dcgan", "DCGAN transposed-conv G with BatchNorm+ReLU (Radford 2016)")
-class DCGANGenerator(nn.Module):
+class DCGANGenerator(Generator):
     """z [N, z_dim] -> images [N, C, R, R] in [-1, 1]."""
 
     @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class DCGANGenerator(nn.Module):
 
 
 @DISCRIMINATORS.register("dcgan", "DCGAN strided-conv D with LeakyReLU (Radford 2016)")
-class DCGANDiscriminator(nn.Module):
+class DCGANDiscriminator(Discriminator):
     """images [N, C, R, R] -> logits [N]."""
 
     @dataclass(frozen=True)
@@ -93,21 +94,24 @@ class DCGANDiscriminator(nn.Module):
             layers += [nn.BatchNorm2d(ch * 2)] if use_bn else []
             layers += [nn.LeakyReLU(0.2, True)]
             ch *= 2
-        layers.append(nn.Conv2d(ch, 1, start, 1, 0))
-        self.net = nn.Sequential(*layers)
+        self.body = nn.Sequential(*layers, nn.Flatten())  # x -> features [N, ch*start^2]
+        # DCGAN's last layer is a conv over the whole start x start map: a linear layer on
+        # the flattened features computes the same thing.
+        self.head = nn.Linear(ch * start * start, 1)
         _dcgan_init(self)
         if spectral_norm:
             apply_spectral_norm(self)
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        return self.net(x).flatten()
+    def score(self, x: torch.Tensor, c: torch.Tensor | None = None) -> dict:
+        features = self.body(x)
+        return {"logits": self.head(features).squeeze(1), "features": features}
 
 
 @torch.no_grad()
 def _dcgan_init(module: nn.Module) -> None:
     """DCGAN's initialisation: conv weights N(0, 0.02), BatchNorm gamma N(1, 0.02)."""
     for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             nn.init.normal_(m.weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)

@@ -13,11 +13,12 @@ from torch import nn
 
 from gankit.layers.maxout import Maxout
 from gankit.layers.spectral import apply_spectral_norm
+from gankit.models._base import Discriminator, Generator
 from gankit.registry import DISCRIMINATORS, GENERATORS
 
 
 @GENERATORS.register("mlp", "fully connected G: z -> hidden widths (BN+ReLU) -> sample")
-class MLPGenerator(nn.Module):
+class MLPGenerator(Generator):
     """z [N, z_dim] -> x [N, *out_shape]; tanh output for images, linear for points."""
 
     @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class MLPGenerator(nn.Module):
 
 
 @DISCRIMINATORS.register("mlp", "fully connected D: sample -> hidden widths -> one logit")
-class MLPDiscriminator(nn.Module):
+class MLPDiscriminator(Discriminator):
     """x [N, *in_shape] -> logits [N]; LeakyReLU(0.2) or maxout hidden units."""
 
     @dataclass(frozen=True)
@@ -74,10 +75,11 @@ class MLPDiscriminator(nn.Module):
             else:
                 layers += [nn.Linear(last, w), nn.LeakyReLU(0.2)]
             last = w
-        layers.append(nn.Linear(last, 1))
-        self.net = nn.Sequential(*layers)
+        self.body = nn.Sequential(*layers)  # x -> features [N, widths[-1]]
+        self.head = nn.Linear(last, 1)
         if spectral_norm:
             apply_spectral_norm(self)
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        return self.net(x).squeeze(1)
+    def score(self, x: torch.Tensor, c: torch.Tensor | None = None) -> dict:
+        features = self.body(x)
+        return {"logits": self.head(features).squeeze(1), "features": features}

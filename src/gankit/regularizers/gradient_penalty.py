@@ -23,7 +23,7 @@ class GradientPenalty:
         target: float = 1.0  # the gradient norm aimed at
         interval: int = 1  # apply every k-th D step (weight scaled by k)
 
-    target_net = "D"
+    phases = ("D",)  # runs during D updates
     needs_real_grad = False
 
     def __init__(self, weight: float = 10.0, target: float = 1.0, interval: int = 1) -> None:

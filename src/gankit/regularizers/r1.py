@@ -18,7 +18,7 @@ class R1:
         gamma: float = 10.0  # penalty weight gamma
         interval: int = 1  # lazy regularisation: every k-th D step, scaled by k (StyleGAN2)
 
-    target_net = "D"
+    phases = ("D",)  # runs during D updates
     needs_real_grad = True
 
     def __init__(self, gamma: float = 10.0, interval: int = 1) -> None:

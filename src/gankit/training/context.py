@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -14,10 +14,15 @@ class StepContext:
 
     G: nn.Module
     D: nn.Module
-    real: torch.Tensor  # [N, ...] real batch (requires grad when a regulariser asks)
+    real: torch.Tensor | None  # [N, ...] real batch (requires grad when asked); None in G step
     fake: torch.Tensor  # [N, ...] generated batch
-    labels: torch.Tensor | None  # [N] class labels of the real batch, or None
+    labels: torch.Tensor | None  # [N] class labels of the real batch (conditional runs)
     real_logits: torch.Tensor | None  # [N] D(real), None during the G step
     fake_logits: torch.Tensor  # [N] D(fake)
     step: int  # generator steps done before this update
     generator: torch.Generator  # the run's RNG for any random draw
+    phase: str = "D"  # "D" during a discriminator update, "G" during a generator update
+    fake_labels: torch.Tensor | None = None  # [N] labels the fakes were generated for
+    real_out: dict = field(default_factory=dict)  # D.score(real): logits, features, ...
+    fake_out: dict = field(default_factory=dict)  # D.score(fake); in the G step, real_out
+    # holds D's (detached) view of the latest real batch, for feature matching

@@ -9,6 +9,7 @@ Only the main process writes files (``is_main``), so the loop can later run unde
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import sys
@@ -21,6 +22,8 @@ from gankit.data import BatchSampler
 from gankit.training.checkpoint import save_checkpoint
 from gankit.training.context import StepContext
 from gankit.utils.images import save_grid, scatter_png
+
+_UNROLL_OFFSET = 1 << 40  # data steps of the unrolled critic never meet the main stream
 
 
 class Trainer:
@@ -37,11 +40,15 @@ class Trainer:
         self.real_x = data.x.to(state.device)
         self.real_y = data.y.to(state.device) if data.y is not None else None
         self.sampler = BatchSampler(len(data), cfg.batch_size, cfg.seed)
-        self.d_regs = [r for r in state.regularizers.values() if r.target_net == "D"]
-        self.g_regs = [r for r in state.regularizers.values() if r.target_net == "G"]
-        self.real_grad = any(r.needs_real_grad for r in self.d_regs)
+        regs = list(state.regularizers.values())
+        self.d_regs = [r for r in regs if "D" in r.phases]
+        self.g_regs = [r for r in regs if "G" in r.phases]
+        self.real_grad = any(getattr(r, "needs_real_grad", False) for r in self.d_regs)
         self.hooks = list(state.hooks.values())
+        self.augment = list(state.augmentations.values())
+        self.conditional = state.conditional
         self.last: dict[str, torch.Tensor] = {}
+        self.last_real_out: dict[str, torch.Tensor] | None = None  # D's view of real data
 
     # -- one update each ---------------------------------------------------------------
     def _batch(self, data_step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -54,47 +61,94 @@ class Trainer:
         s = self.state
         return torch.randn(n, s.config.z_dim, generator=s.generator, device=s.device)
 
-    def d_step(self, data_step: int, log: bool) -> None:
+    def _fake_labels(self, n: int) -> torch.Tensor | None:
+        """Class labels for generated samples: uniform over the classes (conditional only)."""
+        if not self.conditional:
+            return None
+        s = self.state
+        return torch.randint(s.info.num_classes, (n,), generator=s.generator, device=s.device)
+
+    def _d_view(self, x: torch.Tensor) -> torch.Tensor:
+        """What D sees: the input after every augmentation (applied to real and fake alike)."""
+        for aug in self.augment:
+            x = aug(x, self.state.step, self.state.generator)
+        return x
+
+    def _d_update(self, D, opt, data_step: int, log: bool, main: bool = True) -> None:
+        """One D update on a fresh real batch and fresh fakes (also used for unrolling)."""
         s = self.state
         real, labels = self._batch(data_step)
+        if not self.conditional:
+            labels = None
+        fake_labels = self._fake_labels(real.shape[0])
         with torch.no_grad():
-            fake = s.G(self._z(real.shape[0]))
+            fake = s.G(self._z(real.shape[0]), fake_labels)
         if self.real_grad:
             real.requires_grad_(True)
-        real_logits, fake_logits = s.D(real), s.D(fake)
-        loss = s.loss.d_loss(real_logits, fake_logits)
-        ctx = StepContext(s.G, s.D, real, fake, None, real_logits, fake_logits, s.step,
-                          s.generator)
+        real_out = D.score(self._d_view(real), labels)
+        fake_out = D.score(self._d_view(fake), fake_labels)
+        loss = s.loss.d_loss(real_out["logits"], fake_out["logits"])
+        ctx = StepContext(s.G, D, real, fake, labels, real_out["logits"], fake_out["logits"],
+                          s.step, s.generator, phase="D", fake_labels=fake_labels,
+                          real_out=real_out, fake_out=fake_out)
         for reg in self.d_regs:
             if s.step % reg.interval == 0:
                 loss = loss + reg(ctx)
-        s.d_opt.zero_grad(set_to_none=True)
+        opt.zero_grad(set_to_none=True)
         loss.backward()
-        if log:
-            self.last.update({"loss/D": loss.detach(), "scores/real": real_logits.detach().mean(),
-                              "scores/fake": fake_logits.detach().mean(),
-                              "grad/D": _grad_norm(s.D)})
-        s.d_opt.step()
-        for hook in self.hooks:
-            hook.after_d_step(s, s.step)
+        if main:
+            self.last_real_out = {k: v.detach() for k, v in real_out.items()}
+            if log:
+                r, f = real_out["logits"].detach(), fake_out["logits"].detach()
+                self.last.update({"loss/D": loss.detach(), "scores/real": r.mean(),
+                                  "scores/fake": f.mean(), "grad/D": _grad_norm(D),
+                                  "health/d_acc_real": (r > 0).float().mean(),
+                                  "health/d_acc_fake": (f < 0).float().mean()})
+        opt.step()
+        if main:
+            for hook in self.hooks:
+                hook.after_d_step(s, s.step)
+
+    def d_step(self, data_step: int, log: bool) -> None:
+        self._d_update(self.state.D, self.state.d_opt, data_step, log)
+
+    def _unrolled_critic(self):
+        """Metz et al. 2017: a copy of D advanced k steps, against which G is updated
+        (first-order variant: G's gradient does not flow through the k updates)."""
+        s, k = self.state, self.state.config.train.unrolled_steps
+        D = copy.deepcopy(s.D)
+        opt = type(s.d_opt)(D.parameters(), **s.d_opt.defaults)
+        opt.load_state_dict(s.d_opt.state_dict())
+        for j in range(k):  # a separate, deterministic stream of real batches
+            self._d_update(D, opt, _UNROLL_OFFSET + s.step * k + j, log=False, main=False)
+        return D
 
     def g_step(self, log: bool) -> None:
         s = self.state
         batch = s.config.train.batch_size
-        s.D.requires_grad_(False)
-        fake = s.G(self._z(batch))
-        fake_logits = s.D(fake)
-        loss = s.loss.g_loss(fake_logits)
+        D = self._unrolled_critic() if s.config.train.unrolled_steps > 0 else s.D
+        D.requires_grad_(False)
+        fake_labels = self._fake_labels(batch)
+        fake = s.G(self._z(batch), fake_labels)
+        if log:
+            fake.retain_grad()
+        fake_out = D.score(self._d_view(fake), fake_labels)
+        loss = s.loss.g_loss(fake_out["logits"])
         if self.g_regs:
-            ctx = StepContext(s.G, s.D, fake, fake, None, None, fake_logits, s.step, s.generator)
+            ctx = StepContext(s.G, D, None, fake, None, None, fake_out["logits"], s.step,
+                              s.generator, phase="G", fake_labels=fake_labels,
+                              real_out=self.last_real_out or {}, fake_out=fake_out)
             for reg in self.g_regs:
                 if s.step % reg.interval == 0:
                     loss = loss + reg(ctx)
         s.g_opt.zero_grad(set_to_none=True)
         loss.backward()
-        s.D.requires_grad_(True)
+        D.requires_grad_(True)
         if log:
-            self.last.update({"loss/G": loss.detach(), "grad/G": _grad_norm(s.G)})
+            out_grad = fake.grad.flatten(1).norm(dim=1).mean() if fake.grad is not None else (
+                torch.zeros((), device=s.device))
+            self.last.update({"loss/G": loss.detach(), "grad/G": _grad_norm(s.G),
+                              "health/grad_G_output": out_grad})
         s.g_opt.step()
         s.step += 1
         for hook in self.hooks:
@@ -177,7 +231,7 @@ class Trainer:
         net = self.state.sample_net(ema=True)
         was_training = net.training
         net.eval()
-        out = net(self.state.z_fixed)
+        out = net(self.state.z_fixed, self.state.c_fixed)
         net.train(was_training)
         return out
 

@@ -13,7 +13,16 @@ import torch
 from torch import nn
 
 from gankit.config import Config
-from gankit.registry import DISCRIMINATORS, GENERATORS, HOOKS, LOSSES, OPTIMIZERS, REGULARIZERS
+from gankit.models._base import PackedDiscriminator
+from gankit.registry import (
+    AUGMENTATIONS,
+    DISCRIMINATORS,
+    GENERATORS,
+    HOOKS,
+    LOSSES,
+    OPTIMIZERS,
+    REGULARIZERS,
+)
 from gankit.utils.seeding import rng_state, seed_all, set_rng_state
 
 FORMAT_VERSION = 1
@@ -52,9 +61,15 @@ class TrainState:
     hooks: dict[str, Any]
     generator: torch.Generator  # every random draw of the loop comes from here
     z_fixed: torch.Tensor  # [num_samples, z_dim] latents of the sample grids
+    augmentations: dict[str, Any] = field(default_factory=dict)  # applied to D's inputs
+    c_fixed: torch.Tensor | None = None  # [num_samples] labels of the grids (conditional)
     G_ema: nn.Module | None = None
     step: int = 0  # generator steps done
     extra: dict = field(default_factory=dict)
+
+    @property
+    def conditional(self) -> bool:
+        return bool(self.G.conditional or self.D.conditional)
 
     def sample_net(self, ema: bool = True) -> nn.Module:
         return self.G_ema if ema and self.G_ema is not None else self.G
@@ -71,6 +86,7 @@ class TrainState:
             "g_opt": self.g_opt.state_dict(),
             "d_opt": self.d_opt.state_dict(),
             "hooks": {name: h.state_dict() for name, h in self.hooks.items()},
+            "augmentations": {n: a.state_dict() for n, a in self.augmentations.items()},
             "rng": rng_state(self.generator),
             "z_fixed": self.z_fixed.cpu(),
             "extra": dict(self.extra),
@@ -85,6 +101,8 @@ class TrainState:
         self.d_opt.load_state_dict(state["d_opt"])
         for name, hook in self.hooks.items():
             hook.load_state_dict(state["hooks"].get(name, {}))
+        for name, aug in self.augmentations.items():
+            aug.load_state_dict(state.get("augmentations", {}).get(name, {}))
         set_rng_state(self.generator, state["rng"])
         self.z_fixed = state["z_fixed"].to(self.device)
         self.step = int(state["step"])
@@ -104,9 +122,16 @@ def build_networks(config: Config, info: DataInfo) -> tuple[nn.Module, nn.Module
     G = GENERATORS.get(config.generator.name)(
         z_dim=config.z_dim, out_shape=info.sample_shape, bounded=info.kind == "image",
         num_classes=info.num_classes, **config.generator.options)
+    in_shape = info.sample_shape
+    if config.pack > 1:
+        in_shape = PackedDiscriminator.packed_shape(in_shape, config.pack)
     D = DISCRIMINATORS.get(config.discriminator.name)(
-        in_shape=info.sample_shape, num_classes=info.num_classes,
-        **config.discriminator.options)
+        in_shape=in_shape, num_classes=info.num_classes, **config.discriminator.options)
+    if config.pack > 1:
+        D = PackedDiscriminator(D, config.pack)
+    if (G.conditional or D.conditional) and info.num_classes < 2:
+        raise ValueError("a conditional generator or discriminator needs labelled data "
+                         "(mnist5k, digits, a folder with class subfolders, npz with 'y')")
     return G, D
 
 
@@ -128,8 +153,11 @@ def build_state(config: Config, info: DataInfo, device: torch.device) -> TrainSt
         loss=LOSSES.get(config.loss.name)(**config.loss.options),
         regularizers={n: REGULARIZERS.get(n)(**o) for n, o in config.regularizers.items()},
         hooks={n: HOOKS.get(n)(**o) for n, o in config.hooks.items()},
+        augmentations={n: AUGMENTATIONS.get(n)(**o) for n, o in config.augmentations.items()},
         generator=generator, z_fixed=z_fixed,
     )
+    if state.conditional:  # grid rows cycle through the classes: no random draw
+        state.c_fixed = torch.arange(config.train.num_samples, device=device) % info.num_classes
     for hook in state.hooks.values():
         hook.setup(state)
     return state

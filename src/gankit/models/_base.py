@@ -1,0 +1,53 @@
+"""What every generator and discriminator provides to the loop.
+
+A discriminator computes ``score(x, c) -> {"logits": [N], "features": [N, F], ...}`` in one
+pass: the loop and the components that need more than logits (feature matching, ACGAN's
+class head) read the dictionary; ``forward`` returns the logits alone, so a D is also a
+plain function of its input (for penalties). ``conditional`` tells the loop to feed labels.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Generator(nn.Module):
+    """Base of registered generators: ``forward(z [N, z_dim], c [N] | None) -> x``."""
+
+    conditional: bool = False  # True when the output depends on class labels c
+
+
+class Discriminator(nn.Module):
+    """Base of registered discriminators."""
+
+    conditional: bool = False  # True when the score depends on class labels c
+
+    def score(self, x: torch.Tensor, c: torch.Tensor | None = None) -> dict:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        return self.score(x, c)["logits"]
+
+
+class PackedDiscriminator(Discriminator):
+    """PacGAN (Lin et al. 2018): D judges ``pack`` samples at once, concatenated along the
+    channel (images) or feature (points) axis: [N, C, H, W] -> [N / m, m * C, H, W]."""
+
+    def __init__(self, inner: Discriminator, pack: int) -> None:
+        super().__init__()
+        if inner.conditional:
+            raise ValueError("pack > 1 cannot be combined with a conditional discriminator")
+        self.inner, self.pack = inner, pack
+
+    @staticmethod
+    def packed_shape(shape: tuple[int, ...], pack: int) -> tuple[int, ...]:
+        return (shape[0] * pack, *shape[1:])
+
+    def score(self, x: torch.Tensor, c: torch.Tensor | None = None) -> dict:
+        n = x.shape[0]
+        if n % self.pack:
+            raise ValueError(f"a packed D needs batches divisible by pack={self.pack}, got {n}")
+        # sample i of each pack sits in channels [i*C, (i+1)*C): group consecutive samples
+        packed = x.reshape(n // self.pack, self.pack * x.shape[1], *x.shape[2:])
+        return self.inner.score(packed)
