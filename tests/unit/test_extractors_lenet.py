@@ -39,8 +39,9 @@ def test_shipped_weights_match_their_json(name):
 
 def test_mnist5k_heldout_accuracy_and_inception_score(mnist, lenet):
     report = json.loads((WEIGHTS_DIR / "lenet_mnist5k.json").read_text())
-    _, heldout = stratified_split(mnist.y.numpy(), report["settings"]["holdout"],
-                                  report["settings"]["seed"])
+    _, heldout = stratified_split(
+        mnist.y.numpy(), report["settings"]["holdout"], report["settings"]["seed"]
+    )
     assert len(heldout) == report["num_heldout"] == 500
     probs = lenet.probs(mnist.x[heldout])
     accuracy = (probs.argmax(1) == mnist.y[heldout]).double().mean().item()
@@ -56,6 +57,7 @@ def test_shapes_determinism_and_batch_size_independence(mnist, lenet):
     f2, p2 = lenet.extract(x, batch_size=7)
     assert f1.shape == (200, 128) and p1.shape == (200, 10)
     assert f1.dtype == torch.float32 and (f1 >= 0).all()
+    assert not f1.is_inference()  # ordinary tensors: callers may modify them
     torch.testing.assert_close(p1.sum(1), torch.ones(200))
     torch.testing.assert_close(f1, f2, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(p1, p2, rtol=1e-5, atol=1e-6)
@@ -121,6 +123,8 @@ def test_train_and_save_round_trip(tmp_path):
 
 
 def test_loading_errors(tmp_path):
+    with pytest.raises(ValueError, match="needs a weights file: use the spec 'lenet:PATH'"):
+        build_extractor("lenet")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         build_extractor(f"lenet:{tmp_path / 'missing.safetensors'}")
     bad = tmp_path / "lenet_mnist5k.safetensors"
@@ -133,3 +137,29 @@ def test_loading_errors(tmp_path):
     (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(ValueError, match="not a readable safetensors"):
         load_lenet(tmp_path / "junk.safetensors")
+
+
+@pytest.mark.slow
+def test_shipped_digits_weights_are_reproducible(tmp_path):
+    # The recipe of _make_weights on one thread gives the shipped file bit for bit (same torch
+    # build); about 40 s.
+    from gankit.metrics.features._make_weights import RECIPES
+
+    report = json.loads((WEIGHTS_DIR / "lenet_digits.json").read_text())
+    if report["settings"]["torch"] != torch.__version__:
+        pytest.skip(f"shipped weights were trained with torch {report['settings']['torch']}")
+    digits = load_dataset("digits")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = train_and_save_extractor(
+            digits.x,
+            digits.y,
+            10,
+            tmp_path / "lenet_digits.safetensors",
+            dataset_name="digits",
+            **RECIPES["digits"],
+        )
+    finally:
+        torch.set_num_threads(threads)
+    assert out["sha256"] == report["sha256"]

@@ -11,14 +11,31 @@ from gankit.metrics import compute_metrics, evaluate_features, format_count, pro
 from gankit.metrics.features import build_extractor
 from gankit.registry import EXTRACTORS, METRICS
 
-EXPECTED_METRICS = {"fid", "kid", "is", "pr", "dc", "modes", "memorization",
-                    "kmeans_diversity", "mixture"}
+EXPECTED_METRICS = {
+    "fid",
+    "kid",
+    "is",
+    "pr",
+    "dc",
+    "modes",
+    "memorization",
+    "kmeans_diversity",
+    "mixture",
+}
 
 
 @pytest.mark.parametrize(
     ("n", "text"),
-    [(10_000, "10k"), (2500, "2.5k"), (500, "500"), (50_000, "50k"), (1234, "1.234k"),
-     (1_000_000, "1M"), (26_000, "26k"), (1, "1")],
+    [
+        (10_000, "10k"),
+        (2500, "2.5k"),
+        (500, "500"),
+        (50_000, "50k"),
+        (1234, "1.234k"),
+        (1_000_000, "1M"),
+        (26_000, "26k"),
+        (1, "1"),
+    ],
 )
 def test_format_count(n, text):
     assert format_count(n) == text
@@ -44,8 +61,13 @@ def test_every_metric_module_registers_one_metric():
         mod = importlib.import_module(f"gankit.metrics.{module}")
         registered = [n for n in METRICS.names() if METRICS.get(n).__module__ == mod.__name__]
         assert len(registered) == 1, (module, registered)
-    assert set(EXTRACTORS.names()) >= {"raw", "inception_v3_fid", "lenet", "lenet_mnist5k",
-                                       "lenet_digits"}
+    assert set(EXTRACTORS.names()) >= {
+        "raw",
+        "inception_v3_fid",
+        "lenet",
+        "lenet_mnist5k",
+        "lenet_digits",
+    }
 
 
 def test_unknown_names_suggest_the_closest():
@@ -62,15 +84,35 @@ def _clouds(seed=0, n=400, d=6):
 
 def test_compute_metrics_keys_and_values_match_direct_calls(tmp_path):
     fake, real = _clouds()
-    out = compute_metrics(fake, real, ["fid", "kid", "pr", "dc", "memorization"], "raw",
-                          "blobs", cache_dir=tmp_path, seed=3, options={"kid": {"subset_size": 100}})
-    direct = evaluate_features({"features": fake.numpy()}, {"features": real.numpy()},
-                               ["fid", "kid", "pr", "dc", "memorization"], seed=3,
-                               options={"kid": {"subset_size": 100}})
+    out = compute_metrics(
+        fake,
+        real,
+        ["fid", "kid", "pr", "dc", "memorization"],
+        "raw",
+        "blobs",
+        cache_dir=tmp_path,
+        seed=3,
+        options={"kid": {"subset_size": 100}},
+    )
+    direct = evaluate_features(
+        {"features": fake.numpy()},
+        {"features": real.numpy()},
+        ["fid", "kid", "pr", "dc", "memorization"],
+        seed=3,
+        options={"kid": {"subset_size": 100}},
+    )
     assert out == {f"{k}_400_blobs_raw": v for k, v in direct.items()}
-    assert set(direct) == {"fid", "kid_mean", "kid_std", "pr_k3_precision", "pr_k3_recall",
-                           "dc_k5_density", "dc_k5_coverage", "memorization_fraction",
-                           "memorization_median_ratio"}
+    assert set(direct) == {
+        "fid",
+        "kid_mean",
+        "kid_std",
+        "pr_k3_precision",
+        "pr_k3_recall",
+        "dc_k5_density",
+        "dc_k5_coverage",
+        "memorization_fraction",
+        "memorization_median_ratio",
+    }
 
 
 def test_real_features_are_cached_atomically(tmp_path):
@@ -100,11 +142,16 @@ def test_real_features_are_cached_atomically(tmp_path):
 def test_mixture_through_compute_metrics():
     means = np.array([[0.0, 0.0], [1.0, 0.0]])
     points = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 0.0], [5.0, 5.0]])
-    out = compute_metrics(points, None, ["mixture"], "raw", "pair",
-                          options={"mixture": {"means": means, "std": 0.01}})
-    assert out == {"mixture_modes_4_pair_raw": 2.0, "mixture_hq_4_pair_raw": 0.75,
-                   "mixture_reverse_kl_4_pair_raw": pytest.approx(np.log(2) + (
-                       np.log(1 / 3) / 3 + 2 / 3 * np.log(2 / 3)))}
+    out = compute_metrics(
+        points, None, ["mixture"], "raw", "pair", options={"mixture": {"means": means, "std": 0.01}}
+    )
+    assert out == {
+        "mixture_modes_4_pair_raw": 2.0,
+        "mixture_hq_4_pair_raw": 0.75,
+        "mixture_reverse_kl_4_pair_raw": pytest.approx(
+            np.log(2) + (np.log(1 / 3) / 3 + 2 / 3 * np.log(2 / 3))
+        ),
+    }
 
 
 def test_argument_errors():

@@ -21,11 +21,14 @@ def _scipy_fid(x1, x2):
 
 
 def _nuclear_fid(x1, x2):
-    """Exact FID for any rank: Tr (S1 S2)^½ = nuclear norm of A Bᵀ when S1 = AᵀA, S2 = BᵀB."""
+    """Exact FID for any rank, without forming covariances: with centred, scaled features
+    A, B (S1 = AᵀA, S2 = BᵀB), Tr (S1 S2)^½ is the nuclear norm of A Bᵀ, which equals that
+    of R1 R2ᵀ for the QR factors A = Q1 R1, B = Q2 R2."""
     a = (x1 - x1.mean(0)) / np.sqrt(len(x1) - 1)
     b = (x2 - x2.mean(0)) / np.sqrt(len(x2) - 1)
     diff = x1.mean(0) - x2.mean(0)
-    nuclear = np.linalg.svd(a @ b.T, compute_uv=False).sum()
+    r1, r2 = np.linalg.qr(a, mode="r"), np.linalg.qr(b, mode="r")
+    nuclear = np.linalg.svd(r1 @ r2.T, compute_uv=False).sum()
     return diff @ diff + (a * a).sum() + (b * b).sum() - 2 * nuclear
 
 
@@ -104,7 +107,18 @@ def test_fewer_samples_than_dims_warns_and_stays_real():
     with pytest.warns(RuntimeWarning, match="fewer samples than dimensions"):
         fid = METRICS.build("fid").compute(x1, x2)["fid"]
     assert isinstance(fid, float) and np.isfinite(fid)
-    np.testing.assert_allclose(fid, _nuclear_fid(x1, x2), rtol=1e-6)
+    np.testing.assert_allclose(fid, _nuclear_fid(x1, x2), rtol=1e-10)
+
+
+def test_dead_units_keep_full_precision():
+    # ReLU features with always-zero units give exactly singular covariances; rounding-level
+    # eigenvalues must not leak their square roots into the trace (a 1e-6 error before).
+    rng = np.random.default_rng(5)
+    mix = rng.normal(size=(64, 64)) * 5
+    x1 = np.maximum(rng.normal(size=(3000, 64)) @ mix, 0) * (np.arange(64) % 4 != 0)
+    x2 = np.maximum(rng.normal(size=(2000, 64)) @ mix + 1, 0) * (np.arange(64) % 4 != 0)
+    fid = frechet_distance(*feature_stats(x1), *feature_stats(x2))
+    np.testing.assert_allclose(fid, _nuclear_fid(x1, x2), rtol=1e-10)
 
 
 def test_no_warning_with_enough_samples(features):
@@ -120,7 +134,7 @@ def test_singular_covariances_never_complex():
     s1, s2 = 4.0 * np.outer(u, u), 9.0 * np.outer(v, v)
     # Tr (S1 S2)^½ = sqrt(4 * 9) |u·v| = 6 * 0.6.
     value = frechet_distance(np.zeros(3), s1, np.zeros(3), s2)
-    np.testing.assert_allclose(value, 4.0 + 9.0 - 2 * 3.6, rtol=1e-7)
+    np.testing.assert_allclose(value, 4.0 + 9.0 - 2 * 3.6, rtol=1e-12)
 
 
 def test_bad_shapes_are_errors():

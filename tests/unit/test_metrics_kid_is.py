@@ -53,7 +53,8 @@ def test_kid_default_protocol_pinned():
     # 100 subsets of 1,000; float32 input is upcast to float64. Pinned from an independent
     # einsum implementation over the same documented subset draw.
     np.testing.assert_allclose(
-        [out["kid_mean"], out["kid_std"]], [0.03829361571068045, 0.0025002878745747767],
+        [out["kid_mean"], out["kid_std"]],
+        [0.03829361571068045, 0.0025002878745747767],
         rtol=1e-9,
     )
 
@@ -92,8 +93,10 @@ def test_kid_is_seeded():
 def test_is_one_hot_balanced_is_k():
     k, n = 10, 1000
     probs = np.eye(k)[np.arange(n) % k]  # every split of 100 holds 10 of each class
-    mean, std = inception_score(probs, splits=10)
+    mean, std = inception_score(probs, splits=10, shuffle=False)
     np.testing.assert_allclose([mean, std], [10.0, 0.0], atol=1e-12)
+    shuffled, _ = inception_score(probs)  # chunks of 100 drawn at random: close to 10
+    assert 9.0 < shuffled < 10.0
 
 
 def test_is_uniform_is_one():
@@ -112,12 +115,17 @@ def test_is_hand_computed():
     assert std == 0.0
 
 
-def test_is_splits_use_per_split_marginals():
-    # First half all class 0, second half all class 1: each split sees one class -> IS 1,
-    # while one split over everything sees two balanced classes -> IS 2.
+def test_is_splits_use_per_split_marginals_and_shuffle_by_default():
+    # First half all class 0, second half all class 1. Unshuffled, each split sees one class
+    # -> IS 1; one split over everything sees two balanced classes -> IS 2. The default seeded
+    # shuffle mixes the classes into both splits.
     probs = np.eye(2)[np.repeat([0, 1], 50)]
-    assert inception_score(probs, splits=2) == pytest.approx((1.0, 0.0))
+    assert inception_score(probs, splits=2, shuffle=False) == pytest.approx((1.0, 0.0))
     assert inception_score(probs, splits=1) == pytest.approx((2.0, 0.0))
+    mean, _ = inception_score(probs, splits=2, seed=0)
+    assert mean > 1.9
+    assert inception_score(probs, splits=2, seed=0) == inception_score(probs, splits=2, seed=0)
+    assert inception_score(probs, splits=2, seed=0) != inception_score(probs, splits=2, seed=1)
 
 
 def test_is_rejects_non_probabilities():

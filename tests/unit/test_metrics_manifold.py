@@ -5,8 +5,13 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
-from gankit.metrics import density_coverage, memorization, memorization_ratios, precision_recall
-from gankit.metrics import _knn
+from gankit.metrics import (
+    _knn,
+    density_coverage,
+    memorization,
+    memorization_ratios,
+    precision_recall,
+)
 from gankit.registry import METRICS
 
 # 1-D hand case. real 0, 2, 4, 6: radius (k=1) 2 each. fake 1, 2, 9, 12: radii 1, 1, 3, 3.
@@ -81,17 +86,19 @@ def test_gaussian_sanity_small_is_reference_equivalent():
 @pytest.mark.slow
 def test_protocols_sanity_case_10k_in_1000d():
     # PROTOCOLS.md §4: 10,000 vs 10,000 N(0, I) in 1,000-d, k = 5 -> P 0.4772, R 0.4705,
-    # D 1.0555, C 0.9735 (prdc README, another seed): agreement within sampling noise. Seeds
-    # 0-3 here gave P 0.456-0.497 (std 0.017), R 0.474-0.486, D 0.96-1.07 (std 0.05),
-    # C 0.962-0.974; tolerances are about 2.5 seed-to-seed standard deviations.
+    # D 1.0555, C 0.9735 (prdc README, one draw). Seeds 0-3 here gave P 0.456-0.497
+    # (std 0.017), R 0.474-0.486 (0.005), D 0.91-1.07 (0.066; E[D] = 1 exactly for equal
+    # distributions), C 0.962-0.974 (0.006). Two independent draws differ by sqrt(2) std, so
+    # the tolerances are about 3 sqrt(2) std. About 90 s on one core.
     rng = np.random.default_rng(0)
     real = rng.normal(size=(10_000, 1000)).astype(np.float32)
     fake = rng.normal(size=(10_000, 1000)).astype(np.float32)
-    p, r = precision_recall(fake, real, k=5)
-    d, c = density_coverage(fake, real, k=5)
-    np.testing.assert_allclose([p, r], [0.4772, 0.4705], atol=0.04)
-    np.testing.assert_allclose(d, 1.0555, atol=0.12)
-    np.testing.assert_allclose(c, 0.9735, atol=0.02)
+    values = (*precision_recall(fake, real, k=5), *density_coverage(fake, real, k=5))
+    np.testing.assert_allclose(values[0], 0.4772, atol=0.07, err_msg=str(values))
+    np.testing.assert_allclose(values[1], 0.4705, atol=0.025, err_msg=str(values))
+    np.testing.assert_allclose(values[2], 1.0555, atol=0.28, err_msg=str(values))
+    np.testing.assert_allclose(values[3], 0.9735, atol=0.025, err_msg=str(values))
+    np.testing.assert_allclose(values[2], 1.0, atol=0.2, err_msg=str(values))
 
 
 def test_memorization_copies_and_fresh_samples():

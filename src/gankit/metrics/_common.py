@@ -2,7 +2,8 @@
 
 A registered metric is a class with
 
-* ``needs``: which inputs it reads, a subset of ``{"features", "probs", "points"}``;
+* ``needs``: which input it reads, one of ``{"features", "probs", "points"}`` (a frozenset
+  holding that one kind);
 * ``compute(fake, real, *, seed=0, **options) -> dict[str, float]``, keys like ``fid`` or
   ``pr_k3_precision`` (``real`` may be None for metrics that only look at generated samples);
 * optionally ``real_summary(real) -> dict[str, np.ndarray]``: statistics of the real set that

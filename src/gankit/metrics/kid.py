@@ -15,15 +15,23 @@ from gankit.metrics._common import FEATURES, Metric, as_float64, check_same_dim,
 from gankit.registry import METRICS
 
 
+def _kernel_sum(a: np.ndarray, b: np.ndarray, d: int, off_diagonal: bool) -> float:
+    """Sum of (aᵀb/d + 1)³ over all pairs (or all pairs but the diagonal), in place."""
+    k = a @ b.T
+    k /= d
+    k += 1.0
+    k *= k * k  # cube without a temporary of ** 3
+    total = float(k.sum())
+    return total - float(np.trace(k)) if off_diagonal else total
+
+
 def polynomial_mmd2(x: np.ndarray, y: np.ndarray) -> float:
     """Unbiased MMD² between equally sized samples x, y [m, d] with (xᵀy/d + 1)³."""
     m, d = x.shape
-    k_xx = (x @ x.T / d + 1.0) ** 3
-    k_yy = (y @ y.T / d + 1.0) ** 3
-    k_xy = (x @ y.T / d + 1.0) ** 3
-    sum_xx = k_xx.sum() - np.trace(k_xx)
-    sum_yy = k_yy.sum() - np.trace(k_yy)
-    return float((sum_xx + sum_yy) / (m * (m - 1)) - 2.0 * k_xy.sum() / (m * m))
+    sum_xx = _kernel_sum(x, x, d, off_diagonal=True)
+    sum_yy = _kernel_sum(y, y, d, off_diagonal=True)
+    sum_xy = _kernel_sum(x, y, d, off_diagonal=False)
+    return (sum_xx + sum_yy) / (m * (m - 1)) - 2.0 * sum_xy / (m * m)
 
 
 def kernel_inception_distance(

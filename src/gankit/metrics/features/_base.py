@@ -102,7 +102,6 @@ class Extractor(nn.Module):
             raise ValueError(f"{self.name}: got an empty input")
         return x
 
-    @torch.inference_mode()
     def extract(
         self, x, batch_size: int | None = None, with_probs: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -121,16 +120,19 @@ class Extractor(nn.Module):
         bs = batch_size or self.batch_size
         device = self.device
         want_probs = with_probs and self.num_classes > 0
+        # Outputs are ordinary tensors filled in place under inference mode, so callers may
+        # modify them afterwards; one host copy at the end instead of one per batch.
         feats = torch.empty(len(x), self.feature_dim, device=device)
         probs = torch.empty(len(x), self.num_classes, device=device) if want_probs else None
-        for start in range(0, len(x), bs):
-            batch = self._prepare(x[start : start + bs].to(device, torch.float32))
-            if self.channels_last:
-                batch = batch.contiguous(memory_format=torch.channels_last)
-            f, logits = self._forward(batch)
-            feats[start : start + len(f)] = f
-            if probs is not None:
-                probs[start : start + len(f)] = torch.softmax(logits.float(), dim=1)
+        with torch.inference_mode():
+            for start in range(0, len(x), bs):
+                batch = self._prepare(x[start : start + bs].to(device, torch.float32))
+                if self.channels_last:
+                    batch = batch.contiguous(memory_format=torch.channels_last)
+                f, logits = self._forward(batch)
+                feats[start : start + len(f)] = f
+                if probs is not None:
+                    probs[start : start + len(f)] = torch.softmax(logits.float(), dim=1)
         return feats.cpu(), (probs.cpu() if probs is not None else None)
 
     def features(self, x, batch_size: int | None = None) -> torch.Tensor:

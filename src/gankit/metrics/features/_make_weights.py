@@ -37,8 +37,11 @@ def main(names: list[str]) -> None:
             log=lambda line, name=name: print(f"[{name}] {line}", flush=True),
             **RECIPES[name],
         )
-        print(f"[{name}] held-out accuracy {report['heldout_accuracy']:.4f} "
-              f"sha256 {report['sha256']}", flush=True)
+        print(
+            f"[{name}] held-out accuracy {report['heldout_accuracy']:.4f} "
+            f"sha256 {report['sha256']}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

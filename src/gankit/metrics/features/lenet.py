@@ -220,6 +220,18 @@ def train_classifier(
     return model
 
 
+def _canonical(data: bytes) -> bytes:
+    """Rewrite a safetensors header with sorted keys, so equal weights give equal bytes.
+
+    safetensors serialises its header maps in hash order, which varies between processes.
+    """
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + n])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # keep the tensor data 8-byte aligned, as safetensors does
+    return len(text).to_bytes(8, "little") + text + data[8 + n :]
+
+
 def save_lenet(model: LeNet, path: str | os.PathLike) -> dict:
     """Write ``model`` as safetensors (atomically) plus a JSON report beside it.
 
@@ -229,8 +241,7 @@ def save_lenet(model: LeNet, path: str | os.PathLike) -> dict:
     path = Path(path)
     metadata = {"format": FORMAT, "config": json.dumps(model.config, sort_keys=True), **model.meta}
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    data = safetensors_save(tensors, metadata=metadata)
-    atomic_write_bytes(path, data)
+    atomic_write_bytes(path, _canonical(safetensors_save(tensors, metadata=metadata)))
     report = {
         "file": path.name,
         "sha256": _download.sha256_file(path),
@@ -314,7 +325,7 @@ class LeNetExtractor(Extractor):
 
     def __init__(
         self,
-        weights: str | os.PathLike,
+        weights: str | os.PathLike | None = None,
         *,
         name: str | None = None,
         batch_size: int = 256,
@@ -322,6 +333,11 @@ class LeNetExtractor(Extractor):
         verify: bool = True,
     ) -> None:
         super().__init__(batch_size)
+        if weights is None:
+            raise ValueError(
+                "extractor 'lenet' needs a weights file: use the spec 'lenet:PATH' (a file from "
+                "train_and_save_extractor) or a shipped one, 'lenet_mnist5k' / 'lenet_digits'"
+            )
         self.net = load_lenet(weights, verify=verify).to(device, memory_format=torch.channels_last)
         self.name = name or f"lenet:{weights}"
         self.feature_dim = self.net.config["feature_dim"]
