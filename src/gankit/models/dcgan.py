@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from gankit.layers.minibatch import batch_features
 from gankit.layers.spectral import apply_spectral_norm
 from gankit.models._base import Discriminator, Generator
 from gankit.registry import DISCRIMINATORS, GENERATORS
@@ -80,9 +81,12 @@ class DCGANDiscriminator(Discriminator):
         width: int = 64  # channels of the first stage; doubled per stage
         batch_norm: bool = True  # BatchNorm from the second stage on
         spectral_norm: bool = False  # spectral normalisation on every layer (SNGAN)
+        minibatch_discrimination: int = 0  # kernels of minibatch discrimination (Salimans 2016)
+        minibatch_stddev: int = 0  # group size of the minibatch stddev feature (Karras 2018)
 
     def __init__(self, in_shape: tuple[int, ...], width: int = 64, batch_norm: bool = True,
-                 spectral_norm: bool = False, num_classes: int = 0) -> None:
+                 spectral_norm: bool = False, num_classes: int = 0,
+                 minibatch_discrimination: int = 0, minibatch_stddev: int = 0) -> None:
         super().__init__()
         channels, resolution = _image_shape(tuple(in_shape), "discriminator")
         start, downs = _plan(resolution)
@@ -97,14 +101,17 @@ class DCGANDiscriminator(Discriminator):
         self.body = nn.Sequential(*layers, nn.Flatten())  # x -> features [N, ch*start^2]
         # DCGAN's last layer is a conv over the whole start x start map: a linear layer on
         # the flattened features computes the same thing.
-        self.head = nn.Linear(ch * start * start, 1)
+        self.batch_layers, width = batch_features(ch * start * start, minibatch_discrimination,
+                                                  minibatch_stddev)
+        self.head = nn.Linear(width, 1)
         _dcgan_init(self)
         if spectral_norm:
             apply_spectral_norm(self)
 
     def score(self, x: torch.Tensor, c: torch.Tensor | None = None) -> dict:
         features = self.body(x)
-        return {"logits": self.head(features).squeeze(1), "features": features}
+        logits = self.head(self.batch_layers(features)).squeeze(1)
+        return {"logits": logits, "features": features}
 
 
 @torch.no_grad()

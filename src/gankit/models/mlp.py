@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from gankit.layers.maxout import Maxout
+from gankit.layers.minibatch import batch_features
 from gankit.layers.spectral import apply_spectral_norm
 from gankit.models._base import Discriminator, Generator
 from gankit.registry import DISCRIMINATORS, GENERATORS
@@ -58,10 +59,13 @@ class MLPDiscriminator(Discriminator):
         widths: tuple[int, ...] = (1024, 512, 256)  # hidden layer widths
         maxout_pieces: int = 1  # >1 uses maxout units with this many pieces (PacGAN: 5)
         spectral_norm: bool = False  # spectral normalisation on every layer (SNGAN)
+        minibatch_discrimination: int = 0  # kernels of minibatch discrimination (Salimans 2016)
+        minibatch_stddev: int = 0  # group size of the minibatch stddev feature (Karras 2018)
 
     def __init__(self, in_shape: tuple[int, ...], widths: tuple[int, ...] = (1024, 512, 256),
                  maxout_pieces: int = 1, spectral_norm: bool = False,
-                 num_classes: int = 0) -> None:
+                 num_classes: int = 0, minibatch_discrimination: int = 0,
+                 minibatch_stddev: int = 0) -> None:
         super().__init__()
         if not widths or min(widths) < 1:
             raise ValueError(f"discriminator.widths must be positive integers, got {widths}")
@@ -76,10 +80,13 @@ class MLPDiscriminator(Discriminator):
                 layers += [nn.Linear(last, w), nn.LeakyReLU(0.2)]
             last = w
         self.body = nn.Sequential(*layers)  # x -> features [N, widths[-1]]
-        self.head = nn.Linear(last, 1)
+        self.batch_layers, width = batch_features(last, minibatch_discrimination,
+                                                  minibatch_stddev)
+        self.head = nn.Linear(width, 1)
         if spectral_norm:
             apply_spectral_norm(self)
 
     def score(self, x: torch.Tensor, c: torch.Tensor | None = None) -> dict:
         features = self.body(x)
-        return {"logits": self.head(features).squeeze(1), "features": features}
+        logits = self.head(self.batch_layers(features)).squeeze(1)
+        return {"logits": logits, "features": features}
