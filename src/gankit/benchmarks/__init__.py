@@ -1,0 +1,1 @@
+"""Reproduced benchmark protocols: `gankit bench mixture` and `gankit bench stacked-mnist`."""

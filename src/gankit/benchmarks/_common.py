@@ -1,0 +1,60 @@
+"""Recipe files, repeated seeded runs and mean ± standard error tables."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from gankit.registry import closest
+
+
+def load_recipes(name: str) -> dict:
+    text = (resources.files("gankit") / "presets" / "bench" / f"{name}.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def pick(recipes: dict, names: Sequence[str]) -> dict:
+    out = {}
+    for n in names:
+        if n not in recipes:
+            raise ValueError(f"unknown recipe {n!r}.{closest(n, list(recipes))} "
+                             f"Valid recipes: {', '.join(recipes)}")
+        out[n] = recipes[n]
+    return out
+
+
+def mean_se(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and standard error (sample std / sqrt(n); 0 for one value)."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, 0.0
+    var = sum((v - mean) ** 2 for v in values) / (n - 1)
+    return mean, math.sqrt(var / n)
+
+
+def fmt(mean: float, se: float | None, digits: int) -> str:
+    if se is None:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {se:.{digits}f}"
+
+
+def run_seeds(recipe: dict, seeds: Sequence[int], one_run: Callable[[dict, int], dict],
+              log: Callable[[str], None]) -> list[dict]:
+    rows = []
+    for seed in seeds:
+        t = time.perf_counter()
+        row = one_run(recipe, seed)
+        row["seconds"] = time.perf_counter() - t
+        log(f"  seed {seed}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items()))
+        rows.append(row)
+    return rows
+
+
+def out_dir(base: str | Path | None, *parts: str) -> Path | None:
+    return None if base is None else Path(base, *parts)
