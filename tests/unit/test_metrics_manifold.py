@@ -89,7 +89,7 @@ def test_protocols_sanity_case_10k_in_1000d():
     # D 1.0555, C 0.9735 (prdc README, one draw). Seeds 0-3 here gave P 0.456-0.497
     # (std 0.017), R 0.474-0.486 (0.005), D 0.91-1.07 (0.066; E[D] = 1 exactly for equal
     # distributions), C 0.962-0.974 (0.006). Two independent draws differ by sqrt(2) std, so
-    # the tolerances are about 3 sqrt(2) std. About 90 s on one core.
+    # the tolerances are about 3 sqrt(2) std. About 40 s on one core.
     rng = np.random.default_rng(0)
     real = rng.normal(size=(10_000, 1000)).astype(np.float32)
     fake = rng.normal(size=(10_000, 1000)).astype(np.float32)
