@@ -5,6 +5,7 @@ Public API::
     import gankit
     result = gankit.train("dcgan", data="mnist5k", steps=2000, out="runs/dcgan")
     x = gankit.sample("runs/dcgan", 64)          # [64, 1, 28, 28] in [-1, 1]
+    gankit.evaluate("runs/dcgan", metrics=["fid", "kid"], against="mnist5k", n=5000)
     gankit.list_components()
 """
 
@@ -23,6 +24,7 @@ from gankit import (  # noqa: F401
     regularizers,
 )
 from gankit.api import load, resume, sample, train
+from gankit.evaluation import evaluate
 
 
 def _import_metrics() -> None:
@@ -45,4 +47,4 @@ def list_components() -> dict[str, dict[str, str]]:
     return out
 
 
-__all__ = ["train", "resume", "load", "sample", "list_components", "__version__"]
+__all__ = ["train", "resume", "load", "sample", "evaluate", "list_components", "__version__"]
