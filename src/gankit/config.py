@@ -68,6 +68,32 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class HealthConfig:
+    """Training health monitor (gankit.training.health): signals and warning thresholds."""
+
+    enabled: bool = True  # log health/* signals on log steps and warn on failures
+    window: int = 3  # consecutive log records a condition must hold to warn, and to clear
+    reference_logs: int = 3  # the median of the first N records is a signal's reference
+    warmup_steps: int = 500  # D-saturation, vanishing and collapse checks start at this step
+    d_saturation_accuracy: float = 0.99  # D's accuracy on real AND fake at least this ...
+    d_saturation_logit: float = 4.0  # ... and mean logits beyond +-this (sigmoid 0.982)
+    grad_vanish_ratio: float = 1e-3  # health/grad_G_output below this x its reference ...
+    grad_vanish_abs: float = 1e-8  # ... or below this absolute value
+    diversity_ratio_min: float = 0.2  # generated/real mean pairwise distance below this
+    loss_growth: float = 1e3  # |loss| above this x max(1, |its reference|) ...
+    loss_max_abs: float = 1e4  # ... or above this absolute value: diverged
+    mode_samples: int = 500  # fixed latents scored for health/modes on 2D mixtures
+
+    def __post_init__(self) -> None:
+        if self.window < 1 or self.reference_logs < 1 or self.mode_samples < 1 \
+                or self.warmup_steps < 0:
+            raise ValueError("health.window, health.reference_logs and health.mode_samples "
+                             "must be at least 1 and health.warmup_steps at least 0, got "
+                             f"{self.window}, {self.reference_logs}, {self.mode_samples}, "
+                             f"{self.warmup_steps}")
+
+
+@dataclass(frozen=True)
 class Config:
     """A complete, resolved run configuration."""
 
@@ -85,6 +111,7 @@ class Config:
     d_optimizer: Component = field(default_factory=lambda: Component("adam"))
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
 
     def to_dict(self) -> dict:
         return _to_plain(dataclasses.asdict(self))

@@ -214,8 +214,8 @@ def test_curves_png_of_a_run(run_dir, tmp_path):
     out = curves_png(run_dir, tmp_path / "curves.png")
     image = Image.open(out)
     image.verify()
-    # losses, D scores, gradient norms: 2 panels per row, 500 x 320 px each
-    assert Image.open(out).size == (1000, 640) == curves_module.figure_size_px(3)
+    # losses, D scores, gradient norms, training health: 2 per row, 500 x 320 px each
+    assert Image.open(out).size == (1000, 640) == curves_module.figure_size_px(4)
 
 
 def test_curves_panels_with_metrics_and_a_truncated_line(tmp_path):

@@ -21,6 +21,7 @@ import torch
 from gankit.data import BatchSampler
 from gankit.training.checkpoint import save_checkpoint
 from gankit.training.context import StepContext
+from gankit.training.health import HealthMonitor
 from gankit.utils.images import save_grid, scatter_png
 
 _UNROLL_OFFSET = 1 << 40  # data steps of the unrolled critic never meet the main stream
@@ -49,6 +50,8 @@ class Trainer:
         self.conditional = state.conditional
         self.last: dict[str, torch.Tensor] = {}
         self.last_real_out: dict[str, torch.Tensor] | None = None  # D's view of real data
+        health = state.config.health
+        self.health = HealthMonitor(self, health) if health.enabled else None
 
     # -- one update each ---------------------------------------------------------------
     def _batch(self, data_step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -174,7 +177,18 @@ class Trainer:
                 t0, steps_timed = time.perf_counter(), 0
                 for cb in self.callbacks:
                     record.update(cb(self) or {})
+                warnings = []
+                if self.health is not None:
+                    record.update(self.health.measure(self))
+                    warnings = self.health.check(record)
                 self._write_log(record)
+                for warning in warnings:
+                    self._write_log(warning)
+                    if self.is_main:
+                        hint = f"; remedies: gankit doctor {self.run_dir}" if self.run_dir else ""
+                        lead = "\n" if bar is not None else ""  # off the progress bar's line
+                        print(f"{lead}gankit: warning: {warning['message']}{hint}",
+                              file=sys.stderr)
                 if bar is not None:
                     bar.set_postfix(D=f"{record['loss/D']:.3f}", G=f"{record['loss/G']:.3f}")
             if cfg.sample_interval and s.step % cfg.sample_interval == 0:

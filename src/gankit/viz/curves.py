@@ -19,7 +19,7 @@ PANEL_SIZE = (5.0, 3.2)
 DPI = 100
 MAX_COLUMNS = 2
 GROUPS = (("loss/", "losses"), ("scores/", "D scores (mean logits)"),
-          ("grad/", "gradient norms"))
+          ("grad/", "gradient norms"), ("health/", "training health"))
 IGNORED = ("time/",)  # timing is not a training curve
 
 
