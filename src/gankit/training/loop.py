@@ -77,7 +77,7 @@ class Trainer:
             x = aug(x, self.state.step, self.state.generator)
         return x
 
-    def _d_update(self, D, opt, data_step: int, log: bool, main: bool = True) -> None:
+    def _d_update(self, D, opt, data_step: int, log: bool, main: bool = True) -> dict:
         """One D update on a fresh real batch and fresh fakes (also used for unrolling)."""
         s = self.state
         real, labels = self._batch(data_step)
@@ -111,25 +111,39 @@ class Trainer:
         if main:
             for hook in self.hooks:
                 hook.after_d_step(s, s.step)
+        return {k: v.detach() for k, v in real_out.items()}
 
     def d_step(self, data_step: int, log: bool) -> None:
         self._d_update(self.state.D, self.state.d_opt, data_step, log)
 
     def _unrolled_critic(self):
         """Metz et al. 2017: a copy of D advanced k steps, against which G is updated
-        (first-order variant: G's gradient does not flow through the k updates)."""
+        (first-order variant: G's gradient does not flow through the k updates).
+
+        Returns the copy and its view of its last real batch (for feature matching). The
+        real D, its optimiser state and G's BatchNorm statistics are left untouched; D
+        hooks (e.g. weight clipping) are not applied to the copy.
+        """
         s, k = self.state, self.state.config.train.unrolled_steps
         D = copy.deepcopy(s.D)
         opt = type(s.d_opt)(D.parameters(), **s.d_opt.defaults)
-        opt.load_state_dict(s.d_opt.state_dict())
+        opt.load_state_dict(copy.deepcopy(s.d_opt.state_dict()))
+        g_buffers = [b.clone() for b in s.G.buffers()]
+        real_out: dict = {}
         for j in range(k):  # a separate, deterministic stream of real batches
-            self._d_update(D, opt, _UNROLL_OFFSET + s.step * k + j, log=False, main=False)
-        return D
+            real_out = self._d_update(D, opt, _UNROLL_OFFSET + s.step * k + j, log=False,
+                                      main=False)
+        with torch.no_grad():
+            for b, saved in zip(s.G.buffers(), g_buffers):
+                b.copy_(saved)
+        return D, real_out
 
     def g_step(self, log: bool) -> None:
         s = self.state
         batch = s.config.train.batch_size
-        D = self._unrolled_critic() if s.config.train.unrolled_steps > 0 else s.D
+        D, real_out = s.D, self.last_real_out or {}
+        if s.config.train.unrolled_steps > 0:
+            D, real_out = self._unrolled_critic()
         D.requires_grad_(False)
         fake_labels = self._fake_labels(batch)
         fake = s.G(self._z(batch), fake_labels)
@@ -140,7 +154,7 @@ class Trainer:
         if self.g_regs:
             ctx = StepContext(s.G, D, None, fake, None, None, fake_out["logits"], s.step,
                               s.generator, phase="G", fake_labels=fake_labels,
-                              real_out=self.last_real_out or {}, fake_out=fake_out)
+                              real_out=real_out, fake_out=fake_out)
             for reg in self.g_regs:
                 if s.step % reg.interval == 0:
                     loss = loss + reg(ctx)

@@ -1,0 +1,60 @@
+"""Feature matching, Salimans et al. 2016 (section 3.1): G matches the mean of D's features.
+
+weight * ||mean_i f(x_i) - mean_j f(G(z_j))||_2^2, f = D's penultimate features
+(``D.score(x)["features"]``). The real features are D's detached view of the latest real
+batch (the loop keeps it for the G step), so the gradient reaches G only. The term is added
+to G's adversarial loss, it does not replace it (the paper's G minimises feature matching
+alone): both objectives act on G, the adversarial one with weight 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from gankit.registry import REGULARIZERS
+
+
+@REGULARIZERS.register("feature_matching", "G matches mean D features, Salimans et al. 2016")
+class FeatureMatching:
+    """Squared L2 distance between the batch means of D's features on real and fake data."""
+
+    @dataclass(frozen=True)
+    class Options:
+        weight: float = 1.0  # multiplier of the squared distance, added to G's loss
+        interval: int = 1  # apply every k-th G step (weight scaled by k)
+
+        def __post_init__(self) -> None:
+            if self.weight < 0 or self.interval < 1:
+                raise ValueError(f"regularizers.feature_matching needs weight >= 0 and "
+                                 f"interval >= 1, got {self}")
+
+    phases = ("G",)  # runs during G updates
+    needs_real_grad = False
+
+    def __init__(self, weight: float = 1.0, interval: int = 1) -> None:
+        self.Options(weight, interval)  # validates
+        self.weight, self.interval = weight, interval
+
+    def __call__(self, ctx) -> torch.Tensor:
+        real_f = _features(ctx.real_out, ctx.D, ctx.real, ctx.labels)
+        fake_f = _features(ctx.fake_out, ctx.D, ctx.fake, ctx.fake_labels)
+        if real_f is None:
+            raise ValueError("feature_matching needs D's features of a real batch "
+                             "(ctx.real_out['features'] or ctx.real)")
+        diff = real_f.detach().flatten(1).mean(0) - fake_f.flatten(1).mean(0)  # [F]
+        return self.weight * self.interval * diff.pow(2).sum()
+
+
+def _features(out: dict, D, x: torch.Tensor | None, c: torch.Tensor | None):
+    """D's features from the loop's ``D.score`` output, or computed with D when absent."""
+    if "features" in out:
+        return out["features"]
+    if x is None:
+        return None
+    scored = D.score(x, c) if hasattr(D, "score") else {}
+    if "features" not in scored:
+        raise ValueError(f"feature_matching needs a discriminator whose score() returns "
+                         f"'features'; {type(D).__name__} gives {sorted(scored)}")
+    return scored["features"]
