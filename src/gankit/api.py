@@ -177,6 +177,11 @@ class LoadedRun:
     def net(self, ema: bool = True) -> nn.Module:
         return self.G_ema if ema and self.G_ema is not None else self.G
 
+    @property
+    def conditional(self) -> bool:
+        """True when the generator takes class labels (``generator.conditioning``)."""
+        return bool(getattr(self.G, "conditional", False))
+
 
 def load(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
     """Load G and G_ema from the newest checkpoint of ``run_dir`` (safetensors weights)."""
@@ -200,9 +205,27 @@ def load(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
 
 
 @torch.no_grad()
-def sample(run: str | Path | LoadedRun, n: int, *, seed: int = 0, ema: bool = True,
-           batch_size: int = 500, device: str = "cpu") -> torch.Tensor:
-    """Draw ``n`` samples [n, ...] in data space ([-1, 1] images, raw 2D points)."""
+def sample(run: str | Path | LoadedRun, n: int, *, classes=None, seed: int = 0,
+           ema: bool = True, batch_size: int = 500, device: str = "cpu",
+           return_labels: bool = False):
+    """Draw ``n`` samples [n, ...] in data space ([-1, 1] images, raw 2D points).
+
+    Args:
+        run: a run directory or a `LoadedRun`.
+        n: number of samples.
+        classes: conditional runs only: an int (every sample of that class) or ``n`` labels
+            (list, array or tensor) in 0..K-1. None: a conditional run draws uniform labels
+            from ``seed`` (after z, so z is the same with or without classes).
+        seed: seeds z (and the labels drawn when ``classes`` is None).
+        ema: sample the EMA generator when the run kept one.
+        return_labels: also return the labels [n] (None for an unconditional run).
+
+    Returns:
+        x [n, ...] on the CPU, or ``(x, labels)`` with ``return_labels``.
+
+    Raises:
+        ValueError: ``classes`` given for an unconditional run, out of range or mis-sized.
+    """
     if n < 1:
         raise ValueError(f"--n must be at least 1, got {n}")
     run = load(run, device) if not isinstance(run, LoadedRun) else run
@@ -210,11 +233,57 @@ def sample(run: str | Path | LoadedRun, n: int, *, seed: int = 0, ema: bool = Tr
     dev = next(net.parameters()).device
     gen = torch.Generator(device=dev).manual_seed(seed)
     z = torch.randn(n, run.config.z_dim, generator=gen, device=dev)
-    return torch.cat([net(zb) for zb in z.split(batch_size)]).float().cpu()
+    c = _labels(run, n, classes, gen, dev)
+    cs = c.split(batch_size) if c is not None else [None] * len(z.split(batch_size))
+    x = torch.cat([net(zb, cb) for zb, cb in zip(z.split(batch_size), cs)]).float().cpu()
+    if return_labels:
+        return x, (c.cpu() if c is not None else None)
+    return x
 
 
-def write_samples(x: torch.Tensor, out: str | Path, kind: str) -> Path:
-    """FILE.png: a grid (scatter for points); FILE.npz: array ``x``; a directory: PNGs."""
+_UNCONDITIONAL = ("{what}: this run's generator is unconditional (generator.conditioning="
+                  "none), so it cannot be asked for a class; train a conditional preset "
+                  "(cgan, acgan, sngan_projection)")
+
+
+def class_grid_labels(run: LoadedRun, per_class: int) -> torch.Tensor:
+    """Labels [K * per_class] = 0 x per_class, 1 x per_class, ...: one grid row per class."""
+    if not run.conditional:
+        raise ValueError(_UNCONDITIONAL.format(what="--class-grid"))
+    if per_class < 1:
+        raise ValueError(f"--n (samples per class) must be at least 1, got {per_class}")
+    return torch.arange(run.info.num_classes).repeat_interleave(per_class)
+
+
+def _labels(run: LoadedRun, n: int, classes, gen: torch.Generator,
+            dev: torch.device) -> torch.Tensor | None:
+    """The labels [n] to generate: checked ``classes``, uniform draws, or None."""
+    num_classes = run.info.num_classes
+    if classes is None:
+        if not run.conditional:
+            return None
+        return torch.randint(num_classes, (n,), generator=gen, device=dev)
+    if not run.conditional:
+        raise ValueError(_UNCONDITIONAL.format(what=f"class {classes!r}"))
+    c = torch.as_tensor(classes)
+    if c.is_floating_point() or c.is_complex() or c.dtype == torch.bool:
+        raise TypeError(f"classes must be an int or integer labels, got {classes!r}")
+    if c.dim() == 0:
+        c = c.expand(n)
+    elif c.shape != (n,):
+        raise ValueError(f"classes must be one int or {n} labels (one per sample), got "
+                         f"shape {tuple(c.shape)}")
+    bad = c[(c < 0) | (c >= num_classes)]
+    if len(bad):
+        raise ValueError(f"class {int(bad[0])} is out of range: this run has {num_classes} "
+                         f"classes, 0..{num_classes - 1}")
+    return c.to(dev, torch.long)
+
+
+def write_samples(x: torch.Tensor, out: str | Path, kind: str, y: torch.Tensor | None = None,
+                  nrow: int | None = None) -> Path:
+    """FILE.png: a grid of ``nrow`` per row (scatter for points); FILE.npz: array ``x`` (and
+    labels ``y`` when given); a directory: PNGs."""
     import numpy as np
 
     from gankit.utils.images import save_grid, save_images, scatter_png
@@ -224,12 +293,15 @@ def write_samples(x: torch.Tensor, out: str | Path, kind: str) -> Path:
     suffix = out.suffix.lower()
     if suffix == ".png":
         if kind == "image":
-            save_grid(x, out)
+            save_grid(x, out, nrow=nrow)
         else:
             scatter_png(x.numpy(), out)
     elif suffix == ".npz":
         with atomic_open(out, "wb") as f:
-            np.savez(f, x=x.numpy().astype(np.float32))
+            arrays = {"x": x.numpy().astype(np.float32)}
+            if y is not None:
+                arrays["y"] = y.numpy().astype(np.int64)
+            np.savez(f, **arrays)
     elif suffix == "":
         if kind != "image":
             raise ValueError(f"--out {out}: a directory of PNGs needs image data; use .npz")

@@ -31,8 +31,14 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="draw samples from a trained run")
     s.add_argument("run_dir")
-    s.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
-    s.add_argument("--out", required=True, help="FILE.png (grid), FILE.npz (array) or DIR/")
+    s.add_argument("--n", type=int, help="number of samples (default 64); with --class-grid "
+                   "samples per class (default 10)")
+    s.add_argument("--out", required=True, help="FILE.png (grid), FILE.npz (x and labels y) "
+                   "or DIR/")
+    s.add_argument("--class", dest="class_label", type=int, metavar="K",
+                   help="conditional runs: every sample of class K (default: uniform classes)")
+    s.add_argument("--class-grid", action="store_true",
+                   help="conditional runs: one grid row of --n samples per class")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--ema", dest="ema", action="store_true", default=True,
                    help="use the EMA generator when the run has one (default)")
@@ -68,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--curves", action="store_true", help="loss and metric curves")
     w.add_argument("--out", help="output folder (default RUN_DIR/show)")
     w.add_argument("--seed", type=int, default=0)
+
+    h = sub.add_parser("doctor", help="diagnose a run from its log: problems and remedies")
+    h.add_argument("run_dir", help="a run directory (finished or still training)")
 
     sub.add_parser("list", help="list presets and registered components")
     return p
@@ -108,9 +117,17 @@ def cmd_sample(args) -> int:
     if args.ema and run.G_ema is None:
         print("gankit: note: this run kept no EMA generator; sampling the raw G",
               file=sys.stderr)
-    x = api.sample(run, args.n, seed=args.seed, ema=args.ema, device=args.device)
-    out = api.write_samples(x, args.out, run.info.kind)
-    print(f"wrote {args.n} samples to {out}")
+    if args.class_grid and args.class_label is not None:
+        raise ValueError("--class and --class-grid cannot be combined")
+    n, classes, nrow = args.n if args.n is not None else 64, args.class_label, None
+    if args.class_grid:
+        nrow = args.n if args.n is not None else 10
+        classes = api.class_grid_labels(run, nrow)
+        n = len(classes)
+    x, y = api.sample(run, n, classes=classes, seed=args.seed, ema=args.ema,
+                      device=args.device, return_labels=True)
+    out = api.write_samples(x, args.out, run.info.kind, y=y, nrow=nrow)
+    print(f"wrote {n} samples to {out}")
     return 0
 
 
@@ -178,8 +195,16 @@ def cmd_show(args) -> int:
     return 0
 
 
+def cmd_doctor(args) -> int:
+    from gankit.doctor import diagnose, format_diagnosis
+
+    print(format_diagnosis(diagnose(args.run_dir)))
+    return 0
+
+
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval,
-            "extractor": cmd_extractor, "show": cmd_show, "list": cmd_list}
+            "extractor": cmd_extractor, "show": cmd_show, "doctor": cmd_doctor,
+            "list": cmd_list}
 
 
 def main(argv: list[str] | None = None) -> int:

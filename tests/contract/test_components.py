@@ -95,20 +95,35 @@ def test_options_are_documented_dataclasses(registry):
 
 
 @pytest.mark.parametrize("name", REGULARIZERS.names())
-def test_regularizers_return_finite_scalars_with_gradient_to_d(name):
+def test_regularizers_return_finite_scalars_with_gradient(name):
+    """Each regulariser, in each phase it declares, gives a finite positive scalar whose
+    gradient reaches D (phase D) or the fakes, i.e. G (phase G)."""
     from gankit.training.context import StepContext
 
     torch.manual_seed(0)
-    D = DISCRIMINATORS.get("dcgan")(in_shape=(1, 16, 16), width=8, batch_norm=False)
+    # an ACGAN-headed D provides every output any regulariser reads (logits, features,
+    # class_logits)
+    D = DISCRIMINATORS.get("dcgan")(in_shape=(1, 16, 16), width=8, batch_norm=False,
+                                    num_classes=3, conditioning="acgan")
     reg = REGULARIZERS.get(name)()
-    real = torch.randn(4, 1, 16, 16, requires_grad=reg.needs_real_grad)
-    fake = torch.randn(4, 1, 16, 16)
-    ctx = StepContext(None, D, real, fake, None, D(real), D(fake), 0,
-                      torch.Generator().manual_seed(0))
-    value = reg(ctx)
-    assert value.dim() == 0 and torch.isfinite(value) and value > 0
-    value.backward()
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in D.parameters())
+    labels, fake_labels = torch.tensor([0, 1, 2, 0]), torch.tensor([2, 2, 1, 0])
+    for phase in reg.phases:
+        D.zero_grad(set_to_none=True)
+        real = torch.randn(4, 1, 16, 16, requires_grad=getattr(reg, "needs_real_grad", False))
+        fake = torch.randn(4, 1, 16, 16, requires_grad=True)
+        real_out, fake_out = D.score(real, labels), D.score(fake, fake_labels)
+        if phase == "G":
+            real_out = {k: v.detach() for k, v in real_out.items()}
+        ctx = StepContext(None, D, real, fake, labels, real_out["logits"], fake_out["logits"],
+                          0, torch.Generator().manual_seed(0), phase=phase,
+                          fake_labels=fake_labels, real_out=real_out, fake_out=fake_out)
+        value = reg(ctx)
+        assert value.dim() == 0 and torch.isfinite(value) and value > 0, phase
+        value.backward()
+        if phase == "D":
+            assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in D.parameters())
+        else:
+            assert fake.grad is not None and fake.grad.abs().sum() > 0
 
 
 @pytest.mark.parametrize("package", ["models", "losses", "regularizers", "hooks", "optimizers",

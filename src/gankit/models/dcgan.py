@@ -6,6 +6,11 @@ and ReLU inside, tanh at the output. D mirrors it with stride-2 convolutions and
 LeakyReLU(0.2), BatchNorm from the second block on (no BatchNorm with spectral norm or
 when disabled, as WGAN-GP advises), and a final convolution over the whole map to one
 logit. Resolution, channels and width are constructor arguments.
+
+Class conditioning (`gankit.layers.conditioning`): G concatenates a label code to z (cGAN,
+Mirza and Osindero 2014) or swaps its BatchNorm layers for conditional BatchNorm (de Vries
+et al. 2017); D gets the label code as constant input channel maps, a projection term
+(Miyato and Koyama 2018) or an ACGAN class head (Odena et al. 2017).
 """
 
 from __future__ import annotations
@@ -15,6 +20,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from gankit.layers.conditioning import (
+    DiscriminatorConditioning,
+    GeneratorConditioning,
+    LabelSequential,
+)
 from gankit.layers.minibatch import batch_features
 from gankit.layers.spectral import apply_spectral_norm
 from gankit.models._base import Discriminator, Generator
@@ -44,37 +54,44 @@ def _image_shape(shape: tuple[int, ...], who: str) -> tuple[int, int]:
 
 @GENERATORS.register("dcgan", "DCGAN transposed-conv G with BatchNorm+ReLU (Radford 2016)")
 class DCGANGenerator(Generator):
-    """z [N, z_dim] -> images [N, C, R, R] in [-1, 1]."""
+    """(z [N, z_dim], c [N]) -> images [N, C, R, R] in [-1, 1]."""
 
     @dataclass(frozen=True)
     class Options:
         width: int = 64  # channels of the last hidden stage; doubled per stage inward
+        conditioning: str = "none"  # none, concat (label code + z, cGAN) or cbn (class BN)
+        embed_dim: int = 0  # concat: size of a learned label embedding; 0 = one-hot
 
     def __init__(self, z_dim: int, out_shape: tuple[int, ...], bounded: bool = True,
-                 width: int = 64, num_classes: int = 0) -> None:
+                 width: int = 64, num_classes: int = 0, conditioning: str = "none",
+                 embed_dim: int = 0) -> None:
         super().__init__()
+        self.cond = GeneratorConditioning(conditioning, num_classes, embed_dim)
         channels, resolution = _image_shape(tuple(out_shape), "generator")
         start, ups = _plan(resolution)
+        self.conditional = self.cond.conditional
+        norm = self.cond.norm
         ch = width * 2 ** (ups - 1)
         layers: list[nn.Module] = [
-            nn.ConvTranspose2d(z_dim, ch, start, 1, 0, bias=False),
-            nn.BatchNorm2d(ch), nn.ReLU(True),
+            nn.ConvTranspose2d(z_dim + self.cond.z_extra, ch, start, 1, 0, bias=False),
+            norm(ch, dims=2), nn.ReLU(True),
         ]
         for _ in range(ups - 1):
             layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False),
-                       nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
+                       norm(ch // 2, dims=2), nn.ReLU(True)]
             ch //= 2
         layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1), nn.Tanh()]
-        self.net = nn.Sequential(*layers)
+        self.net = LabelSequential(*layers)
         _dcgan_init(self)
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        return self.net(z.view(z.shape[0], -1, 1, 1))
+        c = self.cond.labels(c, z)
+        return self.net(self.cond.latent(z, c).view(z.shape[0], -1, 1, 1), c)
 
 
 @DISCRIMINATORS.register("dcgan", "DCGAN strided-conv D with LeakyReLU (Radford 2016)")
 class DCGANDiscriminator(Discriminator):
-    """images [N, C, R, R] -> logits [N]."""
+    """(images [N, C, R, R], c [N]) -> logits [N]."""
 
     @dataclass(frozen=True)
     class Options:
@@ -83,15 +100,22 @@ class DCGANDiscriminator(Discriminator):
         spectral_norm: bool = False  # spectral normalisation on every layer (SNGAN)
         minibatch_discrimination: int = 0  # kernels of minibatch discrimination (Salimans 2016)
         minibatch_stddev: int = 0  # group size of the minibatch stddev feature (Karras 2018)
+        conditioning: str = "none"  # none, concat (cGAN), projection or acgan (class head)
+        embed_dim: int = 0  # concat: channels of a learned label embedding; 0 = one-hot maps
 
     def __init__(self, in_shape: tuple[int, ...], width: int = 64, batch_norm: bool = True,
                  spectral_norm: bool = False, num_classes: int = 0,
-                 minibatch_discrimination: int = 0, minibatch_stddev: int = 0) -> None:
+                 minibatch_discrimination: int = 0, minibatch_stddev: int = 0,
+                 conditioning: str = "none", embed_dim: int = 0) -> None:
         super().__init__()
+        self.cond = DiscriminatorConditioning(conditioning, num_classes, embed_dim,
+                                              channel_maps=True)
         channels, resolution = _image_shape(tuple(in_shape), "discriminator")
         start, downs = _plan(resolution)
+        self.conditional = self.cond.conditional
         use_bn = batch_norm and not spectral_norm
-        layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        layers: list[nn.Module] = [nn.Conv2d(channels + self.cond.input_extra, width, 4, 2, 1),
+                                   nn.LeakyReLU(0.2, True)]
         ch = width
         for _ in range(downs - 1):
             layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=not use_bn)]
@@ -104,24 +128,26 @@ class DCGANDiscriminator(Discriminator):
         self.batch_layers, width = batch_features(ch * start * start, minibatch_discrimination,
                                                   minibatch_stddev)
         self.head = nn.Linear(width, 1)
+        self.cond.build_output(ch * start * start)
         _dcgan_init(self)
-        if spectral_norm:
+        if spectral_norm:  # covers the label embeddings and the class head too
             apply_spectral_norm(self)
 
     def score(self, x: torch.Tensor, c: torch.Tensor | None = None) -> dict:
-        features = self.body(x)
+        features = self.body(self.cond.attach(x, c))
         logits = self.head(self.batch_layers(features)).squeeze(1)
-        return {"logits": logits, "features": features}
+        return self.cond.finish({"logits": logits, "features": features}, c)
 
 
 @torch.no_grad()
 def _dcgan_init(module: nn.Module) -> None:
-    """DCGAN's initialisation: conv weights N(0, 0.02), BatchNorm gamma N(1, 0.02)."""
+    """DCGAN's initialisation: conv weights N(0, 0.02), BatchNorm gamma N(1, 0.02).
+    (Conditional BatchNorm keeps its own gains 1 and biases 0; label embeddings keep theirs.)"""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             nn.init.normal_(m.weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
+        elif isinstance(m, nn.BatchNorm2d) and m.affine:
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)

@@ -1,6 +1,8 @@
 """Multi-layer perceptron G and D: Goodfellow et al. 2014's fully connected GAN, and the
 2D-mixture networks of PacGAN (Lin et al. 2018: G 2 -> 400x4 -> 2 with BN+ReLU, D with
-maxout units).
+maxout units). Class conditioning (`gankit.layers.conditioning`): G concat (cGAN, Mirza and
+Osindero 2014) or conditional BatchNorm; D concat, projection (Miyato and Koyama 2018) or
+an ACGAN class head (Odena et al. 2017).
 """
 
 from __future__ import annotations
@@ -11,6 +13,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from gankit.layers.conditioning import (
+    DiscriminatorConditioning,
+    GeneratorConditioning,
+    LabelSequential,
+)
 from gankit.layers.maxout import Maxout
 from gankit.layers.minibatch import batch_features
 from gankit.layers.spectral import apply_spectral_norm
@@ -20,39 +27,48 @@ from gankit.registry import DISCRIMINATORS, GENERATORS
 
 @GENERATORS.register("mlp", "fully connected G: z -> hidden widths (BN+ReLU) -> sample")
 class MLPGenerator(Generator):
-    """z [N, z_dim] -> x [N, *out_shape]; tanh output for images, linear for points."""
+    """(z [N, z_dim], c [N]) -> x [N, *out_shape]; tanh output for images, linear for points."""
 
     @dataclass(frozen=True)
     class Options:
         widths: tuple[int, ...] = (256, 512, 1024)  # hidden layer widths
         batch_norm: bool = True  # BatchNorm after each hidden linear layer
+        conditioning: str = "none"  # none, concat (label code + z, cGAN) or cbn (class BN)
+        embed_dim: int = 0  # concat: size of a learned label embedding; 0 = one-hot
 
     def __init__(self, z_dim: int, out_shape: tuple[int, ...], bounded: bool = True,
                  widths: tuple[int, ...] = (256, 512, 1024), batch_norm: bool = True,
-                 num_classes: int = 0) -> None:
+                 num_classes: int = 0, conditioning: str = "none",
+                 embed_dim: int = 0) -> None:
         super().__init__()
         if not widths or min(widths) < 1:
             raise ValueError(f"generator.widths must be positive integers, got {widths}")
+        if conditioning == "cbn" and not batch_norm:
+            raise ValueError("generator.conditioning=cbn conditions the BatchNorm layers: "
+                             "it needs generator.batch_norm=true")
+        self.cond = GeneratorConditioning(conditioning, num_classes, embed_dim)
+        self.conditional = self.cond.conditional
         self.out_shape = tuple(out_shape)
         layers: list[nn.Module] = []
-        last = z_dim
+        last = z_dim + self.cond.z_extra
         for w in widths:
             layers += [nn.Linear(last, w)]
-            layers += [nn.BatchNorm1d(w)] if batch_norm else []
+            layers += [self.cond.norm(w, dims=1)] if batch_norm else []
             layers += [nn.ReLU()]
             last = w
         layers.append(nn.Linear(last, math.prod(self.out_shape)))
         if bounded:
             layers.append(nn.Tanh())
-        self.net = nn.Sequential(*layers)
+        self.net = LabelSequential(*layers)
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        return self.net(z).view(z.shape[0], *self.out_shape)
+        c = self.cond.labels(c, z)
+        return self.net(self.cond.latent(z, c), c).view(z.shape[0], *self.out_shape)
 
 
 @DISCRIMINATORS.register("mlp", "fully connected D: sample -> hidden widths -> one logit")
 class MLPDiscriminator(Discriminator):
-    """x [N, *in_shape] -> logits [N]; LeakyReLU(0.2) or maxout hidden units."""
+    """(x [N, *in_shape], c [N]) -> logits [N]; LeakyReLU(0.2) or maxout hidden units."""
 
     @dataclass(frozen=True)
     class Options:
@@ -61,18 +77,23 @@ class MLPDiscriminator(Discriminator):
         spectral_norm: bool = False  # spectral normalisation on every layer (SNGAN)
         minibatch_discrimination: int = 0  # kernels of minibatch discrimination (Salimans 2016)
         minibatch_stddev: int = 0  # group size of the minibatch stddev feature (Karras 2018)
+        conditioning: str = "none"  # none, concat (cGAN), projection or acgan (class head)
+        embed_dim: int = 0  # concat: size of a learned label embedding; 0 = one-hot
 
     def __init__(self, in_shape: tuple[int, ...], widths: tuple[int, ...] = (1024, 512, 256),
                  maxout_pieces: int = 1, spectral_norm: bool = False,
                  num_classes: int = 0, minibatch_discrimination: int = 0,
-                 minibatch_stddev: int = 0) -> None:
+                 minibatch_stddev: int = 0, conditioning: str = "none",
+                 embed_dim: int = 0) -> None:
         super().__init__()
         if not widths or min(widths) < 1:
             raise ValueError(f"discriminator.widths must be positive integers, got {widths}")
         if maxout_pieces < 1:
             raise ValueError(f"discriminator.maxout_pieces must be >= 1, got {maxout_pieces}")
+        self.cond = DiscriminatorConditioning(conditioning, num_classes, embed_dim)
+        self.conditional = self.cond.conditional
         layers: list[nn.Module] = [nn.Flatten()]
-        last = math.prod(in_shape)
+        last = math.prod(in_shape) + self.cond.input_extra
         for w in widths:
             if maxout_pieces > 1:
                 layers.append(Maxout(last, w, maxout_pieces))
@@ -83,10 +104,11 @@ class MLPDiscriminator(Discriminator):
         self.batch_layers, width = batch_features(last, minibatch_discrimination,
                                                   minibatch_stddev)
         self.head = nn.Linear(width, 1)
-        if spectral_norm:
+        self.cond.build_output(last)
+        if spectral_norm:  # covers the label embeddings and the class head too
             apply_spectral_norm(self)
 
     def score(self, x: torch.Tensor, c: torch.Tensor | None = None) -> dict:
-        features = self.body(x)
+        features = self.body(self.cond.attach(x, c))
         logits = self.head(self.batch_layers(features)).squeeze(1)
-        return {"logits": logits, "features": features}
+        return self.cond.finish({"logits": logits, "features": features}, c)

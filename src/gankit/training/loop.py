@@ -271,7 +271,9 @@ class Trainer:
         path = folder / f"step_{self.state.step:08d}.png"
         fake = self.generate_fixed()
         if self.state.info.kind == "image":
-            save_grid(fake, path)
+            # a conditional grid has one class per column (c_fixed cycles through them)
+            nrow = self.state.info.num_classes if self.state.c_fixed is not None else None
+            save_grid(fake, path, nrow=nrow)
         else:
             scatter_png(fake.cpu().numpy(), path, real=self.data.x.numpy())
         return path
