@@ -78,6 +78,22 @@ def _parser() -> argparse.ArgumentParser:
     h = sub.add_parser("doctor", help="diagnose a run from its log: problems and remedies")
     h.add_argument("run_dir", help="a run directory (finished or still training)")
 
+    b = sub.add_parser("bench", help="reproduce a published benchmark table")
+    b_sub = b.add_subparsers(dest="benchmark", required=True)
+    bm = b_sub.add_parser("mixture", help="PacGAN Table 1 on the 2D ring or grid")
+    bm.add_argument("--dataset", choices=["ring", "grid"], default="ring")
+    bm.add_argument("--recipes", default="gan,pacgan2,pacgan4",
+                    help="comma-separated recipe names (presets/bench/mixture.yaml)")
+    bs = b_sub.add_parser("stacked-mnist", help="Stacked MNIST mode counting (1,000 modes)")
+    bs.add_argument("--recipes", default="dcgan,pacdcgan2",
+                    help="comma-separated recipe names (presets/bench/stacked_mnist.yaml)")
+    bs.add_argument("--samples", type=int, default=26_000, help="samples counted (26000)")
+    for parser, seeds in ((bm, 10), (bs, 1)):
+        parser.add_argument("--seeds", type=int, default=seeds, help=f"seeds 0..N-1 ({seeds})")
+        parser.add_argument("--steps", type=int, help="generator steps per run (default: "
+                            "the preset's)")
+        parser.add_argument("--out", help="folder for the runs and results.json")
+
     sub.add_parser("list", help="list presets and registered components")
     return p
 
@@ -202,9 +218,24 @@ def cmd_doctor(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]
+    if args.benchmark == "mixture":
+        from gankit.benchmarks import mixture as bench
+
+        report = bench.run(args.dataset, recipes, args.seeds, args.steps, out=args.out)
+    else:
+        from gankit.benchmarks import stacked_mnist as bench
+
+        report = bench.run(recipes, args.seeds, args.steps, samples=args.samples,
+                           out=args.out)
+    print(bench.table(report))
+    return 0
+
+
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval,
-            "extractor": cmd_extractor, "show": cmd_show, "doctor": cmd_doctor,
-            "list": cmd_list}
+            "extractor": cmd_extractor, "bench": cmd_bench, "show": cmd_show,
+            "doctor": cmd_doctor, "list": cmd_list}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -63,3 +63,14 @@ def test_mixture_bench_runs_and_prints_paper_rows(tmp_path):
     text = mixture.table(report)
     assert "gankit stable" in text and "paper PacGAN4" in text and "7.8 ± 0.1" in text
     assert (tmp_path / "results.json").exists()
+
+
+def test_bench_cli_prints_table_and_rejects_unknown_recipe(tmp_path, capsys):
+    from gankit.cli import main
+
+    assert main(["bench", "mixture", "--recipes", "stable", "--seeds", "1", "--steps", "10",
+                 "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "gankit stable" in out and "paper GAN" in out
+    assert main(["bench", "stacked-mnist", "--recipes", "dcgn"]) == 2
+    assert "Did you mean 'dcgan'?" in capsys.readouterr().err
