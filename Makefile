@@ -14,13 +14,13 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-## Train a DCGAN on the 5,000 built-in real MNIST digits (about 4 minutes on 2 CPU cores).
+## Train a DCGAN on the 5,000 built-in real MNIST digits (about 2.5 minutes on 2 CPU cores).
 demo: install
 	rm -rf $(DEMO)
 	$(BIN)/gankit train dcgan --data mnist5k --steps 1500 --out $(DEMO)
 	$(BIN)/gankit eval $(DEMO) --metrics fid,kid --against mnist5k -n 5000
 
-## Run the test suite (no network, no GPU; about 10 minutes on 2 CPU cores).
+## Run the test suite (no network, no GPU; about 3 minutes on 2 CPU cores).
 test: install
 	$(BIN)/python -m pytest -q
 
