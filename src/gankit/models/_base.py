@@ -24,7 +24,11 @@ class Discriminator(nn.Module):
     conditional: bool = False  # True when the score depends on class labels c
 
     def score(self, x: torch.Tensor, c: torch.Tensor | None = None) -> dict:
-        raise NotImplementedError
+        """The common layout: ``cond.attach`` -> ``body`` (features) -> optional minibatch
+        layers -> ``head`` (one logit), then ``cond.finish`` (projection / class head)."""
+        features = self.body(self.cond.attach(x, c))
+        logits = self.head(self.batch_layers(features)).squeeze(1)
+        return self.cond.finish({"logits": logits, "features": features}, c)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         return self.score(x, c)["logits"]

@@ -133,10 +133,6 @@ class DCGANDiscriminator(Discriminator):
         if spectral_norm:  # covers the label embeddings and the class head too
             apply_spectral_norm(self)
 
-    def score(self, x: torch.Tensor, c: torch.Tensor | None = None) -> dict:
-        features = self.body(self.cond.attach(x, c))
-        logits = self.head(self.batch_layers(features)).squeeze(1)
-        return self.cond.finish({"logits": logits, "features": features}, c)
 
 
 @torch.no_grad()

@@ -108,7 +108,3 @@ class MLPDiscriminator(Discriminator):
         if spectral_norm:  # covers the label embeddings and the class head too
             apply_spectral_norm(self)
 
-    def score(self, x: torch.Tensor, c: torch.Tensor | None = None) -> dict:
-        features = self.body(self.cond.attach(x, c))
-        logits = self.head(self.batch_layers(features)).squeeze(1)
-        return self.cond.finish({"logits": logits, "features": features}, c)
