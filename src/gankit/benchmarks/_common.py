@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable, Sequence
 from importlib import resources
@@ -54,6 +55,24 @@ def run_seeds(recipe: dict, seeds: Sequence[int], one_run: Callable[[dict, int],
         log(f"  seed {seed}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items()))
         rows.append(row)
     return rows
+
+
+def prepare(bench: str, recipes: Sequence[str], seeds: int, log):
+    """Validate the arguments shared by every benchmark; returns (spec, chosen, log)."""
+    if seeds < 1:
+        raise ValueError(f"--seeds must be at least 1, got {seeds}")
+    spec = load_recipes(bench)
+    chosen = pick(spec["recipes"], recipes)
+    return spec, chosen, log or (lambda s: print(s, file=sys.stderr))
+
+
+def train_recipe(recipe: dict, seed: int, steps: int | None, run_dir, **kwargs):
+    """One benchmark run: the recipe's preset and overrides, no intermediate files."""
+    from gankit import api
+
+    overrides = list(recipe["set"]) + ["train.sample_interval=0", "train.checkpoint_interval=0"]
+    return api.train(recipe["preset"], seed=seed, steps=steps, overrides=overrides,
+                     out=run_dir, progress=False, **kwargs)
 
 
 def out_dir(base: str | Path | None, *parts: str) -> Path | None:

@@ -9,11 +9,9 @@ paper's rows.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 
-from gankit import api
-from gankit.benchmarks._common import fmt, load_recipes, mean_se, out_dir, pick, run_seeds
+from gankit.benchmarks._common import fmt, mean_se, out_dir, prepare, run_seeds, train_recipe
 from gankit.utils.io import atomic_write_json
 
 
@@ -30,18 +28,11 @@ def run(dataset: str = "ring", recipes: Sequence[str] = ("gan", "pacgan2"),
     """
     if dataset not in ("ring", "grid"):
         raise ValueError(f"--dataset must be ring or grid, got {dataset!r}")
-    if seeds < 1:
-        raise ValueError(f"--seeds must be at least 1, got {seeds}")
-    log = log or (lambda s: print(s, file=sys.stderr))
-    spec = load_recipes("mixture")
-    chosen = pick(spec["recipes"], recipes)
+    spec, chosen, log = prepare("mixture", recipes, seeds, log)
 
     def one(recipe: dict, seed: int, name: str) -> dict:
-        run_dir = out_dir(out, name, f"seed{seed}")
-        res = api.train(recipe["preset"], data=dataset, seed=seed, steps=steps,
-                        overrides=list(recipe["set"]) + ["train.sample_interval=0",
-                                                         "train.checkpoint_interval=0"],
-                        out=run_dir, progress=False, device="cpu")
+        res = train_recipe(recipe, seed, steps, out_dir(out, name, f"seed{seed}"),
+                           data=dataset, device="cpu")
         m = res.metrics
         return {"modes": m["modes"], "hq": 100 * m["hq"], "reverse_kl": m["reverse_kl"]}
 

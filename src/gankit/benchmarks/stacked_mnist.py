@@ -10,14 +10,12 @@ natural log. Our data stacks the 5,000 real MNIST digits available offline, not 
 
 from __future__ import annotations
 
-import math
-import sys
 from collections.abc import Sequence
 
 import torch
 
-from gankit import api
-from gankit.benchmarks._common import fmt, load_recipes, mean_se, out_dir, pick, run_seeds
+from gankit.benchmarks._common import fmt, mean_se, out_dir, prepare, run_seeds, train_recipe
+from gankit.metrics.modes import mode_counts
 from gankit.utils.io import atomic_write_json
 
 NUM_SAMPLES = 26_000  # the VEEGAN setting
@@ -33,28 +31,17 @@ def count_modes(x: torch.Tensor, extractor=None) -> dict:
         extractor = build_extractor("lenet_mnist5k")
     n = x.shape[0]
     _, probs = extractor.extract(x.reshape(n * 3, 1, *x.shape[2:]), with_probs=True)
-    digits = probs.argmax(1).view(n, 3)
-    mode = digits[:, 0] * 100 + digits[:, 1] * 10 + digits[:, 2]
-    hist = torch.bincount(mode, minlength=1000).double() / n
-    p = hist[hist > 0]
-    kl = math.log(1000) + float((p * p.log()).sum())
-    return {"modes": int((hist > 0).sum()), "kl": kl}
+    modes, kl = mode_counts(probs.view(n, 3, -1))  # per-channel argmax; the triple is the mode
+    return {"modes": modes, "kl": kl}
 
 
 def run(recipes: Sequence[str] = ("dcgan", "pacdcgan2"), seeds: int = 1,
         steps: int | None = None, samples: int = NUM_SAMPLES, out=None, log=None) -> dict:
     """Train each recipe on stacked_mnist per seed and count modes of ``samples`` samples."""
-    if seeds < 1:
-        raise ValueError(f"--seeds must be at least 1, got {seeds}")
-    log = log or (lambda s: print(s, file=sys.stderr))
-    spec = load_recipes("stacked_mnist")
-    chosen = pick(spec["recipes"], recipes)
+    spec, chosen, log = prepare("stacked_mnist", recipes, seeds, log)
 
     def one(recipe: dict, seed: int, name: str) -> dict:
-        res = api.train(recipe["preset"], seed=seed, steps=steps,
-                        overrides=list(recipe["set"]) + ["train.sample_interval=0",
-                                                         "train.checkpoint_interval=0"],
-                        out=out_dir(out, name, f"seed{seed}"), progress=False)
+        res = train_recipe(recipe, seed, steps, out_dir(out, name, f"seed{seed}"))
         G = res.state.sample_net(ema=True).eval()
         gen = torch.Generator(device=res.state.device).manual_seed(seed + 12345)
         with torch.no_grad():
