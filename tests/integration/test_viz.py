@@ -256,3 +256,24 @@ def test_points_runs_are_refused_with_a_pointer(tmp_path):
         nearest_sheet(out, tmp_path / "n.png")
     with pytest.raises(ValueError, match="latent interpolation is for image data.*gankit sample"):
         interpolation_grids(out, tmp_path / "walks")
+
+
+def test_conditional_interpolation_rows_hold_one_class(tmp_path):
+    """Each row of a conditional run's walk is drawn with one class (row r -> class r mod K)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    out = tmp_path / "cgan"
+    api.train("cgan", data="digits", steps=2, out=out, overrides=TINY, progress=False)
+    torch.set_num_threads(threads)
+    run = api.load(out)
+    rows, steps = 12, 3  # more rows than the 10 classes: row 10 wraps to class 0
+    images = interpolation_images(run, rows, steps, seed=1)
+    z = latent_paths(run.config.z_dim, rows, steps, seed=1)["lerp"]
+    net = run.net(True)
+    with torch.no_grad():
+        for r in (0, 3, 10, 11):
+            want = net(z[r], torch.full((steps,), r % 10, dtype=torch.long))
+            assert_close(images["lerp"][r], want)
+        # and not what the same z gives under another class
+        other = net(z[3], torch.full((steps,), 4, dtype=torch.long))
+    assert not torch.allclose(images["lerp"][3], other)

@@ -125,12 +125,18 @@ def interpolation_images(run: api.LoadedRun, rows: int = 8, steps: int = 10, see
 
     Returns:
         ``{"lerp", "slerp", "traverse"}`` -> images [paths, steps, C, H, W] in [-1, 1], on CPU.
+        A conditional run holds one class along each row (row r shows class r mod K), so a
+        row shows what z alone changes.
     """
     net = run.net(ema)
     dev = next(net.parameters()).device
     out = {}
     for name, z in latent_paths(run.config.z_dim, rows, steps, seed).items():
-        images = net(z.reshape(-1, z.shape[-1]).to(dev)).float().cpu()  # [R * S, C, H, W]
+        c = None
+        if run.conditional:
+            c = (torch.arange(z.shape[0], device=dev) % run.info.num_classes)
+            c = c.repeat_interleave(z.shape[1])
+        images = net(z.reshape(-1, z.shape[-1]).to(dev), c).float().cpu()  # [R * S, C, H, W]
         out[name] = images.reshape(*z.shape[:2], *images.shape[1:])
     return out
 
