@@ -53,6 +53,8 @@ class TrainConfig:
     keep_checkpoints: int = 3  # the last K checkpoints are kept
     num_samples: int = 64  # size of the fixed latent batch drawn into sample grids
     unrolled_steps: int = 0  # G is updated against D unrolled k steps (Metz et al. 2017)
+    lr_decay: str = "none"  # none, or linear: both learning rates fall linearly towards 0
+    lr_decay_start: float = 0.0  # linear: fraction of train.steps run at the full rate first
 
 
 @dataclass(frozen=True)
@@ -367,6 +369,11 @@ def validate_components(config: Config) -> None:
                          f"got {config.pack}")
     if t.unrolled_steps < 0:
         raise ValueError(f"train.unrolled_steps must be >= 0, got {t.unrolled_steps}")
+    if t.lr_decay not in ("none", "linear"):
+        raise ValueError(f"train.lr_decay must be none or linear, got {t.lr_decay!r}")
+    if not 0.0 <= t.lr_decay_start < 1.0:
+        raise ValueError(f"train.lr_decay_start must lie in [0, 1) (a fraction of train.steps), "
+                         f"got {t.lr_decay_start}")
     if config.z_dim < 1:
         raise ValueError(f"z_dim must be at least 1, got {config.z_dim}")
 

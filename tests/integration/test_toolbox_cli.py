@@ -112,3 +112,32 @@ def test_resume_is_bitwise_exact_with_unrolling_and_augmentation(tmp_path):
     for i, state in a["d_opt"]["state"].items():
         for k, v in state.items():
             assert torch.equal(v, b["d_opt"]["state"][i][k]), (i, k)
+
+
+def test_linear_lr_decay_sets_rates_and_resumes_exactly(tmp_path):
+    """lr_decay=linear: the update at step s runs at lr * (steps - s) / (steps - start); a
+    crash after a checkpoint resumes onto the same schedule, bit for bit."""
+    sets = [*TINY, *_sets(["train.lr_decay=linear", "train.lr_decay_start=0.5",
+                           "train.checkpoint_interval=2", "train.keep_checkpoints=5",
+                           "g_optimizer.lr=1e-3", "d_optimizer.lr=4e-3"])]
+    straight, crashed = tmp_path / "straight", tmp_path / "crashed"
+    for run in (straight, crashed):
+        assert main(["train", "dcgan", "--steps", "4", "--out", str(run), *sets]) == 0
+    last = load_checkpoint(list_checkpoints(straight)[-1])
+    # the last update (step 3 of 4, decay from step 2) ran at half the rate
+    assert [g["lr"] for g in last["g_opt"]["param_groups"]] == [1e-3 * 0.5]
+    assert [g["lr"] for g in last["d_opt"]["param_groups"]] == [4e-3 * 0.5]
+    for path in list_checkpoints(crashed)[-1:]:  # lose the step-4 checkpoint
+        for f in path.parent.glob(path.stem + ".*"):
+            f.unlink()
+    assert load_checkpoint(list_checkpoints(crashed)[-1])["step"] == 2
+    assert main(["train", "--resume", str(crashed), "--no-progress"]) == 0
+    again = load_checkpoint(list_checkpoints(crashed)[-1])
+    assert again["step"] == 4
+    for net in ("G", "D", "G_ema"):
+        for k in last[net]:
+            assert torch.equal(last[net][k], again[net][k]), (net, k)
+    # without decay the rate stays as configured
+    flat = tmp_path / "flat"
+    assert main(["train", "dcgan", "--steps", "2", "--out", str(flat), *TINY]) == 0
+    assert load_checkpoint(list_checkpoints(flat)[-1])["g_opt"]["param_groups"][0]["lr"] == 2e-4

@@ -54,6 +54,9 @@ def test_overrides_are_typed_and_can_remove_components():
     ("trian.steps=3", ValueError, "unknown option 'trian'. Did you mean 'train'?"),
     ("regularizers.r1.gama=1", ValueError, "Did you mean 'gamma'?"),
     ("train.steps", ValueError, "expected key=value"),
+    ("train.lr_decay=cosine", ValueError, "train.lr_decay must be none or linear, got 'cosine'"),
+    ("train.lr_decay_start=1.0", ValueError,
+     "train.lr_decay_start must lie in [0, 1.*fraction of train.steps.*got 1.0"),
 ])
 def test_bad_overrides(override, error, match):
     with pytest.raises(error, match=match.replace("[", r"\[").replace("?", r"\?")):

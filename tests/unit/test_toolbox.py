@@ -427,3 +427,17 @@ def test_minibatch_layers_through_set():
     assert kinds == [MinibatchDiscrimination, MinibatchStdDev]
     assert D.head.in_features == D.batch_layers[0].T.shape[0] + 4 + 1
     assert isinstance(D.head, nn.Linear)
+
+
+def test_linear_lr_decay_factor_by_hand():
+    from types import SimpleNamespace
+
+    from gankit.training.loop import lr_factor
+
+    t = SimpleNamespace(lr_decay="linear", lr_decay_start=0.5, steps=10)
+    # full rate for steps 0..4, then (10 - s) / 5: 1.0, 0.8, 0.6, 0.4, 0.2
+    assert [lr_factor(s, t) for s in range(10)] == [1, 1, 1, 1, 1, 1.0, 0.8, 0.6, 0.4, 0.2]
+    t0 = SimpleNamespace(lr_decay="linear", lr_decay_start=0.0, steps=4)
+    assert [lr_factor(s, t0) for s in range(4)] == [1.0, 0.75, 0.5, 0.25]
+    off = SimpleNamespace(lr_decay="none", lr_decay_start=0.5, steps=10)
+    assert {lr_factor(s, off) for s in range(10)} == {1.0}

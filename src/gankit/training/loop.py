@@ -181,6 +181,7 @@ class Trainer:
         record: dict = {}
         t0, steps_timed = time.perf_counter(), 0
         while s.step < total_steps:
+            self._set_learning_rates()
             log = (s.step + 1) % cfg.log_interval == 0 or s.step + 1 == total_steps
             for i in range(cfg.d_steps):
                 self.d_step(s.step * cfg.d_steps + i, log)
@@ -218,6 +219,15 @@ class Trainer:
         self.save_samples()
         self.save_checkpoint()
         return record
+
+    def _set_learning_rates(self) -> None:
+        """Both optimisers' rates for the coming step: the configured rate times
+        `lr_factor` (a pure function of the step, so resume needs no scheduler state)."""
+        s = self.state
+        factor = lr_factor(s.step, s.config.train)
+        for opt, comp in ((s.g_opt, s.config.g_optimizer), (s.d_opt, s.config.d_optimizer)):
+            for group in opt.param_groups:
+                group["lr"] = comp.options["lr"] * factor
 
     def _log_record(self, t0: float, steps: int) -> dict:
         values = {k: float(v) for k, v in self.last.items()}  # one host sync per log step
@@ -282,6 +292,20 @@ class Trainer:
         if not self.is_main or self.run_dir is None:
             return None
         return save_checkpoint(self.run_dir, self.state, self.state.config.train.keep_checkpoints)
+
+
+def lr_factor(step: int, train) -> float:
+    """Learning-rate multiplier for the update made at 0-based generator step ``step``.
+
+    ``lr_decay=linear``: 1 for the first ``lr_decay_start * steps`` steps, then a straight
+    line that would reach 0 at ``steps`` (the last update runs at 1 / (decayed steps)).
+    """
+    if train.lr_decay == "none":
+        return 1.0
+    start = int(train.lr_decay_start * train.steps)
+    if step < start:
+        return 1.0
+    return max(0.0, (train.steps - step) / (train.steps - start))
 
 
 def _grad_norm(net: torch.nn.Module) -> torch.Tensor:
