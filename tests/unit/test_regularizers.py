@@ -81,12 +81,7 @@ def test_weight_clip_bounds_every_parameter():
     torch.manual_seed(0)
     D = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 1))
 
-    class S:
-        pass
-
-    s = S()
-    s.D = D
-    WeightClip(clip=0.01).after_d_step(s, 0)
+    WeightClip(clip=0.01).constrain_d(D)
     for p in D.parameters():
         assert p.abs().max() <= 0.01
     assert any((p.abs() == 0.01).any() for p in D.parameters())  # clipping did happen

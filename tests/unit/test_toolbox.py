@@ -362,6 +362,20 @@ def test_unrolling_leaves_d_optimizer_state_and_g_statistics_unchanged():
         assert torch.equal(b, now)
 
 
+def test_weight_clipping_holds_for_the_unrolled_copy():
+    # a large RMSprop step moves weights far past c = 0.01; the copy must be clamped after
+    # each of its updates, as the real critic is
+    t = _trainer("train.unrolled_steps=2", "d_optimizer.lr=0.5", "hooks.weight_clip.clip=0.01")
+    t.d_step(0, log=False)
+    c = torch.tensor(0.01).item()  # 0.01 in float32
+    assert max(p.abs().max().item() for p in t.state.D.parameters()) == c
+    D, _ = t._unrolled_critic()
+    assert max(p.abs().max().item() for p in D.parameters()) == c
+    unclipped = _trainer("train.unrolled_steps=2", "d_optimizer.lr=0.5")
+    D, _ = unclipped._unrolled_critic()
+    assert max(p.abs().max().item() for p in D.parameters()) > 0.1
+
+
 def test_unrolling_changes_g_update_not_the_main_data_stream(monkeypatch):
     seen = {}
     original = Trainer._batch

@@ -26,9 +26,14 @@ class WeightClip:
         pass
 
     @torch.no_grad()
-    def after_d_step(self, state, step: int) -> None:
-        for p in state.D.parameters():
+    def constrain_d(self, D: torch.nn.Module) -> None:
+        """Clamp D's weights; the loop calls it after every D update, including those of the
+        unrolled critic's copy (``train.unrolled_steps``)."""
+        for p in D.parameters():
             p.clamp_(-self.clip, self.clip)
+
+    def after_d_step(self, state, step: int) -> None:
+        pass
 
     def after_g_step(self, state, step: int) -> None:
         pass

@@ -108,6 +108,9 @@ class Trainer:
                                   "health/d_acc_real": (r > 0).float().mean(),
                                   "health/d_acc_fake": (f < 0).float().mean()})
         opt.step()
+        for hook in self.hooks:  # constraints hold for every D, the unrolled copy included
+            if hasattr(hook, "constrain_d"):
+                hook.constrain_d(D)
         if main:
             for hook in self.hooks:
                 hook.after_d_step(s, s.step)
@@ -122,7 +125,7 @@ class Trainer:
 
         Returns the copy and its view of its last real batch (for feature matching). The
         real D, its optimiser state and G's BatchNorm statistics are left untouched; D
-        hooks (e.g. weight clipping) are not applied to the copy.
+        constraints (``constrain_d``, e.g. weight clipping) hold for the copy too.
         """
         s, k = self.state, self.state.config.train.unrolled_steps
         D = copy.deepcopy(s.D)
