@@ -29,6 +29,8 @@ def test_real_stacks_cover_all_modes_at_the_kl_floor(stacks):
     assert res["modes"] == 1000
     # floor ~ (K - 1) / (2N) = 0.019 for a perfect sampler; classifier errors add a little
     assert 0.010 < res["kl"] < 0.03
+    # balanced digits in every channel, and the classifier is sure of nearly all of them
+    assert 0 <= res["kl_channels"] < 0.003 and res["uncertain"] < 0.01
 
 
 def test_a_one_mode_generator_scores_one_mode(stacks):
@@ -36,6 +38,30 @@ def test_a_one_mode_generator_scores_one_mode(stacks):
     res = stacked_mnist.count_modes(x)
     assert res["modes"] == 1
     assert res["kl"] == pytest.approx(math.log(1000))
+    assert res["kl_channels"] == pytest.approx(3 * math.log(10))  # all of it is marginal skew
+
+
+def test_kl_splits_into_channel_skew_and_dependence(stacks):
+    """Two digits only, each drawn with probability 1/2 per channel: by hand, each channel's
+    KL vs uniform over 10 is ln 10 - ln 2 = ln 5. Independent channels (8 triples, 1/8
+    each): kl = ln 1000 - ln 8 = 3 ln 5, all of it channel skew. One digit copied to all
+    three channels (full dependence): the same marginals but 2 modes, kl = ln 500, of which
+    ln 500 - 3 ln 5 = ln 4 is the dependence."""
+    digits = load_dataset("mnist5k")
+    ones = digits.x[digits.y == 1][:8, 0]
+    sevens = digits.x[digits.y == 7][:8, 0]
+    pick = torch.tensor([[a, b, c] for a in (0, 1) for b in (0, 1) for c in (0, 1)])
+    src = torch.stack([ones, sevens])  # [2, 8, 28, 28]
+    x = torch.stack([torch.stack([src[pick[i % 8, ch], i // 8 % 8] for ch in range(3)])
+                     for i in range(64)])  # every triple of {1, 7} equally often
+    res = stacked_mnist.count_modes(x)
+    assert res["modes"] == 8
+    assert res["kl"] == pytest.approx(3 * math.log(5))
+    assert res["kl_channels"] == pytest.approx(3 * math.log(5))
+    same = x[:, :1].expand(-1, 3, -1, -1)  # one digit copied to all channels
+    res = stacked_mnist.count_modes(same)
+    assert res["modes"] == 2 and res["kl"] == pytest.approx(math.log(500))
+    assert res["kl_channels"] == pytest.approx(3 * math.log(5))  # dependence: ln 500 - 3 ln 5
 
 
 def test_count_modes_rejects_grey_images():
@@ -74,3 +100,28 @@ def test_bench_cli_prints_table_and_rejects_unknown_recipe(tmp_path, capsys):
     assert "gankit stable" in out and "paper GAN" in out
     assert main(["bench", "stacked-mnist", "--recipes", "dcgn"]) == 2
     assert "Did you mean 'dcgan'?" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bench", ["mixture", "stacked_mnist"])
+def test_every_recipe_resolves_to_a_valid_config(bench):
+    from gankit import config as C
+
+    for name, recipe in _common.load_recipes(bench)["recipes"].items():
+        cfg = C.resolve(recipe["preset"], list(recipe["set"]))
+        assert cfg.data.name in ("ring", "grid", "stacked_mnist"), name
+    fast = _common.load_recipes("stacked_mnist")["recipes"]["dcgan_fast"]
+    cfg = C.resolve(fast["preset"], list(fast["set"]))
+    assert (cfg.train.lr_decay, cfg.train.lr_decay_start, cfg.train.steps) == ("linear", 0.5, 18000)
+    assert cfg.g_optimizer.options["lr"] == cfg.d_optimizer.options["lr"] == 1e-3
+
+
+def test_stacked_mnist_table_by_hand():
+    rows = [{"modes": 1000, "kl": 0.1, "kl_channels": 0.08, "uncertain": 0.25, "seconds": 60},
+            {"modes": 998, "kl": 0.2, "kl_channels": 0.12, "uncertain": 0.35, "seconds": 80}]
+    report = {"runs": {"mine": rows}, "paper": {"PacDCGAN2": [1000.0, 0.0, 0.06, 0.003]},
+              "samples": 26000, "seeds": 2, "steps": 5}
+    mine, paper = stacked_mnist.table(report).splitlines()[1:3]
+    # means ± standard errors: modes 999 ± 1, KL 0.15 ± 0.05; then s/run 70, 0.100, 30.0 %
+    assert mine.split() == ["gankit", "mine", "(mnist5k)", "999.0", "±", "1.0", "0.150", "±",
+                            "0.050", "70", "0.100", "30.0%"]
+    assert paper.split() == ["paper", "PacDCGAN2", "1000.0", "±", "0.0", "0.06", "±", "0.00"]

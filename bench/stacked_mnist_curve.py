@@ -1,0 +1,71 @@
+"""Stacked MNIST learning curves: modes and KL at fixed step counts, for tuning recipes.
+
+Trains a preset on ``stacked_mnist`` with extra ``--set`` overrides in chunks of
+``--every`` steps (train, then resume: bitwise the same as one run) and after each chunk
+counts modes on 26,000 samples of the raw generator and of its EMA, with the benchmark's
+own counter (`gankit.benchmarks.stacked_mnist.count_modes`). One JSON line per chunk; the
+"What moves the Stacked MNIST numbers" table of docs/benchmarks.md came from it, e.g.
+
+    python bench/stacked_mnist_curve.py --out /tmp/b32 --steps 8000 --every 4000 \\
+        --set g_optimizer.lr=1e-3 --set d_optimizer.lr=1e-3 --set train.batch_size=32
+
+The reported ``train_min`` excludes the scoring time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from gankit import api
+from gankit.benchmarks.stacked_mnist import NUM_SAMPLES, count_modes
+from gankit.metrics.features import build_extractor
+
+
+def score(run_dir: str, samples: int, extractor) -> dict:
+    run = api.load(run_dir)
+    out = {}
+    for label, net in (("G", run.G), ("ema", run.G_ema)):
+        if net is None:
+            continue
+        gen = torch.Generator().manual_seed(12345)
+        z = torch.randn(samples, run.config.z_dim, generator=gen)
+        with torch.no_grad():
+            x = torch.cat([net(zb) for zb in z.split(1000)])
+        out[label] = {k: round(v, 4) for k, v in count_modes(x, extractor).items()}
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--preset", default="dcgan")
+    p.add_argument("--out", required=True, help="run directory (must not exist)")
+    p.add_argument("--steps", type=int, default=4000)
+    p.add_argument("--every", type=int, default=2000)
+    p.add_argument("--samples", type=int, default=NUM_SAMPLES)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", action="append", default=[], dest="sets", metavar="KEY=VALUE")
+    args = p.parse_args()
+    extractor = build_extractor("lenet_mnist5k")
+    overrides = ["data.name=stacked_mnist", "train.sample_interval=0",
+                 f"train.checkpoint_interval={args.every}", *args.sets]
+    done, train_s = 0, 0.0
+    while done < args.steps:
+        nxt = min(done + args.every, args.steps)
+        t = time.perf_counter()
+        if done == 0:
+            api.train(args.preset, seed=args.seed, steps=nxt, overrides=overrides,
+                      out=args.out, progress=False)
+        else:
+            api.resume(args.out, steps=nxt, progress=False)
+        train_s += time.perf_counter() - t
+        done = nxt
+        print(json.dumps({"step": done, "train_min": round(train_s / 60, 2),
+                          **score(args.out, args.samples, extractor)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
