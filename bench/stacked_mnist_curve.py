@@ -3,8 +3,9 @@
 Trains a preset on ``stacked_mnist`` with extra ``--set`` overrides in chunks of
 ``--every`` steps (train, then resume: bitwise the same as one run) and after each chunk
 counts modes on 26,000 samples of the raw generator and of its EMA, with the benchmark's
-own counter (`gankit.benchmarks.stacked_mnist.count_modes`). One JSON line per chunk; the
-"What moves the Stacked MNIST numbers" table of docs/benchmarks.md came from it, e.g.
+own sampling and counter (`gankit.benchmarks.stacked_mnist.score_generator`). One JSON
+line per chunk; the "What moves the Stacked MNIST numbers" table of docs/benchmarks.md
+came from it, e.g.
 
     python bench/stacked_mnist_curve.py --out /tmp/b32 --steps 8000 --every 4000 \\
         --set g_optimizer.lr=1e-3 --set d_optimizer.lr=1e-3 --set train.batch_size=32
@@ -18,25 +19,16 @@ import argparse
 import json
 import time
 
-import torch
-
 from gankit import api
-from gankit.benchmarks.stacked_mnist import NUM_SAMPLES, count_modes
+from gankit.benchmarks.stacked_mnist import NUM_SAMPLES, score_generator
 from gankit.metrics.features import build_extractor
 
 
-def score(run_dir: str, samples: int, extractor) -> dict:
+def score(run_dir: str, seed: int, samples: int, extractor) -> dict:
     run = api.load(run_dir)
-    out = {}
-    for label, net in (("G", run.G), ("ema", run.G_ema)):
-        if net is None:
-            continue
-        gen = torch.Generator().manual_seed(12345)
-        z = torch.randn(samples, run.config.z_dim, generator=gen)
-        with torch.no_grad():
-            x = torch.cat([net(zb) for zb in z.split(1000)])
-        out[label] = {k: round(v, 4) for k, v in count_modes(x, extractor).items()}
-    return out
+    return {label: {k: round(v, 4) for k, v in
+                    score_generator(net, run.config.z_dim, seed, samples, extractor).items()}
+            for label, net in (("G", run.G), ("ema", run.G_ema)) if net is not None}
 
 
 def main() -> None:
@@ -64,7 +56,7 @@ def main() -> None:
         train_s += time.perf_counter() - t
         done = nxt
         print(json.dumps({"step": done, "train_min": round(train_s / 60, 2),
-                          **score(args.out, args.samples, extractor)}), flush=True)
+                          **score(args.out, args.seed, args.samples, extractor)}), flush=True)
 
 
 if __name__ == "__main__":

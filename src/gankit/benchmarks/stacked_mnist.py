@@ -47,6 +47,17 @@ def count_modes(x: torch.Tensor, extractor=None) -> dict:
     return {"modes": modes, "kl": kl, "kl_channels": kl_channels, "uncertain": uncertain}
 
 
+@torch.no_grad()
+def score_generator(G, z_dim: int, seed: int, samples: int = NUM_SAMPLES,
+                    extractor=None) -> dict:
+    """`count_modes` of ``samples`` draws of G from latents seeded ``seed + 12345``."""
+    device = next(G.parameters()).device
+    gen = torch.Generator(device=device).manual_seed(seed + 12345)
+    z = torch.randn(samples, z_dim, generator=gen, device=device)
+    x = torch.cat([G(zb) for zb in z.split(1000)]).float().cpu()
+    return count_modes(x, extractor)
+
+
 def run(recipes: Sequence[str] = ("dcgan", "pacdcgan2"), seeds: int = 1,
         steps: int | None = None, samples: int = NUM_SAMPLES, out=None, log=None) -> dict:
     """Train each recipe on stacked_mnist per seed and count modes of ``samples`` samples."""
@@ -55,12 +66,7 @@ def run(recipes: Sequence[str] = ("dcgan", "pacdcgan2"), seeds: int = 1,
     def one(recipe: dict, seed: int, name: str) -> dict:
         res = train_recipe(recipe, seed, steps, out_dir(out, name, f"seed{seed}"))
         G = res.state.sample_net(ema=True).eval()
-        gen = torch.Generator(device=res.state.device).manual_seed(seed + 12345)
-        with torch.no_grad():
-            z = torch.randn(samples, res.state.config.z_dim, generator=gen,
-                            device=res.state.device)
-            x = torch.cat([G(zb) for zb in z.split(1000)]).float().cpu()
-        return count_modes(x)
+        return score_generator(G, res.state.config.z_dim, seed, samples)
 
     results = {}
     for name, recipe in chosen.items():
