@@ -89,7 +89,10 @@ def _parser() -> argparse.ArgumentParser:
                     help="comma-separated recipe names (presets/bench/stacked_mnist.yaml)")
     bs.add_argument("--samples", type=int, default=26_000, help="samples counted (26000)")
     for parser, seeds in ((bm, 10), (bs, 1)):
-        parser.add_argument("--seeds", type=int, default=seeds, help=f"seeds 0..N-1 ({seeds})")
+        parser.add_argument("--seeds", type=int, default=seeds,
+                            help=f"number of seeds ({seeds}): FIRST..FIRST+N-1")
+        parser.add_argument("--first-seed", type=int, default=0, metavar="FIRST",
+                            help="first seed (0); e.g. --first-seed 1 --seeds 2 runs seeds 1, 2")
         parser.add_argument("--steps", type=int, help="generator steps per run (default: "
                             "the preset's)")
         parser.add_argument("--out", help="folder for the runs and results.json")
@@ -223,12 +226,13 @@ def cmd_bench(args) -> int:
     if args.benchmark == "mixture":
         from gankit.benchmarks import mixture as bench
 
-        report = bench.run(args.dataset, recipes, args.seeds, args.steps, out=args.out)
+        report = bench.run(args.dataset, recipes, args.seeds, args.steps, out=args.out,
+                           first_seed=args.first_seed)
     else:
         from gankit.benchmarks import stacked_mnist as bench
 
         report = bench.run(recipes, args.seeds, args.steps, samples=args.samples,
-                           out=args.out)
+                           out=args.out, first_seed=args.first_seed)
     print(bench.table(report))
     return 0
 

@@ -91,13 +91,28 @@ def test_mixture_bench_runs_and_prints_paper_rows(tmp_path):
     assert (tmp_path / "results.json").exists()
 
 
+def test_first_seed_adds_seeds_that_match_a_longer_report(tmp_path):
+    both = mixture.run("ring", ["stable"], seeds=2, steps=15, log=lambda s: None)
+    later = mixture.run("ring", ["stable"], seeds=1, steps=15, out=tmp_path, first_seed=1,
+                        log=lambda s: None)
+    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in
+             (both["runs"]["stable"][1], later["runs"]["stable"][0])]
+    assert strip[0] == strip[1]  # seed 1 run alone == seed 1 of seeds 0..1
+    assert (tmp_path / "stable" / "seed1").is_dir() and not (tmp_path / "stable" / "seed0").exists()
+    assert later["first_seed"] == 1 and "1 seed (1..1)" in mixture.table(later)
+    assert "2 seeds (0..1)" in mixture.table(both)
+    with pytest.raises(ValueError, match="--first-seed must be 0 or more, got -1"):
+        stacked_mnist.run(["dcgan"], seeds=1, steps=1, first_seed=-1)
+
+
 def test_bench_cli_prints_table_and_rejects_unknown_recipe(tmp_path, capsys):
     from gankit.cli import main
 
     assert main(["bench", "mixture", "--recipes", "stable", "--seeds", "1", "--steps", "10",
-                 "--out", str(tmp_path)]) == 0
+                 "--first-seed", "4", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "gankit stable" in out and "paper GAN" in out
+    assert "gankit stable" in out and "paper GAN" in out and "1 seed (4..4)" in out
+    assert (tmp_path / "stable" / "seed4").is_dir()
     assert main(["bench", "stacked-mnist", "--recipes", "dcgn"]) == 2
     assert "Did you mean 'dcgan'?" in capsys.readouterr().err
 

@@ -57,13 +57,21 @@ def run_seeds(recipe: dict, seeds: Sequence[int], one_run: Callable[[dict, int],
     return rows
 
 
-def prepare(bench: str, recipes: Sequence[str], seeds: int, log):
+def prepare(bench: str, recipes: Sequence[str], seeds: int, log, first_seed: int = 0):
     """Validate the arguments shared by every benchmark; returns (spec, chosen, log)."""
     if seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {seeds}")
+    if first_seed < 0:
+        raise ValueError(f"--first-seed must be 0 or more, got {first_seed}")
     spec = load_recipes(bench)
     chosen = pick(spec["recipes"], recipes)
     return spec, chosen, log or (lambda s: print(s, file=sys.stderr))
+
+
+def seed_label(report: dict) -> str:
+    """'3 seeds (0..2)' for a report's seeds (first_seed .. first_seed + seeds - 1)."""
+    n, first = report["seeds"], report.get("first_seed", 0)
+    return f"{n} seed{'s' if n != 1 else ''} ({first}..{first + n - 1})"
 
 
 def train_recipe(recipe: dict, seed: int, steps: int | None, run_dir, **kwargs):

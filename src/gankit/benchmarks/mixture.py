@@ -11,24 +11,34 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from gankit.benchmarks._common import fmt, mean_se, out_dir, prepare, run_seeds, train_recipe
+from gankit.benchmarks._common import (
+    fmt,
+    mean_se,
+    out_dir,
+    prepare,
+    run_seeds,
+    seed_label,
+    train_recipe,
+)
 from gankit.utils.io import atomic_write_json
 
 
 def run(dataset: str = "ring", recipes: Sequence[str] = ("gan", "pacgan2"),
-        seeds: int = 10, steps: int | None = None, out=None, log=None) -> dict:
+        seeds: int = 10, steps: int | None = None, out=None, log=None,
+        first_seed: int = 0) -> dict:
     """Train every recipe on ``dataset`` for ``seeds`` seeds; returns per-run metrics.
 
     Args:
         dataset: "ring" or "grid".
         recipes: names from presets/bench/mixture.yaml.
-        seeds: seeds 0 .. seeds-1.
+        seeds: number of seeds, ``first_seed`` .. ``first_seed + seeds - 1``.
         steps: generator steps per run (default: the preset's; PacGAN trains 400,000).
         out: optional folder for the runs and ``results.json``.
+        first_seed: the first seed (to add seeds to an earlier report).
     """
     if dataset not in ("ring", "grid"):
         raise ValueError(f"--dataset must be ring or grid, got {dataset!r}")
-    spec, chosen, log = prepare("mixture", recipes, seeds, log)
+    spec, chosen, log = prepare("mixture", recipes, seeds, log, first_seed)
 
     def one(recipe: dict, seed: int, name: str) -> dict:
         res = train_recipe(recipe, seed, steps, out_dir(out, name, f"seed{seed}"),
@@ -39,8 +49,10 @@ def run(dataset: str = "ring", recipes: Sequence[str] = ("gan", "pacgan2"),
     results = {}
     for name, recipe in chosen.items():
         log(f"{name}: {recipe['preset']} {' '.join(recipe['set'])}")
-        results[name] = run_seeds(recipe, range(seeds), lambda r, s, n=name: one(r, s, n), log)
-    report = {"dataset": dataset, "seeds": seeds, "steps": steps, "runs": results,
+        seed_list = range(first_seed, first_seed + seeds)
+        results[name] = run_seeds(recipe, seed_list, lambda r, s, n=name: one(r, s, n), log)
+    report = {"dataset": dataset, "seeds": seeds, "first_seed": first_seed, "steps": steps,
+              "runs": results,
               "paper": spec["paper"][dataset]}
     if out is not None:
         atomic_write_json(out_dir(out, "results.json"), report)
@@ -58,7 +70,7 @@ def table(report: dict) -> str:
     for name, v in report["paper"].items():
         lines.append(f"{'paper ' + name:<22}{fmt(v[0], v[1], 1):>16}{fmt(v[2], v[3], 1):>18}"
                      f"{fmt(v[4], v[5], 2):>18}{'':>8}")
-    lines.append(f"({report['dataset']}, {report['seeds']} seeds, mean ± standard error; "
+    lines.append(f"({report['dataset']}, {seed_label(report)}, mean ± standard error; "
                  f"paper rows: PacGAN Table 1, 400,000 steps; gankit steps: "
                  f"{report['steps'] or 'preset default'})")
     return "\n".join(lines)

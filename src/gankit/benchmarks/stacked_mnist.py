@@ -14,7 +14,15 @@ from collections.abc import Sequence
 
 import torch
 
-from gankit.benchmarks._common import fmt, mean_se, out_dir, prepare, run_seeds, train_recipe
+from gankit.benchmarks._common import (
+    fmt,
+    mean_se,
+    out_dir,
+    prepare,
+    run_seeds,
+    seed_label,
+    train_recipe,
+)
 from gankit.metrics.modes import mode_counts
 from gankit.utils.io import atomic_write_json
 
@@ -59,9 +67,11 @@ def score_generator(G, z_dim: int, seed: int, samples: int = NUM_SAMPLES,
 
 
 def run(recipes: Sequence[str] = ("dcgan", "pacdcgan2"), seeds: int = 1,
-        steps: int | None = None, samples: int = NUM_SAMPLES, out=None, log=None) -> dict:
-    """Train each recipe on stacked_mnist per seed and count modes of ``samples`` samples."""
-    spec, chosen, log = prepare("stacked_mnist", recipes, seeds, log)
+        steps: int | None = None, samples: int = NUM_SAMPLES, out=None, log=None,
+        first_seed: int = 0) -> dict:
+    """Train each recipe on stacked_mnist for seeds ``first_seed`` .. ``first_seed + seeds
+    - 1`` and count modes of ``samples`` samples of each."""
+    spec, chosen, log = prepare("stacked_mnist", recipes, seeds, log, first_seed)
 
     def one(recipe: dict, seed: int, name: str) -> dict:
         res = train_recipe(recipe, seed, steps, out_dir(out, name, f"seed{seed}"))
@@ -71,8 +81,10 @@ def run(recipes: Sequence[str] = ("dcgan", "pacdcgan2"), seeds: int = 1,
     results = {}
     for name, recipe in chosen.items():
         log(f"{name}: {recipe['preset']} {' '.join(recipe['set'])}")
-        results[name] = run_seeds(recipe, range(seeds), lambda r, s, n=name: one(r, s, n), log)
-    report = {"seeds": seeds, "steps": steps, "samples": samples, "runs": results,
+        seed_list = range(first_seed, first_seed + seeds)
+        results[name] = run_seeds(recipe, seed_list, lambda r, s, n=name: one(r, s, n), log)
+    report = {"seeds": seeds, "first_seed": first_seed, "steps": steps, "samples": samples,
+              "runs": results,
               "paper": spec["paper"]}
     if out is not None:
         atomic_write_json(out_dir(out, "results.json"), report)
@@ -92,7 +104,7 @@ def table(report: dict) -> str:
     for name, v in report["paper"].items():
         lines.append(f"{'paper ' + name:<32}{fmt(v[0], v[1], 1):>18}{fmt(v[2], v[3], 2):>16}")
     lines.append(f"(gankit: stacks of the 5,000 mnist5k digits, {report['samples']} samples, "
-                 f"{report['seeds']} seed(s), steps {report['steps'] or 'preset default'}; "
+                 f"{seed_label(report)}, steps {report['steps'] or 'preset default'}; "
                  "paper rows: full 60k MNIST; KL channels: the part of KL due to "
                  "unbalanced digits within a channel; uncertain: channel digits the "
                  "classifier gives < 0.9)")
