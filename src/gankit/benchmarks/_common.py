@@ -57,6 +57,19 @@ def run_seeds(recipe: dict, seeds: Sequence[int], one_run: Callable[[dict, int],
     return rows
 
 
+def run_recipes(chosen: dict, seeds: int, first_seed: int,
+                one_run: Callable[[dict, int, str], dict],
+                log: Callable[[str], None]) -> dict[str, list[dict]]:
+    """Every chosen recipe on seeds ``first_seed`` .. ``first_seed + seeds - 1``:
+    ``{recipe name: [one_run(recipe, seed, name) rows]}``."""
+    results = {}
+    for name, recipe in chosen.items():
+        log(f"{name}: {recipe['preset']} {' '.join(recipe['set'])}")
+        results[name] = run_seeds(recipe, range(first_seed, first_seed + seeds),
+                                  lambda r, s, n=name: one_run(r, s, n), log)
+    return results
+
+
 def prepare(bench: str, recipes: Sequence[str], seeds: int, log, first_seed: int = 0):
     """Validate the arguments shared by every benchmark; returns (spec, chosen, log)."""
     if seeds < 1:

@@ -16,7 +16,7 @@ from gankit.benchmarks._common import (
     mean_se,
     out_dir,
     prepare,
-    run_seeds,
+    run_recipes,
     seed_label,
     train_recipe,
 )
@@ -46,14 +46,9 @@ def run(dataset: str = "ring", recipes: Sequence[str] = ("gan", "pacgan2"),
         m = res.metrics
         return {"modes": m["modes"], "hq": 100 * m["hq"], "reverse_kl": m["reverse_kl"]}
 
-    results = {}
-    for name, recipe in chosen.items():
-        log(f"{name}: {recipe['preset']} {' '.join(recipe['set'])}")
-        seed_list = range(first_seed, first_seed + seeds)
-        results[name] = run_seeds(recipe, seed_list, lambda r, s, n=name: one(r, s, n), log)
+    results = run_recipes(chosen, seeds, first_seed, one, log)
     report = {"dataset": dataset, "seeds": seeds, "first_seed": first_seed, "steps": steps,
-              "runs": results,
-              "paper": spec["paper"][dataset]}
+              "runs": results, "paper": spec["paper"][dataset]}
     if out is not None:
         atomic_write_json(out_dir(out, "results.json"), report)
     return report

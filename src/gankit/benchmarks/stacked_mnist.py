@@ -19,7 +19,7 @@ from gankit.benchmarks._common import (
     mean_se,
     out_dir,
     prepare,
-    run_seeds,
+    run_recipes,
     seed_label,
     train_recipe,
 )
@@ -78,14 +78,9 @@ def run(recipes: Sequence[str] = ("dcgan", "pacdcgan2"), seeds: int = 1,
         G = res.state.sample_net(ema=True).eval()
         return score_generator(G, res.state.config.z_dim, seed, samples)
 
-    results = {}
-    for name, recipe in chosen.items():
-        log(f"{name}: {recipe['preset']} {' '.join(recipe['set'])}")
-        seed_list = range(first_seed, first_seed + seeds)
-        results[name] = run_seeds(recipe, seed_list, lambda r, s, n=name: one(r, s, n), log)
+    results = run_recipes(chosen, seeds, first_seed, one, log)
     report = {"seeds": seeds, "first_seed": first_seed, "steps": steps, "samples": samples,
-              "runs": results,
-              "paper": spec["paper"]}
+              "runs": results, "paper": spec["paper"]}
     if out is not None:
         atomic_write_json(out_dir(out, "results.json"), report)
     return report
