@@ -128,6 +128,11 @@ def test_every_recipe_resolves_to_a_valid_config(bench):
     cfg = C.resolve(fast["preset"], list(fast["set"]))
     assert (cfg.train.lr_decay, cfg.train.lr_decay_start, cfg.train.steps) == ("linear", 0.5, 18000)
     assert cfg.g_optimizer.options["lr"] == cfg.d_optimizer.options["lr"] == 1e-3
+    wide_fm = _common.load_recipes("stacked_mnist")["recipes"]["dcgan_wide_fm"]
+    cfg = C.resolve(wide_fm["preset"], list(wide_fm["set"]))
+    assert cfg.regularizers["feature_matching"]["weight"] == 0.3
+    assert cfg.generator.options["width"] == cfg.discriminator.options["width"] == 128
+    assert (cfg.train.batch_size, cfg.train.steps, cfg.hooks) == (32, 12000, {})
 
 
 def test_stacked_mnist_table_by_hand():
