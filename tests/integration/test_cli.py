@@ -186,3 +186,16 @@ def test_every_preset_trains_a_few_steps(tmp_path):
         for s in small:
             argv += ["--set", s]
         assert main(argv) == 0, preset
+
+
+def test_resume_that_switches_ema_on_averages_from_the_loaded_g(tmp_path):
+    run = _train(tmp_path, "--set", "hooks.ema=null")
+    g4 = load_checkpoint(list_checkpoints(run)[-1])["G"]
+    assert main(["train", "--resume", str(run), "--steps", "5", "--set", "hooks.ema.beta=0.5",
+                 "--set", "hooks.ema.warmup=false", "--no-progress"]) == 0
+    ck = load_checkpoint(list_checkpoints(run)[-1])
+    assert ck["step"] == 5 and ck["G_ema"] is not None
+    for name, ema in ck["G_ema"].items():
+        expected = ck["G"][name] if "running" in name or "num_batches" in name else (
+            0.5 * g4[name] + 0.5 * ck["G"][name])  # one step of beta 0.5 from G at step 4
+        torch.testing.assert_close(ema.float(), expected.float(), rtol=1e-5, atol=1e-6)

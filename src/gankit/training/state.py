@@ -95,8 +95,11 @@ class TrainState:
     def load_state_dict(self, state: dict) -> None:
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
-        if self.G_ema is not None and state.get("G_ema") is not None:
-            self.G_ema.load_state_dict(state["G_ema"])
+        if self.G_ema is not None:
+            # a run resumed with EMA newly switched on starts its average from the loaded G,
+            # not from the freshly initialised copy the EMA hook made before loading
+            self.G_ema.load_state_dict(state["G_ema"] if state.get("G_ema") is not None
+                                       else state["G"])
         self.g_opt.load_state_dict(state["g_opt"])
         self.d_opt.load_state_dict(state["d_opt"])
         for name, hook in self.hooks.items():
