@@ -29,7 +29,7 @@ from pathlib import Path
 from gankit import api
 from gankit.benchmarks.stacked_mnist import NUM_SAMPLES, score_generator
 from gankit.metrics.features import build_extractor
-from gankit.training.checkpoint import checkpoint_dir
+from gankit.training.checkpoint import checkpoint_dir, checkpoint_stem
 
 
 def score(run_dir: str, seed: int, samples: int, extractor) -> dict:
@@ -44,7 +44,7 @@ def branch(spec: str, out: str) -> int:
     run_dir, _, step = spec.rpartition(":")
     if not run_dir or not step.isdigit():
         raise SystemExit(f"--branch-from wants RUN_DIR:STEP, got {spec!r}")
-    stem = checkpoint_dir(run_dir) / f"step_{int(step):08d}"
+    stem = checkpoint_stem(run_dir, int(step))
     if not stem.with_suffix(".pt").is_file():
         raise SystemExit(f"--branch-from {spec}: no checkpoint {stem}.pt")
     if Path(out).exists():
@@ -74,18 +74,14 @@ def main() -> None:
     done, train_s = 0, 0.0
     if args.branch_from:
         done = branch(args.branch_from, args.out)
-        overrides = [f"train.checkpoint_interval={args.every}", *args.sets]
-    first = True
     while done < args.steps:
         nxt = min(done + args.every, args.steps)
         t = time.perf_counter()
         if done == 0:
             api.train(args.preset, seed=args.seed, steps=nxt, overrides=overrides,
                       out=args.out, progress=False)
-        else:  # a branch applies its overrides on the first resume; later ones keep them
-            api.resume(args.out, steps=nxt, overrides=overrides if first else (),
-                       progress=False)
-        first = False
+        else:  # the overrides are idempotent; a branch's first resume applies them
+            api.resume(args.out, steps=nxt, overrides=overrides, progress=False)
         train_s += time.perf_counter() - t
         done = nxt
         print(json.dumps({"step": done, "train_min": round(train_s / 60, 2),

@@ -25,6 +25,11 @@ def checkpoint_dir(run_dir: str | Path) -> Path:
     return Path(run_dir) / "checkpoints"
 
 
+def checkpoint_stem(run_dir: str | Path, step: int) -> Path:
+    """``RUN_DIR/checkpoints/step_XXXXXXXX``: add ``.pt`` or ``.safetensors``."""
+    return checkpoint_dir(run_dir) / f"step_{step:08d}"
+
+
 def save_checkpoint(run_dir: str | Path, state, keep: int, name: str | None = None) -> Path:
     """Write ``checkpoints/step_XXXXXXXX.{safetensors,pt}`` and prune to the last ``keep``.
 
@@ -32,7 +37,7 @@ def save_checkpoint(run_dir: str | Path, state, keep: int, name: str | None = No
     """
     folder = checkpoint_dir(run_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    stem = folder / (name or f"step_{state.step:08d}")
+    stem = folder / name if name else checkpoint_stem(run_dir, state.step)
     full = state.state_dict()
     tensors = {f"G.{k}": v.detach().cpu().contiguous() for k, v in full["G"].items()}
     if full["G_ema"] is not None:
