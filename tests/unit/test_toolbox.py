@@ -106,6 +106,32 @@ def test_feature_matching_closed_form():
     assert FeatureMatching.phases == ("G",)
 
 
+def test_unbiased_feature_matching_closed_form():
+    # as above, 17 before the correction; per-dimension sample variances (B - 1) are all 2,
+    # so each batch's tr(Cov)/B is 4 / 2 = 2: 17 - 2 - 2 = 13
+    real = torch.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    fake = torch.tensor([[0.0, 0.0], [2.0, -2.0]], requires_grad=True)
+    value = FeatureMatching(weight=0.5, unbiased=True)(_fm_ctx(real, fake))
+    assert_close(value, torch.tensor(6.5))
+    value.backward()  # mean part [-0.5, -2] per row, plus -0.5 * (f_j - mean_fake)
+    assert_close(fake.grad, torch.tensor([[0.0, -2.5], [-1.0, -1.5]]))
+    with pytest.raises(ValueError, match="batches of at least 2"):
+        FeatureMatching(unbiased=True)(_fm_ctx(real[:1], fake))
+
+
+def test_unbiased_feature_matching_is_zero_on_average_for_equal_distributions():
+    # real and fake from N(0, I_3), batches of 4: the plain value averages
+    # tr(I)/4 + tr(I)/4 = 1.5, the unbiased one 0
+    g = torch.Generator().manual_seed(0)
+    real, fake = torch.randn(4000, 4, 3, generator=g), torch.randn(4000, 4, 3, generator=g)
+    plain = torch.stack([FeatureMatching()(_fm_ctx(r, f)) for r, f in zip(real, fake)])
+    unbiased = torch.stack([FeatureMatching(unbiased=True)(_fm_ctx(r, f))
+                            for r, f in zip(real, fake)])
+    assert abs(plain.mean().item() - 1.5) < 0.06
+    assert abs(unbiased.mean().item()) < 0.06
+    assert (unbiased < 0).any()
+
+
 def test_feature_matching_gradient_reaches_g_only():
     torch.manual_seed(0)
     G = GENERATORS.get("mlp")(z_dim=3, out_shape=(2,), bounded=False, widths=(8,))

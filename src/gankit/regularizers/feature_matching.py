@@ -5,6 +5,13 @@ weight * ||mean_i f(x_i) - mean_j f(G(z_j))||_2^2, f = D's penultimate features
 batch (the loop keeps it for the G step), so the gradient reaches G only. The term is added
 to G's adversarial loss, it does not replace it (the paper's G minimises feature matching
 alone): both objectives act on G, the adversarial one with weight 1.
+
+The squared distance of two batch means overestimates the squared distance of the true
+means by tr(Cov_real)/B_real + tr(Cov_fake)/B_fake, and the fake part of that bias depends
+on G: minimising it shrinks the spread of G's features, a pull towards less diversity that
+grows as the batch shrinks. ``unbiased=True`` subtracts both terms (sample covariances with
+B - 1), which makes the value an unbiased estimate of ||E f(x) - E f(G(z))||^2: the
+linear-kernel MMD^2 estimator of Gretton et al. 2012, which can be negative.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ class FeatureMatching:
     class Options:
         weight: float = 1.0  # multiplier of the squared distance, added to G's loss
         interval: int = 1  # apply every k-th G step (weight scaled by k)
+        unbiased: bool = False  # subtract the batch-mean noise, tr(Cov)/B, of both batches
 
         def __post_init__(self) -> None:
             if self.weight < 0 or self.interval < 1:
@@ -33,9 +41,9 @@ class FeatureMatching:
     phases = ("G",)  # runs during G updates
     needs_real_grad = False
 
-    def __init__(self, weight: float = 1.0, interval: int = 1) -> None:
-        self.Options(weight, interval)  # validates
-        self.weight, self.interval = weight, interval
+    def __init__(self, weight: float = 1.0, interval: int = 1, unbiased: bool = False) -> None:
+        self.Options(weight, interval, unbiased)  # validates
+        self.weight, self.interval, self.unbiased = weight, interval, unbiased
 
     def __call__(self, ctx) -> torch.Tensor:
         real_f = _features(ctx.real_out, ctx.D, ctx.real, ctx.labels)
@@ -43,8 +51,20 @@ class FeatureMatching:
         if real_f is None:
             raise ValueError("feature_matching needs D's features of a real batch "
                              "(ctx.real_out['features'] or ctx.real)")
-        diff = real_f.detach().flatten(1).mean(0) - fake_f.flatten(1).mean(0)  # [F]
-        return self.weight * self.interval * diff.pow(2).sum()
+        real_f, fake_f = real_f.detach().flatten(1), fake_f.flatten(1)  # [B, F]
+        value = (real_f.mean(0) - fake_f.mean(0)).pow(2).sum()
+        if self.unbiased:
+            if min(len(real_f), len(fake_f)) < 2:
+                raise ValueError(f"feature_matching.unbiased needs batches of at least 2, got "
+                                 f"{len(real_f)} real and {len(fake_f)} fake; use a larger "
+                                 f"train.batch_size or unbiased=false")
+            value = value - _mean_noise(real_f) - _mean_noise(fake_f)
+        return self.weight * self.interval * value
+
+
+def _mean_noise(f: torch.Tensor) -> torch.Tensor:
+    """tr(Cov) / B with the unbiased sample covariance: the expected ||mean - E f||^2."""
+    return f.var(0, unbiased=True).sum() / len(f)
 
 
 def _features(out: dict, D, x: torch.Tensor | None, c: torch.Tensor | None):
