@@ -17,7 +17,13 @@ from gankit.data import load_dataset
 from gankit.evaluation import TrainingEvaluator
 from gankit.training.checkpoint import list_checkpoints, load_latest, load_weights
 from gankit.training.loop import Trainer
-from gankit.training.state import DataInfo, build_networks, build_state, resolve_device
+from gankit.training.state import (
+    DataInfo,
+    build_networks,
+    build_state,
+    resolve_device,
+    run_info,
+)
 from gankit.utils.io import atomic_write_json, atomic_write_text
 
 
@@ -39,8 +45,10 @@ def dataset_for(config: C.Config):
                         strict_images=d.strict_images)
 
 
-def data_info(ds) -> DataInfo:
-    return DataInfo(tuple(ds.x.shape[1:]), ds.kind, int(ds.num_classes))
+def data_info(ds, config: C.Config | None = None) -> DataInfo:
+    """What G and D are built for: ``ds``'s shape, kind and classes (``config``'s clusters
+    under self-conditioning)."""
+    return run_info(ds, config if config is not None else C.Config())
 
 
 def train(preset: str | None = "dcgan", *, out: str | Path | None = None,
@@ -68,7 +76,7 @@ def train(preset: str | None = "dcgan", *, out: str | Path | None = None,
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.yaml", C.dump_yaml(config))
     ds = dataset_for(config)
-    info = data_info(ds)
+    info = data_info(ds, config)
     state = build_state(config, info, resolve_device(config.train.device))
     trainer = Trainer(state, ds, run_dir, progress=progress, callbacks=callbacks,
                       evaluator=TrainingEvaluator.from_config(config, info.kind))
@@ -85,7 +93,9 @@ def resume(run_dir: str | Path, *, steps: int | None = None, overrides: Sequence
     ckpt, path = load_latest(run_dir)
     old = ckpt["config"]
     config = make_config(base=old, steps=steps, device=device, overrides=overrides)
-    changed = [d for d in C.diff(old, config.to_dict())
+    # the checkpoint's config with today's defaults filled in: a field added to gankit
+    # since the run started is not a change
+    changed = [d for d in C.diff(C.from_dict(old).to_dict(), config.to_dict())
                if d.split(":")[0].split(".")[0] in C.ARCHITECTURE_KEYS]
     if changed:
         raise ValueError(f"--resume {run_dir}: the config changes the architecture or data, "
@@ -94,7 +104,7 @@ def resume(run_dir: str | Path, *, steps: int | None = None, overrides: Sequence
         raise ValueError(f"--resume {run_dir}: the run is already at step {ckpt['step']}; "
                          f"pass --steps N with N > {ckpt['step']} (the new total)")
     ds = dataset_for(config)
-    info = data_info(ds)
+    info = data_info(ds, config)
     if info != DataInfo.from_dict(ckpt["data_info"]):
         raise ValueError(f"--resume {run_dir}: the data now gives {info}, the checkpoint was "
                          f"trained on {DataInfo.from_dict(ckpt['data_info'])}")
@@ -215,7 +225,8 @@ def sample(run: str | Path | LoadedRun, n: int, *, classes=None, seed: int = 0,
         n: number of samples.
         classes: conditional runs only: an int (every sample of that class) or ``n`` labels
             (list, array or tensor) in 0..K-1. None: a conditional run draws uniform labels
-            from ``seed`` (after z, so z is the same with or without classes).
+            from ``seed`` (after z, so z is the same with or without classes); a
+            self-conditioned run draws its clusters in proportion to their sizes.
         seed: seeds z (and the labels drawn when ``classes`` is None).
         ema: sample the EMA generator when the run kept one.
         return_labels: also return the labels [n] (None for an unconditional run).
@@ -262,6 +273,9 @@ def _labels(run: LoadedRun, n: int, classes, gen: torch.Generator,
     if classes is None:
         if not run.conditional:
             return None
+        prior = getattr(run.G.cond, "label_prior", None)
+        if prior is not None:  # self-conditioning: clusters in proportion to their sizes
+            return torch.multinomial(prior.to(dev), n, replacement=True, generator=gen)
         return torch.randint(num_classes, (n,), generator=gen, device=dev)
     if not run.conditional:
         raise ValueError(_UNCONDITIONAL.format(what=f"class {classes!r}"))

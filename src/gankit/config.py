@@ -96,6 +96,25 @@ class HealthConfig:
 
 
 @dataclass(frozen=True)
+class SelfConditionConfig:
+    """Self-conditioned GAN (Liu et al. 2020; gankit.training.self_condition): G and D are
+    conditioned on k-means clusters of the real data in D's feature space."""
+
+    clusters: int = 0  # K clusters = G's and D's classes; 0 = off
+    interval: int = 2000  # G steps between re-clusterings with the current D; 0 = never
+    dim: int = 512  # D's features are randomly projected to this many dims (0 = keep all)
+    iters: int = 30  # at most this many k-means iterations per clustering
+
+    def __post_init__(self) -> None:
+        if self.clusters == 1 or self.clusters < 0 or self.interval < 0 or self.dim < 0 \
+                or self.iters < 1:
+            raise ValueError("self_condition.clusters must be 0 (off) or at least 2, "
+                             "interval and dim at least 0, iters at least 1; got "
+                             f"clusters={self.clusters}, interval={self.interval}, "
+                             f"dim={self.dim}, iters={self.iters}")
+
+
+@dataclass(frozen=True)
 class Config:
     """A complete, resolved run configuration."""
 
@@ -114,6 +133,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
+    self_condition: SelfConditionConfig = field(default_factory=SelfConditionConfig)
 
     def to_dict(self) -> dict:
         return _to_plain(dataclasses.asdict(self))
@@ -122,7 +142,7 @@ class Config:
 COMPONENT_KEYS = ("generator", "discriminator", "loss", "g_optimizer", "d_optimizer")
 
 # Fields whose change alters the networks' shapes: resume refuses to change them.
-ARCHITECTURE_KEYS = ("data", "z_dim", "generator", "discriminator", "pack")
+ARCHITECTURE_KEYS = ("data", "z_dim", "generator", "discriminator", "pack", "self_condition")
 
 
 def _to_plain(obj: Any) -> Any:

@@ -41,6 +41,15 @@ def cycled_labels(n: int, num_classes: int, device: torch.device) -> torch.Tenso
     return torch.arange(n, device=device) % num_classes
 
 
+def stratified_labels(prior: torch.Tensor, n: int) -> torch.Tensor:
+    """[n] labels in proportion to ``prior`` [K] without random draws: label i is the class
+    whose cumulative share contains (i + 0.5) / n, so each class gets round(n * p) samples
+    give or take one."""
+    cdf = torch.cumsum(prior.double() / prior.double().sum(), 0)
+    u = (torch.arange(n, device=prior.device, dtype=torch.float64) + 0.5) / n
+    return torch.searchsorted(cdf, u).clamp(max=len(prior) - 1)
+
+
 class LabelCode(nn.Module):
     """c [N] -> [N, dim]: one-hot (``embed_dim`` 0, dim = K) or a learned embedding."""
 
@@ -100,6 +109,14 @@ class GeneratorConditioning(nn.Module):
         self.mode, self.num_classes = mode, num_classes
         self.code = LabelCode(num_classes, embed_dim) if mode == "concat" else None
         self.z_extra = self.code.dim if self.code is not None else 0  # added to z's width
+        self.register_buffer("label_prior", None)  # see `use_label_prior`
+
+    def use_label_prior(self) -> None:
+        """Give G a class-frequency buffer ``label_prior`` [K] (saved with its weights):
+        labels it makes up when called without ``c`` then follow these frequencies
+        instead of cycling through the classes. Self-conditioning sets the frequencies
+        to its cluster sizes."""
+        self.register_buffer("label_prior", torch.ones(self.num_classes))
 
     def norm(self, num_features: int, dims: int) -> nn.Module:
         """A BatchNorm layer over ``num_features`` (1-d or 2-d), per class under ``cbn``."""
@@ -112,6 +129,8 @@ class GeneratorConditioning(nn.Module):
         if not self.conditional:
             return None
         if c is None:
+            if self.label_prior is not None:
+                return stratified_labels(self.label_prior, z.shape[0])
             return cycled_labels(z.shape[0], self.num_classes, z.device)
         if c.shape != (z.shape[0],):
             raise ValueError(f"class labels c must have shape [{z.shape[0]}] (one per z), "

@@ -22,6 +22,7 @@ from gankit.data import BatchSampler
 from gankit.training.checkpoint import save_checkpoint
 from gankit.training.context import StepContext
 from gankit.training.health import HealthMonitor
+from gankit.training.self_condition import SelfConditioner
 from gankit.utils.images import save_grid, scatter_png
 
 _UNROLL_OFFSET = 1 << 40  # data steps of the unrolled critic never meet the main stream
@@ -52,6 +53,13 @@ class Trainer:
         self.last_real_out: dict[str, torch.Tensor] | None = None  # D's view of real data
         health = state.config.health
         self.health = HealthMonitor(self, health) if health.enabled else None
+        sc = state.config.self_condition
+        self.self_cond = (SelfConditioner(sc.clusters, sc.dim, sc.iters, cfg.seed)
+                          if sc.clusters else None)
+        if self.self_cond is not None:
+            if state.cluster_labels is None:  # a fresh run: cluster with the initial D
+                self._write_log(self._recluster(previous=None))
+            self._use_clusters()
 
     # -- one update each ---------------------------------------------------------------
     def _batch(self, data_step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -65,11 +73,38 @@ class Trainer:
         return torch.randn(n, s.config.z_dim, generator=s.generator, device=s.device)
 
     def _fake_labels(self, n: int) -> torch.Tensor | None:
-        """Class labels for generated samples: uniform over the classes (conditional only)."""
+        """Class labels for generated samples (conditional only): uniform over the classes,
+        or in proportion to G's label prior (self-conditioning's cluster sizes)."""
         if not self.conditional:
             return None
         s = self.state
+        prior = getattr(s.G.cond, "label_prior", None)
+        if prior is not None:
+            return torch.multinomial(prior, n, replacement=True, generator=s.generator)
         return torch.randint(s.info.num_classes, (n,), generator=s.generator, device=s.device)
+
+    # -- self-conditioning ----------------------------------------------------------------
+    def _recluster(self, previous: torch.Tensor | None) -> dict:
+        """Cluster the real data with the current D; returns a log record."""
+        s, t = self.state, time.perf_counter()
+        labels = self.self_cond.cluster(s.D, self.real_x, s.step, previous).to(s.device)
+        sizes = torch.bincount(labels, minlength=self.self_cond.clusters)
+        record = {"step": s.step, "self_condition/seconds": time.perf_counter() - t,
+                  "self_condition/smallest": int(sizes.min()),
+                  "self_condition/largest": int(sizes.max())}
+        if previous is not None:
+            record["self_condition/relabelled"] = float((labels != previous).float().mean())
+        s.cluster_labels, s.cluster_step = labels, s.step
+        return record
+
+    def _use_clusters(self) -> None:
+        """Train on the current cluster labels, and draw G's labels in their proportions."""
+        s = self.state
+        self.real_y = s.cluster_labels
+        prior = self.self_cond.prior(s.cluster_labels).to(s.device)
+        for net in (s.G, s.G_ema):
+            if net is not None:
+                net.cond.label_prior.copy_(prior)
 
     def _d_view(self, x: torch.Tensor) -> torch.Tensor:
         """What D sees: the input after every augmentation (applied to real and fake alike)."""
@@ -185,6 +220,10 @@ class Trainer:
         t0, steps_timed = time.perf_counter(), 0
         while s.step < total_steps:
             self._set_learning_rates()
+            interval = s.config.self_condition.interval
+            if self.self_cond is not None and interval and s.step - s.cluster_step >= interval:
+                self._write_log(self._recluster(previous=s.cluster_labels))
+                self._use_clusters()
             log = (s.step + 1) % cfg.log_interval == 0 or s.step + 1 == total_steps
             for i in range(cfg.d_steps):
                 self.d_step(s.step * cfg.d_steps + i, log)

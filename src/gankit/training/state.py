@@ -64,6 +64,8 @@ class TrainState:
     augmentations: dict[str, Any] = field(default_factory=dict)  # applied to D's inputs
     c_fixed: torch.Tensor | None = None  # [num_samples] labels of the grids (conditional)
     G_ema: nn.Module | None = None
+    cluster_labels: torch.Tensor | None = None  # [N] self-conditioning's labels of the data
+    cluster_step: int = 0  # the step at which cluster_labels were computed
     step: int = 0  # generator steps done
     extra: dict = field(default_factory=dict)
 
@@ -89,6 +91,8 @@ class TrainState:
             "augmentations": {n: a.state_dict() for n, a in self.augmentations.items()},
             "rng": rng_state(self.generator),
             "z_fixed": self.z_fixed.cpu(),
+            "self_condition": ({"labels": self.cluster_labels.cpu(), "step": self.cluster_step}
+                               if self.cluster_labels is not None else None),
             "extra": dict(self.extra),
         }
 
@@ -109,6 +113,10 @@ class TrainState:
         set_rng_state(self.generator, state["rng"])
         self.z_fixed = state["z_fixed"].to(self.device)
         self.step = int(state["step"])
+        clusters = state.get("self_condition")
+        if clusters is not None:
+            self.cluster_labels = clusters["labels"].to(self.device)
+            self.cluster_step = int(clusters["step"])
         self.extra = dict(state.get("extra", {}))
 
 
@@ -135,7 +143,22 @@ def build_networks(config: Config, info: DataInfo) -> tuple[nn.Module, nn.Module
     if (G.conditional or D.conditional) and info.num_classes < 2:
         raise ValueError("a conditional generator or discriminator needs labelled data "
                          "(mnist5k, digits, a folder with class subfolders, npz with 'y')")
+    if config.self_condition.clusters:
+        if not (G.conditional and D.conditional):
+            raise ValueError(
+                f"self_condition.clusters={config.self_condition.clusters} trains on cluster "
+                f"labels, so G and D must both be conditional; got generator.conditioning="
+                f"{G.cond.mode}, discriminator.conditioning={D.cond.mode}: add e.g. --set "
+                f"generator.conditioning=concat --set discriminator.conditioning=projection")
+        G.cond.use_label_prior()
     return G, D
+
+
+def run_info(ds, config: Config) -> DataInfo:
+    """The DataInfo a run of ``config`` trains with on dataset ``ds``: under self-conditioning
+    the classes are the clusters, whatever labels the data has."""
+    k = config.self_condition.clusters
+    return DataInfo(tuple(ds.x.shape[1:]), ds.kind, int(k or ds.num_classes))
 
 
 def build_state(config: Config, info: DataInfo, device: torch.device) -> TrainState:

@@ -1,0 +1,130 @@
+"""Self-conditioned GAN (Liu et al. 2020, "Diverse Image Generation via Self-Conditioned
+GANs"): class-conditional training on labels that come from clustering the real data in
+D's feature space, without any annotation.
+
+The real data is clustered into K groups by k-means on D's features; G and D are trained
+as a conditional GAN on those cluster labels, and G's labels are drawn in proportion to the
+cluster sizes. Every ``interval`` generator steps the data is clustered again with the
+current D. A new clustering starts from the old clusters' means in the new feature space,
+so cluster k keeps meaning roughly the same group and the embeddings G and D learned for k
+stay useful. Because every cluster must be generated as often as it occurs in the data, a
+generator that drops or under-draws part of the data is told so through the conditioning.
+
+D's features (``D.body``, in eval mode so BatchNorm uses its running statistics) are
+projected by a fixed Gaussian matrix to ``dim`` dimensions before k-means (Johnson and
+Lindenstrauss: distances are kept up to a small factor), which makes clustering 50,000
+images a matter of seconds on a CPU.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from gankit.data._sampler import epoch_seed
+
+
+@torch.no_grad()
+def kmeans(f: torch.Tensor, k: int, *, init: torch.Tensor | None = None, iters: int = 30,
+           generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lloyd's k-means on the rows of ``f`` [N, F]: (labels [N] int64, centres [k, F]).
+
+    ``init`` [k, F] starts from given centres; otherwise k-means++ seeding (Arthur and
+    Vassilvitskii 2007) draws them from ``generator``. A cluster that empties is moved to
+    the point farthest from its centre. Stops early when no label changes.
+    """
+    n = f.shape[0]
+    if not 1 <= k <= n:
+        raise ValueError(f"k-means needs 1 <= k <= N points, got k={k} for N={n}")
+    f = f.float()
+    sq = (f * f).sum(1)
+    centres = init.float().clone() if init is not None else _plus_plus(f, sq, k, generator)
+    labels = None
+    for _ in range(max(iters, 1)):
+        dist = sq[:, None] - 2 * f @ centres.T + (centres * centres).sum(1)  # [N, k]
+        new = dist.argmin(1)
+        if labels is not None and torch.equal(new, labels):
+            break
+        labels = new
+        counts = torch.bincount(labels, minlength=k)
+        centres = torch.zeros_like(centres).index_add_(0, labels, f)
+        centres /= counts.clamp(min=1).to(f.dtype)[:, None]
+        empty = (counts == 0).nonzero().flatten()
+        if len(empty):
+            own = dist.gather(1, labels[:, None]).squeeze(1)
+            centres[empty] = f[own.topk(len(empty)).indices]
+    dist = sq[:, None] - 2 * f @ centres.T + (centres * centres).sum(1)
+    return dist.argmin(1), centres
+
+
+def _plus_plus(f: torch.Tensor, sq: torch.Tensor, k: int,
+               generator: torch.Generator | None) -> torch.Tensor:
+    """k-means++: each next centre drawn with probability proportional to D(x)^2."""
+    first = int(torch.randint(f.shape[0], (1,), generator=generator))
+    idx = [first]
+    d2 = (sq - 2 * f @ f[first] + sq[first]).clamp(min=0)
+    for _ in range(k - 1):
+        total = d2.sum()
+        if total <= 0:  # fewer distinct points than k: any point will do
+            i = int(torch.randint(f.shape[0], (1,), generator=generator))
+        else:
+            i = int(torch.multinomial(d2 / total, 1, generator=generator))
+        idx.append(i)
+        d2 = torch.minimum(d2, (sq - 2 * f @ f[i] + sq[i]).clamp(min=0))
+    return f[idx].clone()
+
+
+class SelfConditioner:
+    """Clusters real data with D's features for `self_condition` (see the module doc).
+
+    Args:
+        clusters: K, the number of clusters (G's and D's classes).
+        dim: D's features are projected to this many dimensions (0 = no projection).
+        iters: at most this many Lloyd iterations per clustering.
+        seed: seeds the projection and the k-means++ draws (never the training RNG).
+    """
+
+    def __init__(self, clusters: int, dim: int = 512, iters: int = 30, seed: int = 0,
+                 batch_size: int = 1000) -> None:
+        self.clusters, self.dim, self.iters, self.seed = clusters, dim, iters, seed
+        self.batch_size = batch_size
+        self._proj: torch.Tensor | None = None
+
+    @torch.no_grad()
+    def features(self, D, x: torch.Tensor) -> torch.Tensor:
+        """D's body features of every row of ``x`` [N, ...], projected: [N, dim]."""
+        was = D.training
+        D.eval()
+        try:
+            out = []
+            for xb in x.split(self.batch_size):
+                f = D.body(xb).flatten(1)
+                out.append(self._project(f).float().cpu())
+        finally:
+            D.train(was)
+        return torch.cat(out)
+
+    def _project(self, f: torch.Tensor) -> torch.Tensor:
+        if not self.dim or self.dim >= f.shape[1]:
+            return f
+        if self._proj is None or self._proj.shape[0] != f.shape[1]:
+            gen = torch.Generator().manual_seed(epoch_seed(self.seed, 0x5C))
+            self._proj = torch.randn(f.shape[1], self.dim, generator=gen) / self.dim ** 0.5
+        return f @ self._proj.to(f.device, f.dtype)
+
+    def cluster(self, D, x: torch.Tensor, step: int,
+                previous: torch.Tensor | None = None) -> torch.Tensor:
+        """Cluster labels [N] of ``x``; ``previous`` labels seed the centres (warm start)."""
+        f = self.features(D, x)
+        init = None
+        if previous is not None:
+            previous = previous.cpu()
+            counts = torch.bincount(previous, minlength=self.clusters).clamp(min=1)
+            init = torch.zeros(self.clusters, f.shape[1]).index_add_(0, previous, f)
+            init /= counts[:, None].float()
+        gen = torch.Generator().manual_seed(epoch_seed(self.seed, step))
+        labels, _ = kmeans(f, self.clusters, init=init, iters=self.iters, generator=gen)
+        return labels
+
+    def prior(self, labels: torch.Tensor) -> torch.Tensor:
+        """Cluster sizes as a float [K]: G's labels are drawn in these proportions."""
+        return torch.bincount(labels, minlength=self.clusters).float()
