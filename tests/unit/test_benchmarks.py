@@ -133,6 +133,13 @@ def test_every_recipe_resolves_to_a_valid_config(bench):
     assert cfg.regularizers["feature_matching"]["weight"] == 0.3
     assert cfg.generator.options["width"] == cfg.discriminator.options["width"] == 128
     assert (cfg.train.batch_size, cfg.train.steps, cfg.hooks) == (32, 12000, {})
+    fmu = _common.load_recipes("stacked_mnist")["recipes"]["dcgan_wide_fmu"]
+    cfg_u = C.resolve(fmu["preset"], list(fmu["set"]))
+    assert cfg_u.regularizers["feature_matching"] == {"weight": 0.3, "interval": 1,
+                                                      "unbiased": True}
+    # otherwise exactly dcgan_wide_fm
+    assert C.diff(cfg.to_dict(), cfg_u.to_dict()) == [
+        "regularizers.feature_matching.unbiased: False -> True"]
 
 
 def test_stacked_mnist_table_by_hand():
