@@ -142,6 +142,9 @@ def test_self_condition_needs_conditional_networks_and_valid_options():
         api.train("dcgan", steps=1, overrides=plain, progress=False)
     with pytest.raises(ValueError, match="clusters must be 0"):
         api.make_config("dcgan", overrides=["self_condition.clusters=1"])
+    with pytest.raises(ValueError, match="clusters=2000 is more than the 1797 training"):
+        api.train("dcgan", steps=1, overrides=[*SELF_COND, "self_condition.clusters=2000"],
+                  progress=False)
 
 
 def test_resume_accepts_a_checkpoint_from_before_self_condition_existed(tmp_path):

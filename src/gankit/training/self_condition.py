@@ -114,6 +114,9 @@ class SelfConditioner:
     def cluster(self, D, x: torch.Tensor, step: int,
                 previous: torch.Tensor | None = None) -> torch.Tensor:
         """Cluster labels [N] of ``x``; ``previous`` labels seed the centres (warm start)."""
+        if len(x) < self.clusters:
+            raise ValueError(f"self_condition.clusters={self.clusters} is more than the "
+                             f"{len(x)} training samples; use at most {len(x)} clusters")
         f = self.features(D, x)
         init = None
         if previous is not None:
