@@ -96,7 +96,7 @@ def resume(run_dir: str | Path, *, steps: int | None = None, overrides: Sequence
     # the checkpoint's config with today's defaults filled in: a field added to gankit
     # since the run started is not a change
     changed = [d for d in C.diff(C.from_dict(old).to_dict(), config.to_dict())
-               if d.split(":")[0].split(".")[0] in C.ARCHITECTURE_KEYS]
+               if C.is_architecture_key(d.split(":")[0])]
     if changed:
         raise ValueError(f"--resume {run_dir}: the config changes the architecture or data, "
                          f"which a checkpoint cannot continue: {'; '.join(changed)}")

@@ -141,8 +141,15 @@ class Config:
 
 COMPONENT_KEYS = ("generator", "discriminator", "loss", "g_optimizer", "d_optimizer")
 
-# Fields whose change alters the networks' shapes: resume refuses to change them.
-ARCHITECTURE_KEYS = ("data", "z_dim", "generator", "discriminator", "pack", "self_condition")
+# Fields whose change alters the networks' shapes: resume refuses to change them (a
+# dotted entry covers that field and everything under it).
+ARCHITECTURE_KEYS = ("data", "z_dim", "generator", "discriminator", "pack",
+                     "self_condition.clusters")
+
+
+def is_architecture_key(key: str) -> bool:
+    """True when the dotted config ``key`` lies under one of `ARCHITECTURE_KEYS`."""
+    return any(key == a or key.startswith(a + ".") for a in ARCHITECTURE_KEYS)
 
 
 def _to_plain(obj: Any) -> Any:

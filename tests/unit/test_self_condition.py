@@ -122,6 +122,11 @@ def test_self_conditioned_resume_is_exact(tmp_path):
         for name, value in a[key].items():
             assert torch.equal(value, b[key][name]), f"{key}.{name}"
     assert [r["step"] for r in _records(part)] == [0, 10, 20]
+    # the re-clustering interval may change on resume, the number of clusters may not
+    api.resume(part, steps=32, overrides=["self_condition.interval=5"], progress=False)
+    assert [r["step"] for r in _records(part)] == [0, 10, 20, 25, 30]
+    with pytest.raises(ValueError, match="self_condition.clusters: 4 -> 6"):
+        api.resume(part, steps=40, overrides=["self_condition.clusters=6"], progress=False)
 
 
 def test_the_fake_labels_follow_the_prior():
