@@ -12,8 +12,9 @@ generator that drops or under-draws part of the data is told so through the cond
 
 D's features (``D.body``, in eval mode so BatchNorm uses its running statistics) are
 projected by a fixed Gaussian matrix to ``dim`` dimensions before k-means (Johnson and
-Lindenstrauss: distances are kept up to a small factor), which makes clustering 50,000
-images a matter of seconds on a CPU.
+Lindenstrauss: distances are kept up to a small factor), so k-means itself is cheap next
+to D's forward pass over the data (about 35 s in all for 50,000 Stacked MNIST images at
+width 128 on one CPU thread).
 """
 
 from __future__ import annotations
@@ -109,7 +110,8 @@ class SelfConditioner:
         if self._proj is None or self._proj.shape[0] != f.shape[1]:
             gen = torch.Generator().manual_seed(epoch_seed(self.seed, 0x5C))
             self._proj = torch.randn(f.shape[1], self.dim, generator=gen) / self.dim ** 0.5
-        return f @ self._proj.to(f.device, f.dtype)
+        self._proj = self._proj.to(f.device, f.dtype)  # moved once, kept there
+        return f @ self._proj
 
     def cluster(self, D, x: torch.Tensor, step: int,
                 previous: torch.Tensor | None = None) -> torch.Tensor:
