@@ -44,12 +44,12 @@ def test_kmeans_plus_plus_recovers_separated_blobs():
     means = torch.tensor([[0.0, 0.0], [20.0, 0.0], [0.0, 20.0]])
     truth = torch.arange(3).repeat_interleave(50)
     f = means[truth] + torch.randn(150, 2, generator=g)
-    labels, centres = kmeans(f, 3, generator=torch.Generator().manual_seed(1))
+    labels, centres = kmeans(f, 3, seed=1)
     for k in range(3):  # each found cluster is exactly one blob, with that blob's mean
         members = truth[labels == k]
         assert len(members) == 50 and (members == members[0]).all()
         assert torch.allclose(centres[k], f[truth == members[0]].mean(0))
-    again, _ = kmeans(f, 3, generator=torch.Generator().manual_seed(1))
+    again, _ = kmeans(f, 3, seed=1)
     assert torch.equal(labels, again)
     with pytest.raises(ValueError, match="k=200 for N=150"):
         kmeans(f, 200)

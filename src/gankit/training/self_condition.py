@@ -20,58 +20,28 @@ width 128 on one CPU thread).
 from __future__ import annotations
 
 import torch
+from sklearn.cluster import KMeans
 
 from gankit.data._sampler import epoch_seed
 
 
-@torch.no_grad()
 def kmeans(f: torch.Tensor, k: int, *, init: torch.Tensor | None = None, iters: int = 30,
-           generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Lloyd's k-means on the rows of ``f`` [N, F]: (labels [N] int64, centres [k, F]).
+           seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lloyd's k-means on the rows of ``f`` [N, F] with scikit-learn's ``KMeans`` (already
+    behind the ``kmeans_diversity`` metric): (labels [N] int64, centres [k, F]).
 
     ``init`` [k, F] starts from given centres; otherwise k-means++ seeding (Arthur and
-    Vassilvitskii 2007) draws them from ``generator``. A cluster that empties is moved to
-    the point farthest from its centre. Stops early when no label changes.
+    Vassilvitskii 2007) seeded by ``seed``. A cluster that empties is moved to a point far
+    from its centre. At most ``iters`` iterations.
     """
     n = f.shape[0]
     if not 1 <= k <= n:
         raise ValueError(f"k-means needs 1 <= k <= N points, got k={k} for N={n}")
-    f = f.float()
-    sq = (f * f).sum(1)
-    centres = init.float().clone() if init is not None else _plus_plus(f, sq, k, generator)
-    labels = None
-    for _ in range(max(iters, 1)):
-        dist = sq[:, None] - 2 * f @ centres.T + (centres * centres).sum(1)  # [N, k]
-        new = dist.argmin(1)
-        if labels is not None and torch.equal(new, labels):
-            break
-        labels = new
-        counts = torch.bincount(labels, minlength=k)
-        centres = torch.zeros_like(centres).index_add_(0, labels, f)
-        centres /= counts.clamp(min=1).to(f.dtype)[:, None]
-        empty = (counts == 0).nonzero().flatten()
-        if len(empty):
-            own = dist.gather(1, labels[:, None]).squeeze(1)
-            centres[empty] = f[own.topk(len(empty)).indices]
-    dist = sq[:, None] - 2 * f @ centres.T + (centres * centres).sum(1)
-    return dist.argmin(1), centres
-
-
-def _plus_plus(f: torch.Tensor, sq: torch.Tensor, k: int,
-               generator: torch.Generator | None) -> torch.Tensor:
-    """k-means++: each next centre drawn with probability proportional to D(x)^2."""
-    first = int(torch.randint(f.shape[0], (1,), generator=generator))
-    idx = [first]
-    d2 = (sq - 2 * f @ f[first] + sq[first]).clamp(min=0)
-    for _ in range(k - 1):
-        total = d2.sum()
-        if total <= 0:  # fewer distinct points than k: any point will do
-            i = int(torch.randint(f.shape[0], (1,), generator=generator))
-        else:
-            i = int(torch.multinomial(d2 / total, 1, generator=generator))
-        idx.append(i)
-        d2 = torch.minimum(d2, (sq - 2 * f @ f[i] + sq[i]).clamp(min=0))
-    return f[idx].clone()
+    # float64: float32 centres drift from the exact member means by more than rounding
+    start = init.detach().cpu().double().numpy() if init is not None else "k-means++"
+    km = KMeans(k, init=start, n_init=1, max_iter=max(iters, 1), random_state=seed % 2**32)
+    km.fit(f.detach().cpu().double().numpy())
+    return torch.from_numpy(km.labels_).long(), torch.from_numpy(km.cluster_centers_).float()
 
 
 class SelfConditioner:
@@ -126,8 +96,8 @@ class SelfConditioner:
             counts = torch.bincount(previous, minlength=self.clusters).clamp(min=1)
             init = torch.zeros(self.clusters, f.shape[1]).index_add_(0, previous, f)
             init /= counts[:, None].float()
-        gen = torch.Generator().manual_seed(epoch_seed(self.seed, step))
-        labels, _ = kmeans(f, self.clusters, init=init, iters=self.iters, generator=gen)
+        labels, _ = kmeans(f, self.clusters, init=init, iters=self.iters,
+                           seed=epoch_seed(self.seed, step))
         return labels
 
     def prior(self, labels: torch.Tensor) -> torch.Tensor:
