@@ -17,13 +17,7 @@ from gankit.data import load_dataset
 from gankit.evaluation import TrainingEvaluator
 from gankit.training.checkpoint import list_checkpoints, load_latest, load_weights
 from gankit.training.loop import Trainer
-from gankit.training.state import (
-    DataInfo,
-    build_networks,
-    build_state,
-    resolve_device,
-    run_info,
-)
+from gankit.training.state import DataInfo, build_networks, build_state, resolve_device
 from gankit.utils.io import atomic_write_json, atomic_write_text
 
 
@@ -46,9 +40,10 @@ def dataset_for(config: C.Config):
 
 
 def data_info(ds, config: C.Config | None = None) -> DataInfo:
-    """What G and D are built for: ``ds``'s shape, kind and classes (``config``'s clusters
-    under self-conditioning)."""
-    return run_info(ds, config if config is not None else C.Config())
+    """What G and D are built for: ``ds``'s shape, kind and classes; under
+    self-conditioning the classes are ``config``'s clusters, whatever labels ``ds`` has."""
+    k = config.self_condition.clusters if config is not None else 0
+    return DataInfo(tuple(ds.x.shape[1:]), ds.kind, int(k or ds.num_classes))
 
 
 def train(preset: str | None = "dcgan", *, out: str | Path | None = None,
@@ -273,10 +268,7 @@ def _labels(run: LoadedRun, n: int, classes, gen: torch.Generator,
     if classes is None:
         if not run.conditional:
             return None
-        prior = getattr(run.G.cond, "label_prior", None)
-        if prior is not None:  # self-conditioning: clusters in proportion to their sizes
-            return torch.multinomial(prior.to(dev), n, replacement=True, generator=gen)
-        return torch.randint(num_classes, (n,), generator=gen, device=dev)
+        return run.G.cond.draw_labels(n, gen, dev)
     if not run.conditional:
         raise ValueError(_UNCONDITIONAL.format(what=f"class {classes!r}"))
     c = torch.as_tensor(classes)

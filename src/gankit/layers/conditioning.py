@@ -118,6 +118,15 @@ class GeneratorConditioning(nn.Module):
         to its cluster sizes."""
         self.register_buffer("label_prior", torch.ones(self.num_classes))
 
+    def draw_labels(self, n: int, generator: torch.Generator,
+                    device: torch.device) -> torch.Tensor:
+        """[n] random labels for samples of this G: uniform over the classes, or in
+        proportion to ``label_prior`` when G has one."""
+        if self.label_prior is not None:
+            return torch.multinomial(self.label_prior.to(device), n, replacement=True,
+                                     generator=generator)
+        return torch.randint(self.num_classes, (n,), generator=generator, device=device)
+
     def norm(self, num_features: int, dims: int) -> nn.Module:
         """A BatchNorm layer over ``num_features`` (1-d or 2-d), per class under ``cbn``."""
         if self.mode == "cbn":

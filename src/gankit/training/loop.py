@@ -78,10 +78,7 @@ class Trainer:
         if not self.conditional:
             return None
         s = self.state
-        prior = getattr(s.G.cond, "label_prior", None)
-        if prior is not None:
-            return torch.multinomial(prior, n, replacement=True, generator=s.generator)
-        return torch.randint(s.info.num_classes, (n,), generator=s.generator, device=s.device)
+        return s.G.cond.draw_labels(n, s.generator, s.device)
 
     # -- self-conditioning ----------------------------------------------------------------
     def _recluster(self, previous: torch.Tensor | None) -> dict:

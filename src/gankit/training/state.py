@@ -154,13 +154,6 @@ def build_networks(config: Config, info: DataInfo) -> tuple[nn.Module, nn.Module
     return G, D
 
 
-def run_info(ds, config: Config) -> DataInfo:
-    """The DataInfo a run of ``config`` trains with on dataset ``ds``: under self-conditioning
-    the classes are the clusters, whatever labels the data has."""
-    k = config.self_condition.clusters
-    return DataInfo(tuple(ds.x.shape[1:]), ds.kind, int(k or ds.num_classes))
-
-
 def build_state(config: Config, info: DataInfo, device: torch.device) -> TrainState:
     """A fresh, seeded state: same config and seed give identical weights."""
     seed_all(config.train.seed)
