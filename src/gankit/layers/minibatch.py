@@ -42,7 +42,10 @@ class MinibatchStdDev(nn.Module):
         n = f.shape[0]
         g = self.group_size if n % self.group_size == 0 else n
         grouped = f.view(g, n // g, -1)  # sample i is in group i % (n // g), as ProGAN
-        std = (grouped.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=1)  # [n // g]
+        # the variance written out: torch's var over this outer dimension runs about 9x
+        # slower on CPU (bench/minibatch_stddev_speed.py)
+        centred = grouped - grouped.mean(dim=0)
+        std = (centred.square().mean(dim=0) + 1e-8).sqrt().mean(dim=1)  # [n // g]
         return torch.cat([f, std.repeat(g).unsqueeze(1)], dim=1)
 
 

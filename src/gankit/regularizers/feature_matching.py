@@ -64,7 +64,8 @@ class FeatureMatching:
 
 def _mean_noise(f: torch.Tensor) -> torch.Tensor:
     """tr(Cov) / B with the unbiased sample covariance: the expected ||mean - E f||^2."""
-    return f.var(0, unbiased=True).sum() / len(f)
+    # written out: torch's var over dim 0 of [B, F] is about 3x slower on CPU
+    return (f - f.mean(0)).square().sum() / ((len(f) - 1) * len(f))
 
 
 def _features(out: dict, D, x: torch.Tensor | None, c: torch.Tensor | None):
