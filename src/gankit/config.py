@@ -55,6 +55,10 @@ class TrainConfig:
     unrolled_steps: int = 0  # G is updated against D unrolled k steps (Metz et al. 2017)
     lr_decay: str = "none"  # none, or linear: both learning rates fall linearly towards 0
     lr_decay_start: float = 0.0  # linear: fraction of train.steps run at the full rate first
+    # ((step, size), ...): from each step on, batch_size becomes size (real images per D step
+    # and z per G step): less gradient noise late in training without lowering the learning
+    # rates (Smith et al. 2018, "Don't decay the learning rate, increase the batch size")
+    batch_schedule: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -394,6 +398,14 @@ def validate_components(config: Config) -> None:
     if config.pack < 1 or t.batch_size % config.pack:
         raise ValueError(f"pack must be >= 1 and divide train.batch_size ({t.batch_size}), "
                          f"got {config.pack}")
+    starts = [step for step, _ in t.batch_schedule]
+    if any(step < 1 for step in starts) or starts != sorted(set(starts)):
+        raise ValueError(f"train.batch_schedule needs steps >= 1 in increasing order, e.g. "
+                         f"[[12000, 64]], got {[list(e) for e in t.batch_schedule]}")
+    for step, size in t.batch_schedule:
+        if size < 1 or size % config.pack:
+            raise ValueError(f"train.batch_schedule: the batch size {size} from step {step} "
+                             f"must be >= 1 and a multiple of pack ({config.pack})")
     if t.unrolled_steps < 0:
         raise ValueError(f"train.unrolled_steps must be >= 0, got {t.unrolled_steps}")
     if t.lr_decay not in ("none", "linear"):

@@ -140,6 +140,11 @@ def test_every_recipe_resolves_to_a_valid_config(bench):
     # otherwise exactly dcgan_wide_fm
     assert C.diff(cfg.to_dict(), cfg_u.to_dict()) == [
         "regularizers.feature_matching.unbiased: False -> True"]
+    b64 = _common.load_recipes("stacked_mnist")["recipes"]["dcgan_wide_fm_b64"]
+    cfg_b = C.resolve(b64["preset"], list(b64["set"]))
+    assert cfg_b.train.batch_schedule == ((12000, 64),)
+    assert sorted(C.diff(cfg.to_dict(), cfg_b.to_dict())) == [
+        "train.batch_schedule: [] -> [[12000, 64]]", "train.steps: 12000 -> 16000"]
 
 
 def test_stacked_mnist_table_by_hand():

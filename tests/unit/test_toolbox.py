@@ -21,6 +21,8 @@ from gankit.augment.diffaugment import (
 )
 from gankit.augment.instance_noise import InstanceNoise
 from gankit.config import resolve
+from gankit.data import BatchSampler
+from gankit.data._sampler import epoch_seed
 from gankit.layers.minibatch import MinibatchDiscrimination, MinibatchStdDev
 from gankit.models._base import Discriminator, PackedDiscriminator
 from gankit.registry import AUGMENTATIONS, DISCRIMINATORS, GENERATORS, LOSSES
@@ -481,3 +483,72 @@ def test_linear_lr_decay_factor_by_hand():
     assert [lr_factor(s, t0) for s in range(4)] == [1.0, 0.75, 0.5, 0.25]
     off = SimpleNamespace(lr_decay="none", lr_decay_start=0.5, steps=10)
     assert {lr_factor(s, off) for s in range(10)} == {1.0}
+
+
+# -- train.batch_schedule ----------------------------------------------------------------------
+def _record_batch_sizes(trainer):
+    """Wrap D.score and G's forward to log (phase, step, batch) for every call."""
+    seen = []
+    s = trainer.state
+    score, gen = s.D.score, s.G.forward
+
+    def d_score(x, c=None):
+        seen.append(("D", s.step, x.shape[0]))
+        return score(x, c)
+
+    def g_forward(z, c=None):
+        seen.append(("G", s.step, z.shape[0]))
+        return gen(z, c)
+
+    s.D.score, s.G.forward = d_score, g_forward
+    return seen
+
+
+def test_batch_schedule_changes_the_batch_at_the_given_steps():
+    t = _trainer("train.batch_schedule=[[3, 32], [5, 8]]")
+    seen = _record_batch_sizes(t)
+    t.run(7)
+    seen = [e for e in seen if e[1] < 7]  # not the health monitor's and sample grid's calls
+    expected = {0: 16, 1: 16, 2: 16, 3: 32, 4: 32, 5: 8, 6: 8}
+    assert {step for _, step, _ in seen} == set(expected)
+    for phase, step, size in seen:
+        assert size == expected[step], (phase, step, size)
+    # per step D scores a real and a fake batch in its update and a fake one in G's, and G
+    # draws one batch for D's update and one for its own
+    assert sum(p == "D" for p, _, _ in seen) == 3 * 7
+    assert sum(p == "G" for p, _, _ in seen) == 2 * 7
+
+
+def test_batch_schedule_leaves_the_steps_before_it_bitwise_unchanged():
+    plain, later = _trainer(), _trainer("train.batch_schedule=[[50, 32]]")
+    plain.run(4)
+    later.run(4)
+    for a, b in zip(_params(plain.state.G) + _params(plain.state.D),
+                    _params(later.state.G) + _params(later.state.D)):
+        assert torch.equal(a, b)
+
+
+def test_batch_schedule_stage_draws_its_own_data_order():
+    """From its first step a stage reads batches of its own size from its own seeded
+    permutation, starting at the permutation's beginning."""
+    t = _trainer("train.batch_schedule=[[2, 24]]", "train.seed=5")
+    t.state.step = 2
+    real, _ = t._batch(2)
+    expected = BatchSampler(len(t.real_x), 24, epoch_seed(5, loop_module._STAGE_SEED + 1))
+    assert torch.equal(real, t.real_x[expected.indices(0)])
+    t.state.step = 1
+    assert torch.equal(t._batch(1)[0], t.real_x[BatchSampler(len(t.real_x), 16, 5).indices(1)])
+
+
+@pytest.mark.parametrize("schedule, message", [
+    ("[[0, 32]]", "steps >= 1 in increasing order"),
+    ("[[10, 32], [5, 64]]", "steps >= 1 in increasing order"),
+    ("[[10, 32], [10, 64]]", "steps >= 1 in increasing order"),
+    ("[[10, 0]]", "the batch size 0 from step 10"),
+])
+def test_batch_schedule_rejects_bad_schedules(schedule, message):
+    with pytest.raises(ValueError, match=message):
+        resolve("dcgan", [f"train.batch_schedule={schedule}"])
+    with pytest.raises(ValueError, match=r"batch size 30 from step 10 must be >= 1 and a multiple "
+                                         r"of pack \(4\)"):
+        resolve("dcgan", ["pack=4", "train.batch_schedule=[[10, 30]]"])

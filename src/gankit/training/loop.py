@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from gankit.data import BatchSampler
+from gankit.data._sampler import epoch_seed
 from gankit.training.checkpoint import save_checkpoint
 from gankit.training.context import StepContext
 from gankit.training.health import HealthMonitor
@@ -26,6 +27,7 @@ from gankit.training.self_condition import SelfConditioner
 from gankit.utils.images import save_grid, scatter_png
 
 _UNROLL_OFFSET = 1 << 40  # data steps of the unrolled critic never meet the main stream
+_STAGE_SEED = 1 << 41  # seeds of the batch_schedule stages' data orders, apart from epochs'
 
 
 class Trainer:
@@ -41,7 +43,11 @@ class Trainer:
         cfg = state.config.train
         self.real_x = data.x.to(state.device)
         self.real_y = data.y.to(state.device) if data.y is not None else None
-        self.sampler = BatchSampler(len(data), cfg.batch_size, cfg.seed)
+        # one sampler per stage of train.batch_schedule; stage 0 is the plain run's
+        self.stages = [(0, cfg.batch_size), *cfg.batch_schedule]
+        self.samplers = [BatchSampler(len(data), size, cfg.seed if k == 0 else
+                                      epoch_seed(cfg.seed, _STAGE_SEED + k))
+                         for k, (_, size) in enumerate(self.stages)]
         regs = list(state.regularizers.values())
         self.d_regs = [r for r in regs if "D" in r.phases]
         self.g_regs = [r for r in regs if "G" in r.phases]
@@ -62,8 +68,20 @@ class Trainer:
             self._use_clusters()
 
     # -- one update each ---------------------------------------------------------------
+    def _stage(self) -> int:
+        """Index of the train.batch_schedule stage the current step is in (0 before any)."""
+        return sum(start <= self.state.step for start, _ in self.stages) - 1
+
+    def batch_size(self) -> int:
+        """The batch size at the current step."""
+        return self.stages[self._stage()][1]
+
     def _batch(self, data_step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        idx = self.sampler.indices(data_step).to(self.real_x.device)
+        # a stage's own data stream starts at its first step: a pure function of the step,
+        # so a resumed run draws the same batches
+        k = self._stage()
+        offset = self.stages[k][0] * self.state.config.train.d_steps
+        idx = self.samplers[k].indices(data_step - offset).to(self.real_x.device)
         real = self.real_x.index_select(0, idx)
         labels = self.real_y.index_select(0, idx) if self.real_y is not None else None
         return real, labels
@@ -175,7 +193,7 @@ class Trainer:
 
     def g_step(self, log: bool) -> None:
         s = self.state
-        batch = s.config.train.batch_size
+        batch = self.batch_size()
         D, real_out = s.D, self.last_real_out or {}
         if s.config.train.unrolled_steps > 0:
             D, real_out = self._unrolled_critic()
