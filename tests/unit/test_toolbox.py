@@ -552,3 +552,9 @@ def test_batch_schedule_rejects_bad_schedules(schedule, message):
     with pytest.raises(ValueError, match=r"batch size 30 from step 10 must be >= 1 and a multiple "
                                          r"of pack \(4\)"):
         resolve("dcgan", ["pack=4", "train.batch_schedule=[[10, 30]]"])
+
+
+def test_batch_schedule_larger_than_the_dataset_is_refused_before_training():
+    with pytest.raises(ValueError, match=r"batch size 200000 from step 3 is larger than the "
+                                         r"dataset \(100000 samples\); use sizes <= 100000"):
+        _trainer("train.batch_schedule=[[3, 200000]]")

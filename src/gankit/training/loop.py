@@ -45,6 +45,11 @@ class Trainer:
         self.real_y = data.y.to(state.device) if data.y is not None else None
         # one sampler per stage of train.batch_schedule; stage 0 is the plain run's
         self.stages = [(0, cfg.batch_size), *cfg.batch_schedule]
+        for start, size in cfg.batch_schedule:
+            if size > len(data):
+                raise ValueError(f"train.batch_schedule: the batch size {size} from step {start} "
+                                 f"is larger than the dataset ({len(data)} samples); use sizes "
+                                 f"<= {len(data)}")
         self.samplers = [BatchSampler(len(data), size, cfg.seed if k == 0 else
                                       epoch_seed(cfg.seed, _STAGE_SEED + k))
                          for k, (_, size) in enumerate(self.stages)]
