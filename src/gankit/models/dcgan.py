@@ -2,7 +2,8 @@
 
 G: a transposed convolution from z to a 4x4 (or 7x7 for 28-pixel images) map, then
 stride-2 transposed convolutions that halve the channels and double the side, BatchNorm
-and ReLU inside, tanh at the output. D mirrors it with stride-2 convolutions and
+and ReLU inside, tanh at the output (optionally clamp(s * tanh, -1, 1),
+`gankit.layers.output`). D mirrors it with stride-2 convolutions and
 LeakyReLU(0.2), BatchNorm from the second block on (no BatchNorm with spectral norm or
 when disabled, as WGAN-GP advises), and a final convolution over the whole map to one
 logit. Resolution, channels and width are constructor arguments.
@@ -26,6 +27,7 @@ from gankit.layers.conditioning import (
     LabelSequential,
 )
 from gankit.layers.minibatch import batch_features
+from gankit.layers.output import BoundedOutput
 from gankit.layers.spectral import apply_spectral_norm
 from gankit.models._base import Discriminator, Generator
 from gankit.registry import DISCRIMINATORS, GENERATORS
@@ -61,10 +63,11 @@ class DCGANGenerator(Generator):
         width: int = 64  # channels of the last hidden stage; doubled per stage inward
         conditioning: str = "none"  # none, concat (label code + z, cGAN) or cbn (class BN)
         embed_dim: int = 0  # concat: size of a learned label embedding; 0 = one-hot
+        output_scale: float = 1.0  # >1: clamp(scale*tanh, -1, 1), exact -1/+1 reachable
 
     def __init__(self, z_dim: int, out_shape: tuple[int, ...], bounded: bool = True,
                  width: int = 64, num_classes: int = 0, conditioning: str = "none",
-                 embed_dim: int = 0) -> None:
+                 embed_dim: int = 0, output_scale: float = 1.0) -> None:
         super().__init__()
         self.cond = GeneratorConditioning(conditioning, num_classes, embed_dim)
         channels, resolution = _image_shape(tuple(out_shape), "generator")
@@ -80,7 +83,7 @@ class DCGANGenerator(Generator):
             layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False),
                        norm(ch // 2, dims=2), nn.ReLU(True)]
             ch //= 2
-        layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1), nn.Tanh()]
+        layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1), BoundedOutput(output_scale)]
         self.net = LabelSequential(*layers)
         _dcgan_init(self)
 

@@ -20,6 +20,7 @@ from gankit.layers.conditioning import (
 )
 from gankit.layers.maxout import Maxout
 from gankit.layers.minibatch import batch_features
+from gankit.layers.output import BoundedOutput
 from gankit.layers.spectral import apply_spectral_norm
 from gankit.models._base import Discriminator, Generator
 from gankit.registry import DISCRIMINATORS, GENERATORS
@@ -35,11 +36,12 @@ class MLPGenerator(Generator):
         batch_norm: bool = True  # BatchNorm after each hidden linear layer
         conditioning: str = "none"  # none, concat (label code + z, cGAN) or cbn (class BN)
         embed_dim: int = 0  # concat: size of a learned label embedding; 0 = one-hot
+        output_scale: float = 1.0  # images: >1 gives clamp(scale*tanh, -1, 1)
 
     def __init__(self, z_dim: int, out_shape: tuple[int, ...], bounded: bool = True,
                  widths: tuple[int, ...] = (256, 512, 1024), batch_norm: bool = True,
                  num_classes: int = 0, conditioning: str = "none",
-                 embed_dim: int = 0) -> None:
+                 embed_dim: int = 0, output_scale: float = 1.0) -> None:
         super().__init__()
         if not widths or min(widths) < 1:
             raise ValueError(f"generator.widths must be positive integers, got {widths}")
@@ -58,7 +60,10 @@ class MLPGenerator(Generator):
             last = w
         layers.append(nn.Linear(last, math.prod(self.out_shape)))
         if bounded:
-            layers.append(nn.Tanh())
+            layers.append(BoundedOutput(output_scale))
+        elif output_scale != 1.0:
+            raise ValueError(f"generator.output_scale={output_scale} bounds image outputs; this "
+                             f"data is unbounded points (linear output): leave it at 1")
         self.net = LabelSequential(*layers)
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
