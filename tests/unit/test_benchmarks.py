@@ -148,7 +148,8 @@ def test_every_recipe_resolves_to_a_valid_config(bench):
     clamp = _common.load_recipes("stacked_mnist")["recipes"]["dcgan_wide_fm_b64_clamp"]
     cfg_c = C.resolve(clamp["preset"], list(clamp["set"]))
     # exactly dcgan_wide_fm_b64 with G's output clamp(1.5 * tanh, -1, 1)
-    assert C.diff(cfg_b.to_dict(), cfg_c.to_dict()) == ["generator.options.output_scale: 1.0 -> 1.5"]
+    assert C.diff(cfg_b.to_dict(), cfg_c.to_dict()) == [
+        "generator.options.output_scale: 1.0 -> 1.5"]
 
 
 def test_stacked_mnist_table_by_hand():
