@@ -150,6 +150,11 @@ def test_every_recipe_resolves_to_a_valid_config(bench):
     # exactly dcgan_wide_fm_b64 with G's output clamp(1.5 * tanh, -1, 1)
     assert C.diff(cfg_b.to_dict(), cfg_c.to_dict()) == [
         "generator.options.output_scale: 1.0 -> 1.5"]
+    asym = _common.load_recipes("stacked_mnist")["recipes"]["dcgan_wide_fm_b64_asym"]
+    cfg_a = C.resolve(asym["preset"], list(asym["set"]))
+    # exactly dcgan_wide_fm_b64 with G's output clamp(-0.225 + 1.275 * tanh, -1, 1)
+    assert C.diff(cfg_b.to_dict(), cfg_a.to_dict()) == [
+        "generator.options.output_range: None -> [-1.5, 1.05]"]
 
 
 def test_stacked_mnist_table_by_hand():

@@ -27,7 +27,7 @@ from gankit.layers.conditioning import (
     LabelSequential,
 )
 from gankit.layers.minibatch import batch_features
-from gankit.layers.output import BoundedOutput
+from gankit.layers.output import BoundedOutput, output_bounds
 from gankit.layers.spectral import apply_spectral_norm
 from gankit.models._base import Discriminator, Generator
 from gankit.registry import DISCRIMINATORS, GENERATORS
@@ -64,11 +64,14 @@ class DCGANGenerator(Generator):
         conditioning: str = "none"  # none, concat (label code + z, cGAN) or cbn (class BN)
         embed_dim: int = 0  # concat: size of a learned label embedding; 0 = one-hot
         output_scale: float = 1.0  # >1: clamp(scale*tanh, -1, 1), exact -1/+1 reachable
+        output_range: tuple[float, float] | None = None  # [low, high]: asymmetric output_scale
 
     def __init__(self, z_dim: int, out_shape: tuple[int, ...], bounded: bool = True,
                  width: int = 64, num_classes: int = 0, conditioning: str = "none",
-                 embed_dim: int = 0, output_scale: float = 1.0) -> None:
+                 embed_dim: int = 0, output_scale: float = 1.0,
+                 output_range: tuple[float, float] | None = None) -> None:
         super().__init__()
+        low, high = output_bounds(output_scale, output_range)
         self.cond = GeneratorConditioning(conditioning, num_classes, embed_dim)
         channels, resolution = _image_shape(tuple(out_shape), "generator")
         start, ups = _plan(resolution)
@@ -83,7 +86,7 @@ class DCGANGenerator(Generator):
             layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False),
                        norm(ch // 2, dims=2), nn.ReLU(True)]
             ch //= 2
-        layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1), BoundedOutput(output_scale)]
+        layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1), BoundedOutput(low=low, high=high)]
         self.net = LabelSequential(*layers)
         _dcgan_init(self)
 

@@ -20,7 +20,7 @@ from gankit.layers.conditioning import (
 )
 from gankit.layers.maxout import Maxout
 from gankit.layers.minibatch import batch_features
-from gankit.layers.output import BoundedOutput
+from gankit.layers.output import BoundedOutput, output_bounds
 from gankit.layers.spectral import apply_spectral_norm
 from gankit.models._base import Discriminator, Generator
 from gankit.registry import DISCRIMINATORS, GENERATORS
@@ -37,12 +37,15 @@ class MLPGenerator(Generator):
         conditioning: str = "none"  # none, concat (label code + z, cGAN) or cbn (class BN)
         embed_dim: int = 0  # concat: size of a learned label embedding; 0 = one-hot
         output_scale: float = 1.0  # images: >1 gives clamp(scale*tanh, -1, 1)
+        output_range: tuple[float, float] | None = None  # images: [low, high], asymmetric scale
 
     def __init__(self, z_dim: int, out_shape: tuple[int, ...], bounded: bool = True,
                  widths: tuple[int, ...] = (256, 512, 1024), batch_norm: bool = True,
                  num_classes: int = 0, conditioning: str = "none",
-                 embed_dim: int = 0, output_scale: float = 1.0) -> None:
+                 embed_dim: int = 0, output_scale: float = 1.0,
+                 output_range: tuple[float, float] | None = None) -> None:
         super().__init__()
+        low, high = output_bounds(output_scale, output_range)
         if not widths or min(widths) < 1:
             raise ValueError(f"generator.widths must be positive integers, got {widths}")
         if conditioning == "cbn" and not batch_norm:
@@ -60,10 +63,11 @@ class MLPGenerator(Generator):
             last = w
         layers.append(nn.Linear(last, math.prod(self.out_shape)))
         if bounded:
-            layers.append(BoundedOutput(output_scale))
-        elif output_scale != 1.0:
-            raise ValueError(f"generator.output_scale={output_scale} bounds image outputs; this "
-                             f"data is unbounded points (linear output): leave it at 1")
+            layers.append(BoundedOutput(low=low, high=high))
+        elif (low, high) != (-1.0, 1.0):
+            raise ValueError(f"generator.output_scale={output_scale} / output_range="
+                             f"{output_range} bound image outputs; this data is unbounded "
+                             f"points (linear output): leave them unset")
         self.net = LabelSequential(*layers)
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
