@@ -40,11 +40,13 @@ def test_scale_one_is_tanh_bit_for_bit():
 
 def test_asymmetric_range_by_hand():
     # range (-1.5, 1.05): mid = -0.225, half = 1.275. Exact -1 below a = -0.5 ln(4.1) = -0.7055
-    # and exact +1 above a = 0.5 ln(50) = 1.9560 (in general -0.5 ln((-1 - low) / (high + 1))
+    # and exact +1 above a = 0.5 ln(50) = 1.9560 (in general 0.5 ln((-1 - low) / (high + 1))
     # ... 0.5 ln((1 - low) / (high - 1)))
     layer = BoundedOutput(low=-1.5, high=1.05)
     assert (layer.mid, layer.half) == (pytest.approx(-0.225), pytest.approx(1.275))
     lo_t, hi_t = -0.5 * math.log(4.1), 0.5 * math.log(50)
+    assert abs(lo_t - 0.5 * math.log(0.5 / 2.05)) < 1e-12  # (-1 - low) / (high + 1)
+    assert abs(hi_t - 0.5 * math.log(2.5 / 0.05)) < 1e-12  # (1 - low) / (high - 1)
     assert abs(-0.225 + 1.275 * math.tanh(lo_t) + 1) < 1e-12
     assert abs(-0.225 + 1.275 * math.tanh(hi_t) - 1) < 1e-12
     a = torch.tensor([-3.0, -0.72, -0.69, -0.5, 0.0, 0.5, 1.9, 1.95, 1.97, 3.0],
