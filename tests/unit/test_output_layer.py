@@ -42,7 +42,7 @@ def test_asymmetric_range_by_hand():
     # range (-1.5, 1.05): mid = -0.225, half = 1.275. Exact -1 below a = -0.5 ln(4.1) = -0.7055
     # and exact +1 above a = 0.5 ln(50) = 1.9560 (in general 0.5 ln((-1 - low) / (high + 1))
     # ... 0.5 ln((1 - low) / (high - 1)))
-    layer = BoundedOutput(low=-1.5, high=1.05)
+    layer = BoundedOutput(output_range=(-1.5, 1.05))
     assert (layer.mid, layer.half) == (pytest.approx(-0.225), pytest.approx(1.275))
     lo_t, hi_t = -0.5 * math.log(4.1), 0.5 * math.log(50)
     assert abs(lo_t - 0.5 * math.log(0.5 / 2.05)) < 1e-12  # (-1 - low) / (high + 1)
@@ -68,8 +68,8 @@ def test_asymmetric_range_by_hand():
 
 def test_symmetric_range_is_output_scale_bit_for_bit():
     a = torch.randn(1000, generator=torch.Generator().manual_seed(0)) * 4
-    assert torch.equal(BoundedOutput(low=-1.5, high=1.5)(a), BoundedOutput(1.5)(a))
-    assert torch.equal(BoundedOutput(low=-1.0, high=1.0)(a), torch.tanh(a))
+    assert torch.equal(BoundedOutput(output_range=(-1.5, 1.5))(a), BoundedOutput(1.5)(a))
+    assert torch.equal(BoundedOutput(output_range=(-1.0, 1.0))(a), torch.tanh(a))
     assert torch.equal(BoundedOutput(1.5)(a), (1.5 * torch.tanh(a)).clamp(-1, 1))
 
 
@@ -142,3 +142,8 @@ def test_output_range_from_the_command_line():
     assert resolve("dcgan", []).generator.options["output_range"] is None
     with pytest.raises(TypeError, match="output_range"):
         resolve("dcgan", ["generator.output_range=[-1.5]"])
+    # bad bounds fail when the config resolves, before a run directory is written
+    with pytest.raises(ValueError, match=r"generator\.output_range=\[low, high\] needs"):
+        resolve("dcgan", ["generator.output_range=[-0.5, 1.2]"])
+    with pytest.raises(ValueError, match="set one of generator.output_scale=1.5"):
+        resolve("gan", ["generator.output_scale=1.5", "generator.output_range=[-2, 2]"])  # mlp G

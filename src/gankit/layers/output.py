@@ -54,16 +54,15 @@ def output_bounds(scale: float = 1.0,
 class BoundedOutput(nn.Module):
     """x -> clamp(mid + half * tanh(x), -1, 1) over the range (low, high).
 
-    ``BoundedOutput(S)`` is the range (-S, S); ``BoundedOutput(low=l, high=h)`` any other.
-    The range (-1, 1) is tanh itself. No parameters: checkpoints do not change.
+    ``BoundedOutput(S)`` is the range (-S, S); ``BoundedOutput(output_range=(l, h))`` any
+    other (validated by `output_bounds`). The range (-1, 1) is tanh itself. No parameters:
+    checkpoints do not change.
     """
 
-    def __init__(self, scale: float = 1.0, low: float | None = None,
-                 high: float | None = None) -> None:
+    def __init__(self, scale: float = 1.0,
+                 output_range: Sequence[float] | None = None) -> None:
         super().__init__()
-        rng = None if low is None and high is None else (
-            -1.0 if low is None else low, 1.0 if high is None else high)
-        self.low, self.high = output_bounds(scale, rng)
+        self.low, self.high = output_bounds(scale, output_range)
         self.mid = (self.high + self.low) / 2
         self.half = (self.high - self.low) / 2
 

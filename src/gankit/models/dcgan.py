@@ -66,12 +66,14 @@ class DCGANGenerator(Generator):
         output_scale: float = 1.0  # >1: clamp(scale*tanh, -1, 1), exact -1/+1 reachable
         output_range: tuple[float, float] | None = None  # [low, high]: asymmetric output_scale
 
+        def __post_init__(self) -> None:  # bad bounds fail when the config resolves
+            output_bounds(self.output_scale, self.output_range)
+
     def __init__(self, z_dim: int, out_shape: tuple[int, ...], bounded: bool = True,
                  width: int = 64, num_classes: int = 0, conditioning: str = "none",
                  embed_dim: int = 0, output_scale: float = 1.0,
                  output_range: tuple[float, float] | None = None) -> None:
         super().__init__()
-        low, high = output_bounds(output_scale, output_range)
         self.cond = GeneratorConditioning(conditioning, num_classes, embed_dim)
         channels, resolution = _image_shape(tuple(out_shape), "generator")
         start, ups = _plan(resolution)
@@ -86,7 +88,8 @@ class DCGANGenerator(Generator):
             layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False),
                        norm(ch // 2, dims=2), nn.ReLU(True)]
             ch //= 2
-        layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1), BoundedOutput(low=low, high=high)]
+        layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1),
+                   BoundedOutput(output_scale, output_range)]
         self.net = LabelSequential(*layers)
         _dcgan_init(self)
 

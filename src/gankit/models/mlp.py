@@ -39,13 +39,15 @@ class MLPGenerator(Generator):
         output_scale: float = 1.0  # images: >1 gives clamp(scale*tanh, -1, 1)
         output_range: tuple[float, float] | None = None  # images: [low, high], asymmetric scale
 
+        def __post_init__(self) -> None:  # bad bounds fail when the config resolves
+            output_bounds(self.output_scale, self.output_range)
+
     def __init__(self, z_dim: int, out_shape: tuple[int, ...], bounded: bool = True,
                  widths: tuple[int, ...] = (256, 512, 1024), batch_norm: bool = True,
                  num_classes: int = 0, conditioning: str = "none",
                  embed_dim: int = 0, output_scale: float = 1.0,
                  output_range: tuple[float, float] | None = None) -> None:
         super().__init__()
-        low, high = output_bounds(output_scale, output_range)
         if not widths or min(widths) < 1:
             raise ValueError(f"generator.widths must be positive integers, got {widths}")
         if conditioning == "cbn" and not batch_norm:
@@ -63,8 +65,8 @@ class MLPGenerator(Generator):
             last = w
         layers.append(nn.Linear(last, math.prod(self.out_shape)))
         if bounded:
-            layers.append(BoundedOutput(low=low, high=high))
-        elif (low, high) != (-1.0, 1.0):
+            layers.append(BoundedOutput(output_scale, output_range))
+        elif output_bounds(output_scale, output_range) != (-1.0, 1.0):
             raise ValueError(f"generator.output_scale={output_scale} / output_range="
                              f"{output_range} bound image outputs; this data is unbounded "
                              f"points (linear output): leave them unset")
