@@ -59,6 +59,17 @@ class TrainConfig:
     # and z per G step): less gradient noise late in training without lowering the learning
     # rates (Smith et al. 2018, "Don't decay the learning rate, increase the batch size")
     batch_schedule: tuple[tuple[int, int], ...] = ()
+    # fp32, or bf16: G's and D's forward passes in the training steps run under bfloat16
+    # autocast (convolutions and matrix products in bf16; weights, optimiser state, losses
+    # and the regularisers' own D passes stay float32). Fast on CPUs with AMX or AVX-512
+    # BF16 and on GPUs from Ampere on; elsewhere bf16 is emulated and slower.
+    precision: str = "fp32"
+    # D scores the real and the fake batch in one call, so its BatchNorm layers normalise
+    # both with shared statistics (in the G step, with D's view of the latest real batch):
+    # apart, each batch is normalised by its own mean and variance, which hides from D
+    # and from feature matching any difference the two batches show as a whole
+    d_joint_batch: bool = False
+    d_joint_batch_from: int = 0  # the step from which d_joint_batch applies (0 = throughout)
 
 
 @dataclass(frozen=True)
@@ -408,6 +419,12 @@ def validate_components(config: Config) -> None:
                              f"must be >= 1 and a multiple of pack ({config.pack})")
     if t.unrolled_steps < 0:
         raise ValueError(f"train.unrolled_steps must be >= 0, got {t.unrolled_steps}")
+    if t.precision not in ("fp32", "bf16"):
+        raise ValueError(f"train.precision must be fp32 or bf16, got {t.precision!r}; fp16 "
+                         f"needs loss scaling, which gankit does not do: use bf16")
+    if t.d_joint_batch_from < 0:
+        raise ValueError(f"train.d_joint_batch_from must be a step >= 0, got "
+                         f"{t.d_joint_batch_from}")
     if t.lr_decay not in ("none", "linear"):
         raise ValueError(f"train.lr_decay must be none or linear, got {t.lr_decay!r}")
     if not 0.0 <= t.lr_decay_start < 1.0:

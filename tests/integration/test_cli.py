@@ -82,9 +82,11 @@ def _assert_bitwise_equal(a, b):
         assert torch.equal(a[k], b[k]), k
 
 
-@pytest.mark.parametrize("preset", ["dcgan", "wgan_gp"])
-def test_resume_is_bitwise_exact(tmp_path, preset):
-    sets = [s for s in TINY if s != "--no-progress"]
+@pytest.mark.parametrize("preset, extra", [("dcgan", []), ("wgan_gp", []),
+                                           ("dcgan", ["--set", "train.precision=bf16"]),
+                                           ("dcgan", ["--set", "train.d_joint_batch=true"])])
+def test_resume_is_bitwise_exact(tmp_path, preset, extra):
+    sets = [s for s in TINY if s != "--no-progress"] + extra
     straight = tmp_path / "straight"
     assert main(["train", preset, "--steps", "6", "--out", str(straight), *sets,
                  "--no-progress"]) == 0

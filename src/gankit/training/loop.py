@@ -9,6 +9,7 @@ Only the main process writes files (``is_main``), so the loop can later run unde
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -20,6 +21,7 @@ import torch
 
 from gankit.data import BatchSampler
 from gankit.data._sampler import epoch_seed
+from gankit.layers.minibatch import MinibatchDiscrimination, MinibatchStdDev
 from gankit.training.checkpoint import save_checkpoint
 from gankit.training.context import StepContext
 from gankit.training.health import HealthMonitor
@@ -60,6 +62,17 @@ class Trainer:
         self.hooks = list(state.hooks.values())
         self.augment = list(state.augmentations.values())
         self.conditional = state.conditional
+        self.bf16 = cfg.precision == "bf16"
+        if self.bf16 and state.device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ValueError("train.precision=bf16: this GPU has no bfloat16 support; use "
+                             "train.precision=fp32")
+        self.joint_from = cfg.d_joint_batch_from if cfg.d_joint_batch else None
+        if cfg.d_joint_batch and any(isinstance(m, (MinibatchStdDev, MinibatchDiscrimination))
+                              for m in state.D.modules()):
+            raise ValueError("train.d_joint_batch=true cannot be combined with D's minibatch "
+                             "stddev or minibatch discrimination layers, which would compare "
+                             "real with fake samples; turn one of them off")
+        self.last_real_view: tuple | None = None  # (D's input, labels) of the latest real batch
         self.last: dict[str, torch.Tensor] = {}
         self.last_real_out: dict[str, torch.Tensor] | None = None  # D's view of real data
         health = state.config.health
@@ -126,6 +139,29 @@ class Trainer:
             if net is not None:
                 net.cond.label_prior.copy_(prior)
 
+    def _autocast(self):
+        """The context of G's and D's forward passes: bfloat16 autocast under
+        ``train.precision=bf16``, nothing otherwise."""
+        if not self.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(self.state.device.type, dtype=torch.bfloat16)
+
+    @property
+    def joint(self) -> bool:
+        """Whether D scores real and fake in one batch at the current step."""
+        return self.joint_from is not None and self.state.step >= self.joint_from
+
+    def _score_pair(self, D, real: torch.Tensor, real_labels, fake: torch.Tensor,
+                    fake_labels) -> tuple[dict, dict]:
+        """D's outputs (in float32) on a real and a fake batch: two calls, or under
+        ``train.d_joint_batch`` one call on both, split back (BatchNorm statistics shared)."""
+        if not self.joint:
+            return _as_float(D.score(real, real_labels)), _as_float(D.score(fake, fake_labels))
+        labels = None if real_labels is None else torch.cat([real_labels, fake_labels])
+        out = _as_float(D.score(torch.cat([real, fake]), labels))
+        rows = out["logits"].shape[0] * len(real) // (len(real) + len(fake))  # packed rows
+        return ({k: v[:rows] for k, v in out.items()}, {k: v[rows:] for k, v in out.items()})
+
     def _d_view(self, x: torch.Tensor) -> torch.Tensor:
         """What D sees: the input after every augmentation (applied to real and fake alike)."""
         for aug in self.augment:
@@ -139,12 +175,14 @@ class Trainer:
         if not self.conditional:
             labels = None
         fake_labels = self._fake_labels(real.shape[0])
-        with torch.no_grad():
-            fake = s.G(self._z(real.shape[0]), fake_labels)
+        with torch.no_grad(), self._autocast():
+            fake = s.G(self._z(real.shape[0]), fake_labels).float()
         if self.real_grad:
             real.requires_grad_(True)
-        real_out = D.score(self._d_view(real), labels)
-        fake_out = D.score(self._d_view(fake), fake_labels)
+        real_view = self._d_view(real)
+        with self._autocast():
+            real_out, fake_out = self._score_pair(D, real_view, labels, self._d_view(fake),
+                                                  fake_labels)
         loss = s.loss.d_loss(real_out["logits"], fake_out["logits"])
         ctx = StepContext(s.G, D, real, fake, labels, real_out["logits"], fake_out["logits"],
                           s.step, s.generator, phase="D", fake_labels=fake_labels,
@@ -156,6 +194,8 @@ class Trainer:
         loss.backward()
         if main:
             self.last_real_out = {k: v.detach() for k, v in real_out.items()}
+            if self.joint:
+                self.last_real_view = (real_view.detach(), labels)
             if log:
                 r, f = real_out["logits"].detach(), fake_out["logits"].detach()
                 self.last.update({"loss/D": loss.detach(), "scores/real": r.mean(),
@@ -204,10 +244,18 @@ class Trainer:
             D, real_out = self._unrolled_critic()
         D.requires_grad_(False)
         fake_labels = self._fake_labels(batch)
-        fake = s.G(self._z(batch), fake_labels)
+        with self._autocast():
+            fake = s.G(self._z(batch), fake_labels)
+        fake = fake.float()
         if log:
             fake.retain_grad()
-        fake_out = D.score(self._d_view(fake), fake_labels)
+        with self._autocast():
+            if self.joint and self.last_real_view is not None:
+                joint_real, fake_out = self._score_pair(D, *self.last_real_view,
+                                                        self._d_view(fake), fake_labels)
+                real_out = {k: v.detach() for k, v in joint_real.items()}
+            else:
+                fake_out = _as_float(D.score(self._d_view(fake), fake_labels))
         loss = s.loss.g_loss(fake_out["logits"])
         if self.g_regs:
             ctx = StepContext(s.G, D, None, fake, None, None, fake_out["logits"], s.step,
@@ -368,6 +416,12 @@ def lr_factor(step: int, train) -> float:
     if step < start:
         return 1.0
     return max(0.0, (train.steps - step) / (train.steps - start))
+
+
+def _as_float(out: dict) -> dict:
+    """D's outputs (logits, features, ...) in float32, whatever precision D ran in."""
+    return {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v
+            for k, v in out.items()}
 
 
 def _grad_norm(net: torch.nn.Module) -> torch.Tensor:

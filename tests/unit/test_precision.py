@@ -1,0 +1,59 @@
+"""train.precision=bf16: G's and D's forward passes run under bfloat16 autocast while the
+weights, optimiser state and losses stay float32."""
+
+import pytest
+import torch
+
+from gankit import api
+from gankit.config import resolve
+from gankit.training.loop import Trainer
+from gankit.training.state import build_state
+
+
+def _trainer(*overrides):
+    sets = ["generator.width=8", "discriminator.width=8", "train.batch_size=16", *overrides]
+    config = api.make_config("dcgan", data="digits", device="cpu", overrides=sets)
+    ds = api.dataset_for(config)
+    state = build_state(config, api.data_info(ds), torch.device("cpu"))
+    return Trainer(state, ds, None, progress=False)
+
+
+def _first_conv_dtypes(trainer):
+    seen = []
+    first = next(m for m in trainer.state.D.modules() if isinstance(m, torch.nn.Conv2d))
+    first.register_forward_hook(lambda mod, inp, out: seen.append(out.dtype))
+    return seen
+
+
+@pytest.mark.parametrize("precision, dtype", [("fp32", torch.float32), ("bf16", torch.bfloat16)])
+def test_d_convolutions_run_in_the_chosen_precision_and_weights_stay_float32(precision, dtype):
+    t = _trainer(f"train.precision={precision}")
+    seen = _first_conv_dtypes(t)
+    t.run(2)
+    assert set(seen) == {dtype}
+    for net in (t.state.G, t.state.D):
+        assert {p.dtype for p in net.parameters()} == {torch.float32}
+    for opt in (t.state.g_opt, t.state.d_opt):
+        assert {v.dtype for s in opt.state.values() for v in s.values() if v.is_floating_point()
+                } == {torch.float32}
+    assert t.last["loss/D"].dtype == torch.float32 and t.last["loss/G"].dtype == torch.float32
+
+
+def test_bf16_losses_are_close_to_float32_but_not_equal():
+    """The same first step in both precisions: bfloat16 has an 8-bit significand, so D's
+    and G's losses agree to about 1e-2 relative, and differ (autocast is on)."""
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        t = _trainer(f"train.precision={precision}")
+        t.d_step(0, log=True)
+        t.g_step(log=True)
+        losses[precision] = (t.last["loss/D"].item(), t.last["loss/G"].item())
+    for a, b in zip(losses["fp32"], losses["bf16"]):
+        assert a != b
+        assert b == pytest.approx(a, rel=3e-2)
+
+
+def test_other_precisions_are_refused_with_the_fix():
+    with pytest.raises(ValueError, match=r"train.precision must be fp32 or bf16, got 'fp16'; "
+                                         r"fp16 needs loss scaling.*use bf16"):
+        resolve("dcgan", ["train.precision=fp16"])
