@@ -18,7 +18,8 @@ from gankit.config import HealthConfig, build_dataclass, parse_override
 from gankit.training.health import TITLES, Episode, HealthRules, is_training_record, replay
 
 # (--set line, what it does and where it comes from); {d_lr} and {g_lr} are filled in from
-# the run's config. Image-only remedies are marked with a leading "image:".
+# the run's config. Image-only remedies are marked with a leading "image:", those for a D
+# with BatchNorm with "bn:".
 _COLLAPSE = (
     ("--set pack=2", "PacGAN: D judges 2 samples jointly (Lin et al. 2018)"),
     ("--set discriminator.minibatch_discrimination=16",
@@ -49,6 +50,8 @@ REMEDIES: dict[str, tuple[tuple[str, str], ...]] = {
         ("--set regularizers.r1.gamma=1", "R1 penalty on real data (Mescheder et al. 2018)"),
         ("--set d_optimizer.lr={d_lr_slow}",
          "a slower D than G (two time-scale updates, TTUR, Heusel et al. 2017)"),
+        ("bn:--set train.d_joint_batch=true",
+         "a D with BatchNorm scores real and fake in one batch (shared statistics)"),
     ),
     "g_grad_vanished": (
         ("--set loss=non_saturating",
@@ -151,11 +154,23 @@ def remedies(kind: str, config: dict | None) -> list[tuple[str, str]]:
             if not image:
                 continue
             line = line[len("image:"):]
+        if line.startswith("bn:"):
+            if config and not _d_batch_norm(config):
+                continue
+            line = line[len("bn:"):]
         line = line.format(**lrs)
         if config and _already_set(line, config):
             why += " [already set in this run]"
         out.append((line, why))
     return out
+
+
+def _d_batch_norm(config: dict) -> bool:
+    """Whether the run's D has BatchNorm layers (dcgan's D unless switched off or SN)."""
+    d = config.get("discriminator") or {}
+    options = d.get("options") or {}
+    return (d.get("name") == "dcgan" and bool(options.get("batch_norm", True))
+            and not options.get("spectral_norm", False))
 
 
 def _lr(config: dict, optimizer: str, factor: float) -> str:

@@ -176,11 +176,15 @@ def test_remedies_name_components_and_fill_in_the_run_config():
     config = C.resolve("mixture_stable", ["loss=minimax"]).to_dict()
     lines = dict(remedies("d_saturated", config))
     assert "--set loss.real_label=0.9" in lines
+    assert "--set train.d_joint_batch=true" not in lines  # an mlp D has no BatchNorm
     assert "--set d_optimizer.lr=0.001" in lines  # 4e-3 / 4: a slower D (TTUR)
     assert not any("diffaugment" in line for line in lines)  # images only
     image_lines = dict(remedies("d_saturated", C.resolve("dcgan").to_dict()))
     assert "--set augmentations.diffaugment.policy=color,translation,cutout" in image_lines
     assert "--set d_optimizer.lr=5e-05" in image_lines
+    assert "--set train.d_joint_batch=true" in image_lines  # dcgan's D has BatchNorm
+    sn_lines = dict(remedies("d_saturated", C.resolve("sngan").to_dict()))
+    assert "--set train.d_joint_batch=true" not in sn_lines
     vanished = dict(remedies("g_grad_vanished", config))
     assert not vanished["--set loss=non_saturating"].endswith("[already set in this run]")
     healthy_loss = dict(remedies("g_grad_vanished", C.resolve("mixture_stable").to_dict()))
