@@ -155,6 +155,17 @@ def test_every_recipe_resolves_to_a_valid_config(bench):
     # exactly dcgan_wide_fm_b64 with G's output clamp(-0.225 + 1.275 * tanh, -1, 1)
     assert C.diff(cfg_b.to_dict(), cfg_a.to_dict()) == [
         "generator.options.output_range: None -> [-1.5, 1.05]"]
+    joint = _common.load_recipes("stacked_mnist")["recipes"]["dcgan_joint_bf16"]
+    cfg_j = C.resolve(joint["preset"], list(joint["set"]))
+    # exactly dcgan_wide_fm_b64_clamp in bf16, D scoring real and fake jointly from 12,000
+    assert sorted(C.diff(cfg_c.to_dict(), cfg_j.to_dict())) == [
+        "train.d_joint_batch: False -> True", "train.d_joint_batch_from: 0 -> 12000",
+        "train.precision: 'fp32' -> 'bf16'"]
+    recipes = _common.load_recipes("stacked_mnist")["recipes"]
+    ctl, j8 = (C.resolve(recipes[k]["preset"], list(recipes[k]["set"])).to_dict()
+               for k in ("dcgan_wide_fm_b64_clamp_bf16", "dcgan_joint8k_bf16"))
+    assert C.diff(cfg_c.to_dict(), ctl) == ["train.precision: 'fp32' -> 'bf16'"]
+    assert C.diff(cfg_j.to_dict(), j8) == ["train.d_joint_batch_from: 12000 -> 8000"]
 
 
 def test_stacked_mnist_table_by_hand():
