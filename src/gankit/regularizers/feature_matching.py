@@ -46,12 +46,7 @@ class FeatureMatching:
         self.weight, self.interval, self.unbiased = weight, interval, unbiased
 
     def __call__(self, ctx) -> torch.Tensor:
-        real_f = _features(ctx.real_out, ctx.D, ctx.real, ctx.labels)
-        fake_f = _features(ctx.fake_out, ctx.D, ctx.fake, ctx.fake_labels)
-        if real_f is None:
-            raise ValueError("feature_matching needs D's features of a real batch "
-                             "(ctx.real_out['features'] or ctx.real)")
-        real_f, fake_f = real_f.detach().flatten(1), fake_f.flatten(1)  # [B, F]
+        real_f, fake_f = feature_pair(ctx, "feature_matching")  # [B, F]
         value = (real_f.mean(0) - fake_f.mean(0)).pow(2).sum()
         if self.unbiased:
             if min(len(real_f), len(fake_f)) < 2:
@@ -67,6 +62,17 @@ def _mean_noise(f: torch.Tensor) -> torch.Tensor:
     # written out: torch's var over dim 0 of [B, F] is about 6x slower on CPU
     # (bench/batch_stats.py)
     return (f - f.mean(0)).square().sum() / ((len(f) - 1) * len(f))
+
+
+def feature_pair(ctx, who: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """D's features of the step's real batch (detached) and fake batch, flattened to [B, F];
+    ``who`` names the regulariser in the error."""
+    real_f = _features(ctx.real_out, ctx.D, ctx.real, ctx.labels)
+    fake_f = _features(ctx.fake_out, ctx.D, ctx.fake, ctx.fake_labels)
+    if real_f is None:
+        raise ValueError(f"{who} needs D's features of a real batch "
+                         "(ctx.real_out['features'] or ctx.real)")
+    return real_f.detach().flatten(1), fake_f.flatten(1)
 
 
 def _features(out: dict, D, x: torch.Tensor | None, c: torch.Tensor | None):

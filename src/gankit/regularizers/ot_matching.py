@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
 from gankit.registry import REGULARIZERS
-from gankit.regularizers.feature_matching import _features
+from gankit.regularizers.feature_matching import feature_pair
 
 COSTS = ("cosine", "sqeuclidean")
 
@@ -64,12 +64,7 @@ class OTMatching:
         self.weight, self.interval, self.cost = weight, interval, cost
 
     def __call__(self, ctx) -> torch.Tensor:
-        real_f = _features(ctx.real_out, ctx.D, ctx.real, ctx.labels)
-        fake_f = _features(ctx.fake_out, ctx.D, ctx.fake, ctx.fake_labels)
-        if real_f is None:
-            raise ValueError("ot_matching needs D's features of a real batch "
-                             "(ctx.real_out['features'] or ctx.real)")
-        value = energy_distance(real_f.detach().flatten(1), fake_f.flatten(1), self.cost)
+        value = energy_distance(*feature_pair(ctx, "ot_matching"), self.cost)
         return self.weight * self.interval * value
 
 
