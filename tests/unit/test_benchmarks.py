@@ -75,6 +75,31 @@ def test_mean_and_standard_error():
     assert _common.mean_se([5.0]) == (5.0, 0.0)
 
 
+def test_busy_machine_warning_thresholds():
+    # idle: no warning, whatever the threads
+    assert _common.busy_warning(load=0.3, threads=2, cores=2) is None
+    # 1 busy core + 1 thread on 2 cores fits; + 2 threads does not (1.0 + 2 > 2.5)
+    assert _common.busy_warning(load=1.0, threads=1, cores=2) is None
+    text = _common.busy_warning(load=1.0, threads=2, cores=2)
+    assert "load average 1.0 on 2 cores" in text and "adds 2 threads" in text
+    assert "OMP_NUM_THREADS" in text and "at most 2" in text
+    # a 16-core machine with 2 busy cores has room for 8 threads, not for 15
+    assert _common.busy_warning(load=2.0, threads=8, cores=16) is None
+    assert _common.busy_warning(load=2.0, threads=15, cores=16) is not None
+
+
+def test_the_bench_logs_the_busy_warning(monkeypatch):
+    lines = []
+    monkeypatch.setattr(_common.os, "getloadavg", lambda: (3.0, 3.0, 3.0))
+    monkeypatch.setattr(_common.os, "cpu_count", lambda: 2)
+    _common.prepare("mixture", ["stable"], 1, lines.append)
+    assert len(lines) == 1 and "load average 3.0 on 2 cores" in lines[0]
+    monkeypatch.setattr(_common.os, "getloadavg", lambda: (0.1, 0.1, 0.1))
+    lines.clear()
+    _common.prepare("mixture", ["stable"], 1, lines.append)
+    assert lines == []
+
+
 def test_unknown_recipe_and_dataset():
     with pytest.raises(ValueError, match="Did you mean 'pacgan2'"):
         mixture.run("ring", ["pacgan22"], seeds=1, steps=1)

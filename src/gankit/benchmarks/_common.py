@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -78,7 +79,42 @@ def prepare(bench: str, recipes: Sequence[str], seeds: int, log, first_seed: int
         raise ValueError(f"--first-seed must be 0 or more, got {first_seed}")
     spec = load_recipes(bench)
     chosen = pick(spec["recipes"], recipes)
-    return spec, chosen, log or (lambda s: print(s, file=sys.stderr))
+    log = log or (lambda s: print(s, file=sys.stderr))
+    warning = busy_warning()
+    if warning:
+        log(warning)
+    return spec, chosen, log
+
+
+def busy_warning(load: float | None = None, threads: int | None = None,
+                 cores: int | None = None) -> str | None:
+    """A warning when other work already keeps the cores busy, else None.
+
+    The bench's minutes are only meaningful on an otherwise idle machine: with more busy
+    threads than cores, each OpenMP thread spins while it waits for a core, and a training
+    step can take ten times as long. ``load`` (the 1-minute load average), ``threads``
+    (torch's intra-op threads) and ``cores`` default to this machine's values; the check is
+    skipped where the OS has no load average.
+    """
+    if load is None:
+        if not hasattr(os, "getloadavg"):
+            return None
+        load = os.getloadavg()[0]
+    threads = threads if threads is not None else torch_threads()
+    cores = cores if cores is not None else (os.cpu_count() or 1)
+    if load < 0.5 or load + threads <= cores + 0.5:
+        return None
+    return (f"warning: the machine is busy (1-minute load average {load:.1f} on {cores} "
+            f"cores) and this bench adds {threads} thread{'s' if threads != 1 else ''}; "
+            f"the times it reports will be slower than on an idle machine. Run it alone, "
+            f"or lower the threads of each job (OMP_NUM_THREADS) so that all jobs together "
+            f"use at most {cores}.")
+
+
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 def seed_label(report: dict) -> str:
