@@ -21,24 +21,9 @@ import json
 import torch
 from torch import nn
 
-from gankit import config as C
+from gankit import api
 from gankit.benchmarks.stacked_mnist import score_generator
 from gankit.metrics.features import build_extractor
-from gankit.training.checkpoint import checkpoint_stem, load_weights
-from gankit.training.state import DataInfo, build_networks
-
-
-def load_generator(run_dir: str, step: int, ema: bool) -> tuple[nn.Module, int]:
-    """G (or G_ema) of checkpoint ``step`` of ``run_dir`` in eval mode, and its z size."""
-    tensors, meta = load_weights(checkpoint_stem(run_dir, step).with_suffix(".safetensors"))
-    config = C.from_dict(json.loads(meta["config"]))
-    G, _ = build_networks(config, DataInfo.from_dict(json.loads(meta["data_info"])))
-    prefix = "G_ema." if ema else "G."
-    weights = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-    if not weights:
-        raise SystemExit(f"{run_dir} step {step} holds no {prefix[:-1]} weights")
-    G.load_state_dict(weights)
-    return G.eval().requires_grad_(False), config.z_dim
 
 
 @torch.no_grad()
@@ -66,7 +51,10 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=64)
     args = p.parse_args()
     extractor = build_extractor("lenet_mnist5k")
-    G, z_dim = load_generator(args.run_dir, args.step, args.ema)
+    run = api.load(args.run_dir, step=args.step)
+    G, z_dim = (run.G_ema if args.ema else run.G), run.config.z_dim
+    if G is None:
+        raise SystemExit(f"{args.run_dir} step {args.step} holds no G_ema (no EMA hook)")
     for label, net in (("running statistics", G),
                        (f"standing statistics ({args.batches} x {args.batch})",
                         standing(G, z_dim, args.batches, args.batch, seed=999))):

@@ -188,11 +188,18 @@ class LoadedRun:
         return bool(getattr(self.G, "conditional", False))
 
 
-def load(run_dir: str | Path, device: str = "cpu") -> LoadedRun:
-    """Load G and G_ema from the newest checkpoint of ``run_dir`` (safetensors weights)."""
+def load(run_dir: str | Path, device: str = "cpu", step: int | None = None) -> LoadedRun:
+    """Load G and G_ema from the newest checkpoint of ``run_dir`` (safetensors weights), or
+    from the checkpoint of ``step`` when given."""
     paths = list_checkpoints(run_dir)
     if not paths:
         load_latest(run_dir)  # raises the clear 'no checkpoint' error
+    if step is not None:
+        chosen = [p for p in paths if p.stem == f"step_{step:08d}"]
+        if not chosen:
+            kept = ", ".join(str(int(p.stem[5:])) for p in paths if p.stem.startswith("step_"))
+            raise ValueError(f"{run_dir} has no checkpoint of step {step}; kept steps: {kept}")
+        paths = chosen
     tensors, meta = load_weights(paths[-1].with_suffix(".safetensors"))
     config = C.from_dict(json.loads(meta["config"]))
     info = DataInfo.from_dict(json.loads(meta["data_info"]))

@@ -277,3 +277,15 @@ def test_conditional_interpolation_rows_hold_one_class(tmp_path):
         # and not what the same z gives under another class
         other = net(z[3], torch.full((steps,), 4, dtype=torch.long))
     assert not torch.allclose(images["lerp"][3], other)
+
+
+def test_load_a_given_checkpoint_step(tmp_path):
+    out = tmp_path / "steps"
+    api.train("dcgan", data="digits", steps=4, out=out, progress=False,
+              overrides=[*TINY, "train.checkpoint_interval=2"])
+    first, last = api.load(out, step=2), api.load(out)
+    assert (first.step, last.step, api.load(out, step=4).step) == (2, 4, 4)
+    assert not torch.equal(first.G.state_dict()[next(iter(first.G.state_dict()))],
+                           last.G.state_dict()[next(iter(last.G.state_dict()))])
+    with pytest.raises(ValueError, match="no checkpoint of step 3; kept steps: 2, 4"):
+        api.load(out, step=3)
