@@ -7,6 +7,8 @@ Builds the Stacked MNIST recipe's networks (DCGAN at width 128, 3x28x28, feature
 0.3, G's output clamp) twice from one seed, one Trainer per precision, and times whole
 training steps (D update, G update) alternately, best of ``--repeats`` rounds of
 ``--steps`` steps, at batch 32 and 64. Prints ms per step and the ratio fp32 / bf16.
+``--channels-last`` adds a third trainer, bf16 with G's and D's weights in the
+channels-last memory format (oneDNN's preferred layout on CPU), and its ratio to bf16.
 
 bf16 is fast where the CPU has AMX or AVX-512 BF16 (or on GPUs from Ampere on); on other
 CPUs oneDNN emulates it and the ratio falls below 1.
@@ -28,12 +30,15 @@ RECIPE = ["generator.width=128", "discriminator.width=128", "generator.output_sc
           "regularizers.feature_matching.weight=0.3", "health.enabled=false"]
 
 
-def trainer(precision: str, batch: int) -> Trainer:
+def trainer(precision: str, batch: int, channels_last: bool = False) -> Trainer:
     config = api.make_config("dcgan", data="stacked_mnist", device="cpu",
                              overrides=[*RECIPE, f"train.batch_size={batch}",
                                         f"train.precision={precision}"])
     ds = api.dataset_for(config)
     state = build_state(config, api.data_info(ds), torch.device("cpu"))
+    if channels_last:  # the convolutions then run (and return) NHWC
+        state.G.to(memory_format=torch.channels_last)
+        state.D.to(memory_format=torch.channels_last)
     return Trainer(state, ds, None, progress=False)
 
 
@@ -50,20 +55,27 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--channels-last", action="store_true",
+                   help="also time bf16 with channels-last weights")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     print(f"{args.threads} threads; ms per training step (D update + G update), best of "
           f"{args.repeats} x {args.steps} steps")
     for batch in (32, 64):
         runs = {k: trainer(k, batch) for k in ("fp32", "bf16")}
+        if args.channels_last:
+            runs["bf16 channels-last"] = trainer("bf16", batch, channels_last=True)
         for t in runs.values():
             time_steps(t, 3)  # warm-up
         best = {k: float("inf") for k in runs}
-        for _ in range(args.repeats):  # the two precisions alternate within each round
+        for _ in range(args.repeats):  # the trainers alternate within each round
             for k, t in runs.items():
                 best[k] = min(best[k], time_steps(t, args.steps))
         print(f"  batch {batch}: fp32 {best['fp32']:.1f}  bf16 {best['bf16']:.1f}  "
-              f"fp32 / bf16 = {best['fp32'] / best['bf16']:.2f}x")
+              f"fp32 / bf16 = {best['fp32'] / best['bf16']:.2f}x", end="")
+        cl = best.get("bf16 channels-last")
+        print("" if cl is None else f"  bf16 channels-last {cl:.1f}  bf16 / channels-last = "
+              f"{best['bf16'] / cl:.2f}x")
 
 
 if __name__ == "__main__":

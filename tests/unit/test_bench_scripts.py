@@ -4,6 +4,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,3 +36,65 @@ def test_curve_branch_copies_one_checkpoint(tmp_path):
         curve.branch(f"{run}:5000", str(tmp_path / "other"))
     with pytest.raises(SystemExit, match="RUN_DIR:STEP, got"):
         curve.branch(str(run), str(tmp_path / "other"))
+
+
+class _DigitImages:
+    """Stub G: stack i of every batch holds digits (a, a, a + 1 mod 10), a = i mod 10, each
+    channel a constant image of value digit / 10."""
+
+    def __call__(self, z):
+        a = torch.arange(len(z)) % 10
+        digits = torch.stack([a, a, (a + 1) % 10], 1).float()
+        return (digits / 10)[:, :, None, None].expand(-1, -1, 28, 28).clone()
+
+
+class _ReadDigit:
+    """Stub classifier: one-hot of round(10 * mean intensity)."""
+
+    def extract(self, x, with_probs=False):
+        d = (x.mean((1, 2, 3)) * 10).round().long()
+        return None, torch.nn.functional.one_hot(d, 10).float()
+
+
+class _LogitIsChannel0:
+    """Stub D: a stack's logit is the digit in its first channel (0 for the real zeros)."""
+
+    def score(self, x):
+        return {"logits": x[:, 0].mean((1, 2)) * 10}
+
+
+def test_d_view_groups_logits_by_digit_by_hand():
+    view = _script("stacked_mnist_d_view")
+    rows = view.d_by_digit(_DigitImages(), _LogitIsChannel0(), torch.zeros(5, 3, 28, 28),
+                           z_dim=4, samples=640, extractor=_ReadDigit(), batch=20)
+    # digit d >= 1 is held in channels 0 and 1 by stacks with a = d (logit d) and in
+    # channel 2 by stacks with a = d - 1 (logit d - 1): mean d - 1/3, called real unless
+    # the logit is 0; digit 0 is held by a = 0 twice (logit 0) and by a = 9 once (logit 9)
+    assert [r["share"] for r in rows] == [0.1] * 10
+    assert [r["mean_fake_logit"] for r in rows] == pytest.approx(
+        [3.0] + [d - 1 / 3 for d in range(1, 10)], abs=1e-3)
+    assert [r["called_real"] for r in rows] == pytest.approx([1 / 3, 2 / 3] + [1.0] * 8,
+                                                             abs=1e-4)
+
+
+def test_d_view_digit_no_fake_holds_has_no_logit():
+    view = _script("stacked_mnist_d_view")
+
+    class Sevens:
+        def __call__(self, z):
+            return torch.full((len(z), 3, 28, 28), 0.7)
+
+    rows = view.d_by_digit(Sevens(), _LogitIsChannel0(), torch.zeros(2, 3, 28, 28), z_dim=4,
+                           samples=64, extractor=_ReadDigit())
+    assert rows[7] == {"digit": 7, "share": 1.0, "mean_fake_logit": 7.0, "called_real": 1.0}
+    assert rows[3] == {"digit": 3, "share": 0.0, "mean_fake_logit": None, "called_real": None}
+
+
+def test_separability_is_one_for_disjoint_and_chance_for_identical_data():
+    view = _script("stacked_mnist_d_view")
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(2000, 8, generator=gen)
+    assert view.separability(a + 3.0, torch.randn(2000, 8, generator=gen) - 3.0,
+                             train=1600) == 1.0
+    same = view.separability(a, torch.randn(2000, 8, generator=gen), train=1600)
+    assert abs(same - 0.5) < 0.06  # 800 held out: chance +- 3.4 standard deviations
