@@ -7,8 +7,11 @@ Builds the Stacked MNIST recipe's networks (DCGAN at width 128, 3x28x28, feature
 0.3, G's output clamp) twice from one seed, one Trainer per precision, and times whole
 training steps (D update, G update) alternately, best of ``--repeats`` rounds of
 ``--steps`` steps, at batch 32 and 64. Prints ms per step and the ratio fp32 / bf16.
-``--channels-last`` adds a third trainer, bf16 with G's and D's weights in the
-channels-last memory format (oneDNN's preferred layout on CPU), and its ratio to bf16.
+``--channels-last`` adds a trainer in bf16 with G's and D's weights in the channels-last
+memory format (oneDNN's preferred layout on CPU), and its ratio to bf16. ``--set KEY=VALUE``
+changes every trainer (e.g. ``train.d_joint_batch=true``, the recipe's last stage);
+``--with KEY=VALUE`` adds a bf16 trainer with that change too and prints its cost against
+bf16 (e.g. ``regularizers.frozen_feature_matching.weight=0.02``).
 
 bf16 is fast where the CPU has AMX or AVX-512 BF16 (or on GPUs from Ampere on); on other
 CPUs oneDNN emulates it and the ratio falls below 1.
@@ -30,10 +33,11 @@ RECIPE = ["generator.width=128", "discriminator.width=128", "generator.output_sc
           "regularizers.feature_matching.weight=0.3", "health.enabled=false"]
 
 
-def trainer(precision: str, batch: int, channels_last: bool = False) -> Trainer:
+def trainer(precision: str, batch: int, channels_last: bool = False,
+            sets: tuple[str, ...] = ()) -> Trainer:
     config = api.make_config("dcgan", data="stacked_mnist", device="cpu",
                              overrides=[*RECIPE, f"train.batch_size={batch}",
-                                        f"train.precision={precision}"])
+                                        f"train.precision={precision}", *sets])
     ds = api.dataset_for(config)
     state = build_state(config, api.data_info(ds), torch.device("cpu"))
     if channels_last:  # the convolutions then run (and return) NHWC
@@ -57,14 +61,23 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--channels-last", action="store_true",
                    help="also time bf16 with channels-last weights")
+    p.add_argument("--set", action="append", default=[], dest="sets", metavar="KEY=VALUE",
+                   help="an override for every trainer")
+    p.add_argument("--with", action="append", default=[], dest="extra", metavar="KEY=VALUE",
+                   help="an override for an extra bf16 trainer, timed against bf16")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    sets = tuple(args.sets)
+    if sets:
+        print("every trainer: --set " + " --set ".join(sets))
     print(f"{args.threads} threads; ms per training step (D update + G update), best of "
           f"{args.repeats} x {args.steps} steps")
     for batch in (32, 64):
-        runs = {k: trainer(k, batch) for k in ("fp32", "bf16")}
+        runs = {k: trainer(k, batch, sets=sets) for k in ("fp32", "bf16")}
         if args.channels_last:
-            runs["bf16 channels-last"] = trainer("bf16", batch, channels_last=True)
+            runs["bf16 channels-last"] = trainer("bf16", batch, channels_last=True, sets=sets)
+        if args.extra:
+            runs["bf16 with"] = trainer("bf16", batch, sets=(*sets, *args.extra))
         for t in runs.values():
             time_steps(t, 3)  # warm-up
         best = {k: float("inf") for k in runs}
@@ -75,7 +88,10 @@ def main() -> None:
               f"fp32 / bf16 = {best['fp32'] / best['bf16']:.2f}x", end="")
         cl = best.get("bf16 channels-last")
         print("" if cl is None else f"  bf16 channels-last {cl:.1f}  bf16 / channels-last = "
-              f"{best['bf16'] / cl:.2f}x")
+              f"{best['bf16'] / cl:.2f}x", end="")
+        extra = best.get("bf16 with")
+        print("" if extra is None else f"  bf16 with {' '.join(args.extra)} {extra:.1f}  "
+              f"its cost {extra / best['bf16']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -58,6 +58,9 @@ class Trainer:
         regs = list(state.regularizers.values())
         self.d_regs = [r for r in regs if "D" in r.phases]
         self.g_regs = [r for r in regs if "G" in r.phases]
+        for reg in regs:  # e.g. frozen_feature_matching reads the whole training set
+            if hasattr(reg, "setup"):
+                reg.setup(self)
         self.real_grad = any(getattr(r, "needs_real_grad", False) for r in self.d_regs)
         self.hooks = list(state.hooks.values())
         self.augment = list(state.augmentations.values())

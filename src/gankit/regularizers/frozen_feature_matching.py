@@ -1,0 +1,135 @@
+"""Feature matching against a frozen snapshot of D (gankit; docs/benchmarks.md, "An eleventh
+round").
+
+Salimans et al.'s feature matching (`regularizers.feature_matching`) compares the batch mean
+of D's features on the fakes with that of the latest real batch. Both move: D's features
+change every step, and the real batch mean is itself a noisy estimate. This term fixes
+both. At the G update of step ``from_step`` (after that step's D update) it takes a copy
+of D, frozen in eval mode (BatchNorm with its running statistics), and computes the exact
+mean mu and standard deviation sd of the copy's features over the whole training set. From
+then on G also minimises
+
+    weight * sum_j ( mean_i (f_j(G(z_i)) - mu_j) / sd_j )^2
+
+with f the frozen copy's features (``D.score(x)["features"]``, flattened) and sd the
+features' sample standard deviation plus 1e-3 (a feature that never varies would divide by
+0). The feature space stays the same from one step to the next, so the pull towards the
+data's mean features adds up over many steps instead of chasing a moving target, and the
+target carries no real-batch noise. Each feature is divided by its spread in the data, so
+a few large features do not dominate.
+
+The snapshot and its statistics are saved in every checkpoint: resume is exact, and a run
+resumed with the term newly switched on takes its snapshot at its first G step at or past
+``from_step``. Before ``from_step`` the term is 0 and costs nothing. The frozen copy runs in
+float32 (as the other regularisers' own D passes do) on G's raw output: no augmentation.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from gankit.registry import REGULARIZERS
+
+
+@REGULARIZERS.register("frozen_feature_matching",
+                       "G matches a frozen D snapshot's mean features to their exact data mean")
+class FrozenFeatureMatching:
+    """Squared standardised distance between the fakes' mean features and the data's, in
+    the feature space of D frozen at ``from_step``."""
+
+    @dataclass(frozen=True)
+    class Options:
+        weight: float = 1.0  # multiplier of the squared distance, added to G's loss
+        from_step: int = 0  # the step at which D is copied and frozen, and the term starts
+        interval: int = 1  # apply every k-th G step (weight scaled by k)
+        chunk: int = 1000  # real images per forward pass when computing mu and sd
+
+        def __post_init__(self) -> None:
+            if self.weight < 0 or self.from_step < 0 or self.interval < 1 or self.chunk < 1:
+                raise ValueError(f"regularizers.frozen_feature_matching needs weight >= 0, "
+                                 f"from_step >= 0, interval >= 1 and chunk >= 1, got {self}")
+
+    phases = ("G",)  # runs during G updates
+    needs_real_grad = False
+
+    def __init__(self, weight: float = 1.0, from_step: int = 0, interval: int = 1,
+                 chunk: int = 1000) -> None:
+        self.Options(weight, from_step, interval, chunk)  # validates
+        self.weight, self.from_step, self.interval, self.chunk = (weight, from_step, interval,
+                                                                  chunk)
+        self.frozen: nn.Module | None = None
+        self.mu: torch.Tensor | None = None
+        self.sd: torch.Tensor | None = None
+        self.snapshot_step: int | None = None
+        self._pending: dict | None = None  # a loaded snapshot, rebuilt at the next call
+        self.real_x: torch.Tensor | None = None
+        self.real_y: torch.Tensor | None = None
+
+    def setup(self, trainer) -> None:
+        """Called by the training loop: the real data the statistics are computed over."""
+        self.real_x, self.real_y = trainer.real_x, trainer.real_y
+
+    # -- the snapshot ------------------------------------------------------------------
+    @torch.no_grad()
+    def snapshot(self, D: nn.Module, step: int) -> None:
+        """Freeze a copy of D and compute its features' mean and spread over the data."""
+        if self.real_x is None:
+            raise RuntimeError("frozen_feature_matching: setup(trainer) was not called, so "
+                               "there is no real data to compute the feature statistics on")
+        frozen = copy.deepcopy(D).eval().requires_grad_(False)
+        pack = getattr(frozen, "pack", 1)
+        n = len(self.real_x) // pack * pack  # a packed D judges whole packs
+        chunk = max(self.chunk // pack * pack, pack)
+        total = total_sq = None
+        for start in range(0, n, chunk):
+            x = self.real_x[start:min(start + chunk, n)].float()
+            y = None if self.real_y is None else self.real_y[start:start + len(x)]
+            f = frozen.score(x, y if frozen.conditional else None)["features"]
+            f = f.flatten(1).double()
+            s, s2 = f.sum(0), f.square().sum(0)
+            total = s if total is None else total + s
+            total_sq = s2 if total_sq is None else total_sq + s2
+        rows = n // pack
+        mean = total / rows
+        var = (total_sq / rows - mean.square()).clamp_min(0.0) * rows / max(rows - 1, 1)
+        self.frozen, self.snapshot_step = frozen, int(step)
+        self.mu = mean.float()
+        # + 1e-3: a feature that never varies over the data (a dead unit) would divide by 0
+        self.sd = var.sqrt().float() + 1e-3
+
+    def __call__(self, ctx) -> torch.Tensor:
+        if ctx.step < self.from_step:
+            return ctx.fake.new_zeros(())
+        if self.frozen is None:
+            if self._pending is not None:
+                self._restore(ctx.D)
+            else:
+                self.snapshot(ctx.D, ctx.step)
+        c = ctx.fake_labels if self.frozen.conditional else None
+        f = self.frozen.score(ctx.fake.float(), c)["features"].flatten(1)
+        z = (f - self.mu) / self.sd
+        return self.weight * self.interval * z.mean(0).square().sum()
+
+    # -- checkpoints ---------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        if self.frozen is None:
+            return dict(self._pending) if self._pending is not None else {}
+        return {"D": self.frozen.state_dict(), "mu": self.mu, "sd": self.sd,
+                "step": self.snapshot_step}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a saved snapshot; the frozen copy is rebuilt, from the run's own D as the
+        architecture, at the next call."""
+        self.frozen = self.mu = self.sd = self.snapshot_step = None
+        self._pending = dict(state) if state else None
+        if state:
+            self.mu, self.sd, self.snapshot_step = state["mu"], state["sd"], int(state["step"])
+
+    def _restore(self, D: nn.Module) -> None:
+        frozen = copy.deepcopy(D).eval().requires_grad_(False)
+        frozen.load_state_dict(self._pending["D"])
+        self.frozen, self._pending = frozen, None
