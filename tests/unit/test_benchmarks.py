@@ -191,6 +191,12 @@ def test_every_recipe_resolves_to_a_valid_config(bench):
                for k in ("dcgan_wide_fm_b64_clamp_bf16", "dcgan_joint8k_bf16"))
     assert C.diff(cfg_c.to_dict(), ctl) == ["train.precision: 'fp32' -> 'bf16'"]
     assert C.diff(cfg_j.to_dict(), j8) == ["train.d_joint_batch_from: 12000 -> 8000"]
+    ffm = C.resolve(recipes["dcgan_joint_ffm_bf16"]["preset"],
+                    list(recipes["dcgan_joint_ffm_bf16"]["set"])).to_dict()
+    # exactly dcgan_joint_bf16 plus feature matching on D frozen at 12,000 (weight 0.02)
+    assert C.diff(cfg_j.to_dict(), ffm) == [
+        "regularizers.frozen_feature_matching: '<absent>' -> {'weight': 0.02, 'from_step': "
+        "12000, 'interval': 1, 'chunk': 1000}"]
 
 
 def test_stacked_mnist_table_by_hand():
