@@ -96,6 +96,16 @@ BINS = ["-1", "(-1, -0.99)", "[-0.99, -0.9)", "[-0.9, -0.5)", "[-0.5, 0)", "[0, 
         "[0.5, 0.9)", "[0.9, 0.97)", "[0.97, 0.99)", "[0.99, 1)", "1"]
 EDGES = [-1.0, -1.0 + 1e-6, -0.99, -0.9, -0.5, 0.0, 0.5, 0.9, 0.97, 0.99, 1.0 - 1e-6, 1.0001]
 
+
+
+def pixel_histogram(x: torch.Tensor) -> dict:
+    """Percent of the pixels of ``x`` in each of ``BINS``, with integer counts
+    (torch.histogram counts in float32, which stops growing past 2^24 pixels)."""
+    bins = torch.bucketize(x.flatten(), torch.tensor(EDGES, dtype=x.dtype), right=True) - 1
+    share = torch.bincount(bins, minlength=len(BINS)).double() / x.numel()
+    return {b: round(float(h) * 100, 2) for b, h in zip(BINS, share)}
+
+
 VIEWS = {
     "pooled 7x7": lambda x: F.avg_pool2d(x, 4).flatten(1),
     "sorted intensities": lambda x: x.flatten(2).sort(-1).values[:, :, ::8].flatten(1),
@@ -127,9 +137,7 @@ def main() -> None:
                           .split(1000)]).float()
     real_n = real[torch.randperm(len(real), generator=gen)[:n]]
     for name, x in (("real", real_n), ("fake", fake)):
-        hist = torch.histogram(x.flatten(), torch.tensor(EDGES)).hist / x.numel()
-        print(json.dumps({"pixels": name, "percent_in": {
-            b: round(float(h) * 100, 2) for b, h in zip(BINS, hist)}}), flush=True)
+        print(json.dumps({"pixels": name, "percent_in": pixel_histogram(x)}), flush=True)
     for name, view in VIEWS.items():
         acc = separability(view(real_n), view(fake))
         print(json.dumps({"view": name, "held_out_accuracy": round(acc, 4)}), flush=True)

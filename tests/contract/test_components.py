@@ -106,6 +106,11 @@ def test_regularizers_return_finite_scalars_with_gradient(name):
     D = DISCRIMINATORS.get("dcgan")(in_shape=(1, 16, 16), width=8, batch_norm=False,
                                     num_classes=3, conditioning="acgan")
     reg = REGULARIZERS.get(name)()
+    if hasattr(reg, "setup"):  # the loop hands a stateful regulariser the training data
+        from types import SimpleNamespace
+
+        reg.setup(SimpleNamespace(real_x=torch.randn(8, 1, 16, 16),
+                                  real_y=torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])))
     labels, fake_labels = torch.tensor([0, 1, 2, 0]), torch.tensor([2, 2, 1, 0])
     for phase in reg.phases:
         D.zero_grad(set_to_none=True)

@@ -98,3 +98,16 @@ def test_separability_is_one_for_disjoint_and_chance_for_identical_data():
                              train=1600) == 1.0
     same = view.separability(a, torch.randn(2000, 8, generator=gen), train=1600)
     assert abs(same - 0.5) < 0.06  # 800 held out: chance +- 3.4 standard deviations
+
+
+def test_pixel_histogram_by_hand_and_past_float32_counts():
+    view = _script("stacked_mnist_d_view")
+    x = torch.tensor([-1.0, -1.0, -0.995, 0.98, 0.995, 1.0, 1.0, 1.0])
+    h = view.pixel_histogram(x)
+    assert h == {"-1": 25.0, "(-1, -0.99)": 12.5, "[-0.99, -0.9)": 0.0, "[-0.9, -0.5)": 0.0,
+                 "[-0.5, 0)": 0.0, "[0, 0.5)": 0.0, "[0.5, 0.9)": 0.0, "[0.9, 0.97)": 0.0,
+                 "[0.97, 0.99)": 12.5, "[0.99, 1)": 12.5, "1": 37.5}
+    # 2^24 + 2^22 blank pixels and as many exact ones: float32 counts would stall at 2^24
+    n = 2**24 + 2**22
+    big = view.pixel_histogram(torch.cat([torch.full((n,), -1.0), torch.ones(n)]))
+    assert big["-1"] == 50.0 and big["1"] == 50.0
