@@ -80,19 +80,17 @@ class FrozenFeatureMatching:
         if self.real_x is None:
             raise RuntimeError("frozen_feature_matching: setup(trainer) was not called, so "
                                "there is no real data to compute the feature statistics on")
-        frozen = copy.deepcopy(D).eval().requires_grad_(False)
+        frozen = _frozen_copy(D)
         pack = getattr(frozen, "pack", 1)
         n = len(self.real_x) // pack * pack  # a packed D judges whole packs
         chunk = max(self.chunk // pack * pack, pack)
-        total = total_sq = None
+        total = total_sq = 0.0
         for start in range(0, n, chunk):
             x = self.real_x[start:min(start + chunk, n)].float()
             y = None if self.real_y is None else self.real_y[start:start + len(x)]
             f = frozen.score(x, y if frozen.conditional else None)["features"]
             f = f.flatten(1).double()
-            s, s2 = f.sum(0), f.square().sum(0)
-            total = s if total is None else total + s
-            total_sq = s2 if total_sq is None else total_sq + s2
+            total, total_sq = total + f.sum(0), total_sq + f.square().sum(0)
         rows = n // pack
         mean = total / rows
         var = (total_sq / rows - mean.square()).clamp_min(0.0) * rows / max(rows - 1, 1)
@@ -130,6 +128,13 @@ class FrozenFeatureMatching:
             self.mu, self.sd, self.snapshot_step = state["mu"], state["sd"], int(state["step"])
 
     def _restore(self, D: nn.Module) -> None:
-        frozen = copy.deepcopy(D).eval().requires_grad_(False)
+        frozen = _frozen_copy(D)
         frozen.load_state_dict(self._pending["D"])
+        device = next(frozen.parameters()).device  # the checkpoint may load onto the CPU
+        self.mu, self.sd = self.mu.to(device), self.sd.to(device)
         self.frozen, self._pending = frozen, None
+
+
+def _frozen_copy(D: nn.Module) -> nn.Module:
+    """A copy of D in eval mode with no trainable parameters (gradients reach its input)."""
+    return copy.deepcopy(D).eval().requires_grad_(False)
