@@ -85,11 +85,59 @@ def test_state_dict_round_trip_restores_the_snapshot_from_the_run_d():
     assert empty.state_dict() == {} and empty.frozen is None
 
 
+def test_running_average_steers_by_hand():
+    """average 0.5. Call 1, fakes 1 and 5: batch mean m1 = 1/SD; the raw average is
+    0.5 * m1, bias corrected a = m1, so value and gradient are the plain term's.
+    Call 2, fakes 2 and 2: m2 = 0 (the plain term is 0 with no gradient); the raw average
+    0.25 / SD, corrected by 1 - 0.25: a = 1 / (3 SD). Value 0.5 * a^2; each fake's
+    gradient 0.5 * 2 * a * (1/2) * (1/SD) = 1 / (6 SD^2)."""
+    reg, D = FrozenFeatureMatching(weight=0.5, from_step=3, average=0.5), _ScaleD()
+    reg.real_x, reg.real_y = torch.tensor([[0.0], [2.0], [4.0]]), None
+    fake = torch.tensor([[1.0], [5.0]], requires_grad=True)
+    value = reg(_ctx(D, fake, step=3))
+    value.backward()
+    assert value.item() == pytest.approx(0.5 / SD**2, rel=1e-6)
+    torch.testing.assert_close(fake.grad, torch.full((2, 1), 0.5 / SD**2))
+    saved = reg.state_dict()
+    assert saved["avg_count"] == 1 and saved["avg"].item() == pytest.approx(0.5 / SD)
+    resumed = FrozenFeatureMatching(weight=0.5, from_step=3, average=0.5)
+    resumed.load_state_dict(saved)
+    for r in (reg, resumed):  # a resumed average continues exactly
+        fake = torch.tensor([[2.0], [2.0]], requires_grad=True)
+        value = r(_ctx(D, fake, step=4))
+        value.backward()
+        assert value.item() == pytest.approx(0.5 / (3 * SD) ** 2, rel=1e-6)
+        torch.testing.assert_close(fake.grad, torch.full((2, 1), 1 / (6 * SD**2)))
+    plain = _reg()
+    plain.snapshot(D, 3)
+    fake = torch.tensor([[2.0], [2.0]], requires_grad=True)
+    assert plain(_ctx(D, fake, step=4)).item() == 0.0
+
+
+def test_refresh_takes_a_new_snapshot_and_restarts_the_average():
+    reg, D = FrozenFeatureMatching(weight=0.5, from_step=3, average=0.5, refresh=2), _ScaleD()
+    reg.real_x, reg.real_y = torch.tensor([[0.0], [2.0], [4.0]]), None
+    fake = torch.tensor([[1.0], [5.0]])
+    reg(_ctx(D, fake, step=3))
+    with torch.no_grad():
+        D.scale.fill_(2.0)
+    reg(_ctx(D, fake, step=4))  # within the refresh period: the old copy
+    assert reg.snapshot_step == 3 and reg.frozen.scale.item() == 1.0 and reg.avg_count == 2
+    value = reg(_ctx(D, fake, step=5)).item()  # step 3 + 2: a new copy, features 2x
+    assert reg.snapshot_step == 5 and reg.frozen.scale.item() == 2.0 and reg.avg_count == 1
+    assert reg.mu.item() == pytest.approx(4.0)
+    assert value == pytest.approx(0.5 * (2 / (4 + 1e-3)) ** 2, rel=1e-6)  # no old average
+
+
 def test_bad_options_are_refused():
     with pytest.raises(ValueError, match="frozen_feature_matching needs weight >= 0, from_step"):
         FrozenFeatureMatching(weight=-1.0)
     with pytest.raises(ValueError, match="from_step >= 0"):
         FrozenFeatureMatching(from_step=-5)
+    with pytest.raises(ValueError, match="0 <= average < 1.*average=1.0"):
+        FrozenFeatureMatching(average=1.0)
+    with pytest.raises(ValueError, match="refresh >= 0.*refresh=-1"):
+        FrozenFeatureMatching(refresh=-1)
 
 
 def test_without_setup_the_snapshot_says_why():
@@ -103,15 +151,23 @@ SETS = ["generator.width=8", "discriminator.width=8", "train.batch_size=16",
         "regularizers.frozen_feature_matching.from_step=3"]
 
 
-def test_training_resume_is_exact_and_the_snapshot_is_checkpointed(tmp_path):
+@pytest.mark.parametrize("extra", [[], ["regularizers.frozen_feature_matching.average=0.9",
+                                         "regularizers.frozen_feature_matching.refresh=4"]])
+def test_training_resume_is_exact_and_the_snapshot_is_checkpointed(tmp_path, extra):
+    """With ``extra``: the resume at step 5 carries the running average (snapshot 3, new
+    snapshot at step 7, so the resumed run must also refresh on time)."""
     full, part = tmp_path / "full", tmp_path / "part"
-    api.train("dcgan", data="digits", out=full, steps=8, overrides=SETS, progress=False)
-    api.train("dcgan", data="digits", out=part, steps=5, overrides=SETS, progress=False)
+    sets = [*SETS, *extra]
+    api.train("dcgan", data="digits", out=full, steps=8, overrides=sets, progress=False)
+    api.train("dcgan", data="digits", out=part, steps=5, overrides=sets, progress=False)
     api.resume(part, steps=8, progress=False)
     a, _ = load_latest(full)
     b, _ = load_latest(part)
     snap = a["regularizers"]["frozen_feature_matching"]
-    assert snap["step"] == 3 and snap["mu"].shape == snap["sd"].shape
+    assert snap["step"] == (7 if extra else 3) and snap["mu"].shape == snap["sd"].shape
+    if extra:  # only the last G step (step 7) is averaged since the refresh
+        assert snap["avg_count"] == 1 and torch.equal(
+            snap["avg"], b["regularizers"]["frozen_feature_matching"]["avg"])
     for name, value in snap["D"].items():
         assert torch.equal(value, b["regularizers"]["frozen_feature_matching"]["D"][name])
     for key in ("G", "D"):

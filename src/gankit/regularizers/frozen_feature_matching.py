@@ -18,6 +18,16 @@ data's mean features adds up over many steps instead of chasing a moving target,
 target carries no real-batch noise. Each feature is divided by its spread in the data, so
 a few large features do not dominate.
 
+``average=b`` (0 < b < 1) steers G with a running average of the fakes' standardised mean
+instead of one batch's: each G step updates a = b * a + (1 - b) * mean_i z(G(z_i)) (bias
+corrected as in Adam: a / (1 - b^t)) and the term's gradient is 2 * weight * a . d mean_i z,
+the batch term's gradient with its direction averaged over about 1 / (1 - b) batches. The
+frozen feature space allows this: only G moves. One batch's mean is mostly noise (at batch
+64 its noise is about 6x the squared distance left to the data, docs/benchmarks.md, "A
+twelfth round"), so the plain term pushes G along that noise. The reported value is
+weight * |a|^2. ``refresh=k`` takes a new snapshot (and restarts the average) every k steps
+after ``from_step``.
+
 The snapshot and its statistics are saved in every checkpoint: resume is exact, and a run
 resumed with the term newly switched on takes its snapshot at its first G step at or past
 ``from_step``. Before ``from_step`` the term is 0 and costs nothing. The frozen copy runs in
@@ -47,20 +57,27 @@ class FrozenFeatureMatching:
         from_step: int = 0  # the step at which D is copied and frozen, and the term starts
         interval: int = 1  # apply every k-th G step (weight scaled by k)
         chunk: int = 1000  # real images per forward pass when computing mu and sd
+        average: float = 0.0  # decay of a running average of the fakes' mean; 0: one batch
+        refresh: int = 0  # take a new snapshot every k steps after from_step; 0: never
 
         def __post_init__(self) -> None:
-            if self.weight < 0 or self.from_step < 0 or self.interval < 1 or self.chunk < 1:
+            if (self.weight < 0 or self.from_step < 0 or self.interval < 1 or self.chunk < 1
+                    or not 0 <= self.average < 1 or self.refresh < 0):
                 raise ValueError(f"regularizers.frozen_feature_matching needs weight >= 0, "
-                                 f"from_step >= 0, interval >= 1 and chunk >= 1, got {self}")
+                                 f"from_step >= 0, interval >= 1, chunk >= 1, 0 <= average "
+                                 f"< 1 and refresh >= 0, got {self}")
 
     phases = ("G",)  # runs during G updates
     needs_real_grad = False
 
     def __init__(self, weight: float = 1.0, from_step: int = 0, interval: int = 1,
-                 chunk: int = 1000) -> None:
-        self.Options(weight, from_step, interval, chunk)  # validates
+                 chunk: int = 1000, average: float = 0.0, refresh: int = 0) -> None:
+        self.Options(weight, from_step, interval, chunk, average, refresh)  # validates
         self.weight, self.from_step, self.interval, self.chunk = (weight, from_step, interval,
                                                                   chunk)
+        self.average, self.refresh = average, refresh
+        self.avg: torch.Tensor | None = None  # running average of the fakes' mean (raw)
+        self.avg_count = 0  # batches in it, for the bias correction
         self.frozen: nn.Module | None = None
         self.mu: torch.Tensor | None = None
         self.sd: torch.Tensor | None = None
@@ -95,6 +112,7 @@ class FrozenFeatureMatching:
         mean = total / rows
         var = (total_sq / rows - mean.square()).clamp_min(0.0) * rows / max(rows - 1, 1)
         self.frozen, self.snapshot_step = frozen, int(step)
+        self.avg, self.avg_count = None, 0  # a new feature space: the average restarts
         self.mu = mean.float()
         # + 1e-3: a feature that never varies over the data (a dead unit) would divide by 0
         self.sd = var.sqrt().float() + 1e-3
@@ -107,31 +125,49 @@ class FrozenFeatureMatching:
                 self._restore(ctx.D)
             else:
                 self.snapshot(ctx.D, ctx.step)
+        if self.refresh and ctx.step >= self.snapshot_step + self.refresh:
+            self.snapshot(ctx.D, ctx.step)
         c = ctx.fake_labels if self.frozen.conditional else None
         f = self.frozen.score(ctx.fake.float(), c)["features"].flatten(1)
-        z = (f - self.mu) / self.sd
-        return self.weight * self.interval * z.mean(0).square().sum()
+        m = ((f - self.mu) / self.sd).mean(0)
+        scale = self.weight * self.interval
+        if not self.average:
+            return scale * m.square().sum()
+        b, d = self.average, m.detach()
+        self.avg = (1 - b) * d if self.avg is None else b * self.avg + (1 - b) * d
+        self.avg_count += 1
+        a = self.avg / (1 - b ** self.avg_count)
+        # value weight * |a|^2; gradient 2 * weight * a . d m (a is held constant)
+        return scale * (a.square().sum() + 2 * (a * (m - d)).sum())
 
     # -- checkpoints ---------------------------------------------------------------------
     def state_dict(self) -> dict:
         if self.frozen is None:
             return dict(self._pending) if self._pending is not None else {}
-        return {"D": self.frozen.state_dict(), "mu": self.mu, "sd": self.sd,
-                "step": self.snapshot_step}
+        state = {"D": self.frozen.state_dict(), "mu": self.mu, "sd": self.sd,
+                 "step": self.snapshot_step}
+        if self.avg is not None:
+            state.update(avg=self.avg, avg_count=self.avg_count)
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a saved snapshot; the frozen copy is rebuilt, from the run's own D as the
         architecture, at the next call."""
-        self.frozen = self.mu = self.sd = self.snapshot_step = None
+        self.frozen = self.mu = self.sd = self.snapshot_step = self.avg = None
+        self.avg_count = 0
         self._pending = dict(state) if state else None
         if state:
             self.mu, self.sd, self.snapshot_step = state["mu"], state["sd"], int(state["step"])
+            if "avg" in state:
+                self.avg, self.avg_count = state["avg"], int(state["avg_count"])
 
     def _restore(self, D: nn.Module) -> None:
         frozen = _frozen_copy(D)
         frozen.load_state_dict(self._pending["D"])
         device = next(frozen.parameters()).device  # the checkpoint may load onto the CPU
         self.mu, self.sd = self.mu.to(device), self.sd.to(device)
+        if self.avg is not None:
+            self.avg = self.avg.to(device)
         self.frozen, self._pending = frozen, None
 
 
