@@ -111,3 +111,30 @@ def test_pixel_histogram_by_hand_and_past_float32_counts():
     n = 2**24 + 2**22
     big = view.pixel_histogram(torch.cat([torch.full((n,), -1.0), torch.ones(n)]))
     assert big["-1"] == 50.0 and big["1"] == 50.0
+
+
+def test_fm_balance_landscape_by_hand():
+    """Two classes with 1-D features: rows of class 0 at 0, of class 1 at 2 (class means
+    M = 0, 2). Shares 0.25 / 0.75 (1 and 3 rows). Target mean 1.2: L(p) = (2 p_1 - 1.2)^2,
+    so L at the shares is 0.09, at uniform 0.04, and p* = (0.4, 0.6) with L = 0."""
+    fm = _script("stacked_mnist_fm_balance")
+    z = torch.tensor([[0.0], [2.0], [2.0], [2.0]])
+    row = fm.share_landscape(z, torch.tensor([0, 1, 1, 1]), torch.tensor([1.2]), classes=2)
+    assert row["shares"] == [0.25, 0.75]
+    assert row["L_at_shares"] == pytest.approx(0.09)
+    assert row["L_at_uniform"] == pytest.approx(0.04)
+    assert row["p_star"] == pytest.approx([0.4, 0.6])
+    assert row["L_at_p_star"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_fm_balance_real_class_features_put_the_minimum_at_the_real_shares():
+    """When G draws each class with the real class's mean feature, L is 0 at the real
+    (uniform) shares and p* finds them whatever G's own shares are."""
+    fm = _script("stacked_mnist_fm_balance")
+    means = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]])
+    digits = torch.tensor([0, 0, 0, 1, 2, 2])  # G's shares 1/2, 1/6, 1/3
+    row = fm.share_landscape(means[digits], digits, means.mean(0), classes=3)
+    assert row["p_star"] == pytest.approx([1 / 3] * 3)
+    assert row["L_at_uniform"] == pytest.approx(0.0, abs=1e-12)
+    # G's mean (1/2 - 1/3, 1/6 - 1/3) = (1/6, -1/6) against mu = (0, 0)
+    assert row["L_at_shares"] == pytest.approx(1 / 18)
