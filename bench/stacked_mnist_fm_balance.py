@@ -22,7 +22,11 @@ towards balance, L would be lowest near uniform shares. Also printed: how much o
 difference d = mean_G - mu the digit shares explain (s, the shift that G's shares would
 give if its digits had the real digits' features: |s|^2 and cos(d, s)), and how far G's
 per-digit mean features M_k are from the real ones R_k, split into a shift common to all
-digits and the rest.
+digits and the rest. ``--clusters K ...`` also runs k-means (K clusters) on the real stacks'
+features, projected on their 64 leading principal components and whitened, and prints the
+KL of G's cluster shares from the real ones, raw and with G's features first centred on the
+real mean, next to the KL that G's digit shares alone would give (the real stacks
+reweighted by G's share over the real share of each channel's digit).
 
 docs/benchmarks.md, "A twelfth round", has the figures.
 """
@@ -64,6 +68,36 @@ def share_landscape(z: torch.Tensor, digits: torch.Tensor, mu: torch.Tensor,
             "L_at_uniform": L(uniform), "L_at_p_star": L(p_star)}
 
 
+def cluster_kl(zr: torch.Tensor, zf: torch.Tensor, real_digits: torch.Tensor,
+               fake_shares: torch.Tensor, k: int, dims: int = 64, seed: int = 0) -> dict:
+    """KL(G's cluster shares || the real ones) for k-means clusters of the whitened top
+    ``dims`` principal components of the real features; ``fake_shares`` [3, 10]."""
+    from sklearn.cluster import KMeans
+
+    mu = zr.mean(0)
+    _, s, v = torch.svd_lowrank(zr - mu, q=dims, niter=3)
+    proj = v / (s / (len(zr) - 1) ** 0.5)
+    km = KMeans(k, n_init=1, random_state=seed, max_iter=50).fit(((zr - mu) @ proj).numpy())
+    real = torch.bincount(torch.from_numpy(km.labels_), minlength=k).double() / len(zr)
+
+    def shares(x, weights=None):
+        lab = torch.from_numpy(km.predict(x.numpy())) if weights is None else torch.from_numpy(
+            km.labels_)
+        h = torch.bincount(lab, weights=weights, minlength=k).double()
+        return h / h.sum()
+
+    def kl(p):
+        return float((p * (p.clamp_min(1e-12) / real).log()).sum())
+
+    w = torch.ones(len(zr), dtype=torch.float64)
+    for c in range(3):
+        p_real = torch.bincount(real_digits[:, c], minlength=10).double() / len(zr)
+        w = w * (fake_shares[c].double() / p_real)[real_digits[:, c]]
+    return {"clusters": k, "kl_fake": kl(shares((zf - mu) @ proj)),
+            "kl_fake_centred": kl(shares((zf - zf.mean(0)) @ proj)),
+            "kl_from_digit_shares": kl(shares(None, w))}
+
+
 def class_means(z: torch.Tensor, digits: torch.Tensor, classes: int = 10) -> torch.Tensor:
     one = torch.nn.functional.one_hot(digits, classes).double()
     return (one.T @ z.double()) / one.sum(0).clamp_min(1)[:, None]
@@ -80,6 +114,7 @@ def main() -> None:
     p.add_argument("run_dir")
     p.add_argument("step", type=int)
     p.add_argument("--samples", type=int, default=20_000)
+    p.add_argument("--clusters", type=int, nargs="*", default=[])
     args = p.parse_args()
     run = api.load(args.run_dir, step=args.step)
     state = load_checkpoint(checkpoint_stem(args.run_dir, args.step).with_suffix(".pt"))
@@ -113,8 +148,10 @@ def main() -> None:
     noise = float(zf.var(0).sum() / len(zf) + zr.var(0).sum() / len(zr))
     d = (zf.mean(0) - mu_r).double()
     s = torch.zeros_like(d)
+    fake_shares = []
     for c in range(3):
         row = share_landscape(zf, fake_digits[:, c], mu_r)
+        fake_shares.append(row["shares"])
         print(json.dumps({"channel": c, **{k: [round(v, 4) for v in val]
                                            if isinstance(val, list) else round(val, 3)
                                            for k, val in row.items()}}), flush=True)
@@ -132,6 +169,9 @@ def main() -> None:
                       "digit_shift_sq": round(float(s.square().sum()), 3),
                       "cos_gap_shift": round(float(torch.nn.functional.cosine_similarity(
                           d, s, 0)), 3)}), flush=True)
+    for k in args.clusters:
+        row = cluster_kl(zr, zf, real_digits, torch.tensor(fake_shares), k)
+        print(json.dumps({key: round(v, 4) for key, v in row.items()}), flush=True)
 
 
 if __name__ == "__main__":

@@ -138,3 +138,21 @@ def test_fm_balance_real_class_features_put_the_minimum_at_the_real_shares():
     assert row["L_at_uniform"] == pytest.approx(0.0, abs=1e-12)
     # G's mean (1/2 - 1/3, 1/6 - 1/3) = (1/6, -1/6) against mu = (0, 0)
     assert row["L_at_shares"] == pytest.approx(1 / 18)
+
+
+def test_fm_balance_cluster_kl_is_zero_for_the_real_features_and_balanced_shares():
+    """G's features = the real ones and G's digit shares = the real ones: every KL is 0.
+    Then shifting G's features far along one axis puts them all in the clusters at that
+    end, a KL of at least ln 2 for 4 equal clusters (centring undoes the shift)."""
+    fm = _script("stacked_mnist_fm_balance")
+    g = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0]])
+    zr = (centres[torch.arange(400) % 4] + 0.1 * torch.randn(400, 2, generator=g)).float()
+    digits = torch.stack([torch.arange(400) % 10] * 3, 1)
+    shares = torch.full((3, 10), 0.1)
+    row = fm.cluster_kl(zr, zr.clone(), digits, shares, k=4, dims=2)
+    assert row["kl_fake"] == pytest.approx(0.0, abs=1e-9)
+    assert row["kl_from_digit_shares"] == pytest.approx(0.0, abs=1e-9)
+    shifted = fm.cluster_kl(zr, zr + torch.tensor([10.0, 0.0]), digits, shares, k=4, dims=2)
+    assert shifted["kl_fake"] >= 0.69
+    assert shifted["kl_fake_centred"] == pytest.approx(0.0, abs=1e-9)
