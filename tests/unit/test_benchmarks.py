@@ -196,7 +196,7 @@ def test_every_recipe_resolves_to_a_valid_config(bench):
     # exactly dcgan_joint_bf16 plus feature matching on D frozen at 12,000 (weight 0.02)
     assert C.diff(cfg_j.to_dict(), ffm) == [
         "regularizers.frozen_feature_matching: '<absent>' -> {'weight': 0.02, 'from_step': "
-        "12000, 'interval': 1, 'chunk': 1000}"]
+        "12000, 'interval': 1, 'chunk': 1000, 'average': 0.0, 'refresh': 0}"]
 
 
 def test_stacked_mnist_table_by_hand():
