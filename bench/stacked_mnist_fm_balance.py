@@ -45,15 +45,19 @@ from gankit.training.checkpoint import checkpoint_stem, load_checkpoint
 from gankit.training.state import build_networks
 
 
+def class_means(z: torch.Tensor, digits: torch.Tensor, classes: int = 10) -> torch.Tensor:
+    """Mean row of ``z`` per class of ``digits`` (0 for a class with no rows)."""
+    one = torch.nn.functional.one_hot(digits, classes).double()
+    return (one.T @ z.double()) / one.sum(0).clamp_min(1)[:, None]
+
+
 def share_landscape(z: torch.Tensor, digits: torch.Tensor, mu: torch.Tensor,
                     classes: int = 10) -> dict:
     """L(p) = |sum_k p_k M_k - mu|^2 for the rows ``z`` [N, F] with class ``digits`` [N]:
     G's shares p, L at p, at uniform shares and at the constrained minimiser p*
     (sum p* = 1, by the KKT system). A class with no rows gets M_k = 0 and share 0."""
-    one = torch.nn.functional.one_hot(digits, classes).double()
-    count = one.sum(0)
-    M = (one.T @ z.double()) / count.clamp_min(1)[:, None]
-    p = count / len(z)
+    M = class_means(z, digits, classes)
+    p = torch.bincount(digits, minlength=classes).double() / len(z)
 
     def L(q):
         return float((q @ M - mu.double()).square().sum())
@@ -96,11 +100,6 @@ def cluster_kl(zr: torch.Tensor, zf: torch.Tensor, real_digits: torch.Tensor,
     return {"clusters": k, "kl_fake": kl(shares((zf - mu) @ proj)),
             "kl_fake_centred": kl(shares((zf - zf.mean(0)) @ proj)),
             "kl_from_digit_shares": kl(shares(None, w))}
-
-
-def class_means(z: torch.Tensor, digits: torch.Tensor, classes: int = 10) -> torch.Tensor:
-    one = torch.nn.functional.one_hot(digits, classes).double()
-    return (one.T @ z.double()) / one.sum(0).clamp_min(1)[:, None]
 
 
 @torch.no_grad()
