@@ -254,6 +254,29 @@ def sample(run: str | Path | LoadedRun, n: int, *, classes=None, seed: int = 0,
     return x
 
 
+def refined_sampler(run: str | Path | LoadedRun, options=None, *, ema: bool = True,
+                    device: str = "cpu", log=None):
+    """A critic-guided rejection sampler for a trained unconditional image run
+    (`gankit.refine`): a critic is fitted on the run's training images against its
+    generator's samples, then ``.sample(n, seed)`` keeps each sample with probability
+    min(1, exp(alpha * logit - M)).
+
+    Args:
+        run: a run directory or a `LoadedRun`.
+        options: a `gankit.refine.RefineOptions` (default settings when None).
+        ema: refine the EMA generator when the run kept one.
+        log: called with the critic's progress lines.
+    """
+    from gankit.refine import refine
+
+    run = load(run, device) if not isinstance(run, LoadedRun) else run
+    if run.conditional:
+        raise ValueError("--refine: this run's generator is conditional; refined sampling "
+                         "supports unconditional runs only")
+    real = dataset_for(run.config).x
+    return refine(run.net(ema), run.config.z_dim, real, options, log=log)
+
+
 _UNCONDITIONAL = ("{what}: this run's generator is unconditional (generator.conditioning="
                   "none), so it cannot be asked for a class; train a conditional preset "
                   "(cgan, acgan, sngan_projection)")

@@ -44,6 +44,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="use the EMA generator when the run has one (default)")
     s.add_argument("--no-ema", dest="ema", action="store_false", help="use the raw generator")
     s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    s.add_argument("--refine", action="store_true",
+                   help="critic-guided rejection sampling: fit a critic on the training "
+                   "images against G's samples (about a minute for 28x28), keep each sample "
+                   "with probability min(1, exp(alpha * logit - M)); unconditional runs")
+    s.add_argument("--refine-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a refine option (view, threshold, pool, epochs, fit_samples, "
+                   "holdout, batch_size, lr, alpha, quantile, seed); implies --refine")
 
     e = sub.add_parser("eval", help="compute metrics of a run or a samples file")
     e.add_argument("source", help="RUN_DIR or samples.npz (an array 'x')")
@@ -143,8 +150,22 @@ def cmd_sample(args) -> int:
         nrow = args.n if args.n is not None else 10
         classes = api.class_grid_labels(run, nrow)
         n = len(classes)
-    x, y = api.sample(run, n, classes=classes, seed=args.seed, ema=args.ema,
-                      device=args.device, return_labels=True)
+    if args.refine or args.refine_set:
+        from gankit.refine import RefineOptions
+
+        if classes is not None:
+            raise ValueError("--refine cannot be combined with --class or --class-grid: "
+                             "refined sampling supports unconditional runs only")
+        options = RefineOptions.parse(args.refine_set)  # bad options fail before the fit
+        sampler = api.refined_sampler(run, options, ema=args.ema, device=args.device,
+                                      log=lambda m: print(f"gankit: {m}", file=sys.stderr))
+        x, y = sampler.sample(n, seed=args.seed), None
+        r = sampler.report
+        print(f"refine: critic held-out accuracy {r['heldout_accuracy']:.3f}, "
+              f"acceptance {r['acceptance']:.3f}", file=sys.stderr)
+    else:
+        x, y = api.sample(run, n, classes=classes, seed=args.seed, ema=args.ema,
+                          device=args.device, return_labels=True)
     out = api.write_samples(x, args.out, run.info.kind, y=y, nrow=nrow)
     print(f"wrote {n} samples to {out}")
     return 0
