@@ -149,6 +149,8 @@ def test_every_recipe_resolves_to_a_valid_config(bench):
     for name, recipe in _common.load_recipes(bench)["recipes"].items():
         cfg = C.resolve(recipe["preset"], list(recipe["set"]))
         assert cfg.data.name in ("ring", "grid", "stacked_mnist"), name
+        if bench == "stacked_mnist":
+            stacked_mnist.recipe_refine_options(name, recipe)  # valid refine options
     fast = _common.load_recipes("stacked_mnist")["recipes"]["dcgan_fast"]
     cfg = C.resolve(fast["preset"], list(fast["set"]))
     assert (cfg.train.lr_decay, cfg.train.lr_decay_start, cfg.train.steps) == ("linear", 0.5, 18000)
@@ -197,6 +199,14 @@ def test_every_recipe_resolves_to_a_valid_config(bench):
     assert C.diff(cfg_j.to_dict(), ffm) == [
         "regularizers.frozen_feature_matching: '<absent>' -> {'weight': 0.02, 'from_step': "
         "12000, 'interval': 1, 'chunk': 1000, 'average': 0.0, 'refresh': 0}"]
+    # the refined recipe trains exactly as dcgan_joint_ffm_bf16 and samples through the
+    # critic with the default options; no other recipe refines
+    refined = recipes["dcgan_joint_ffm_bf16_refined"]
+    assert C.diff(ffm, C.resolve(refined["preset"], list(refined["set"])).to_dict()) == []
+    from gankit.refine import RefineOptions
+
+    assert stacked_mnist.recipe_refine_options("r", refined) == RefineOptions()
+    assert [k for k, r in recipes.items() if "refine" in r] == ["dcgan_joint_ffm_bf16_refined"]
 
 
 def test_stacked_mnist_table_by_hand():
@@ -209,3 +219,26 @@ def test_stacked_mnist_table_by_hand():
     assert mine.split() == ["gankit", "mine", "(mnist5k)", "999.0", "±", "1.0", "0.150", "±",
                             "0.050", "70", "0.100", "30.0%"]
     assert paper.split() == ["paper", "PacDCGAN2", "1000.0", "±", "0.0", "0.06", "±", "0.00"]
+
+
+def test_a_refine_recipe_scores_refined_samples(monkeypatch):
+    """A recipe's ``refine:`` options make the bench count critic-refined samples; bad
+    options are refused before any training, with the recipe named."""
+    spec = _common.load_recipes("stacked_mnist")
+    spec["recipes"] = {
+        "tiny": {"preset": "dcgan", "set": ["data.name=stacked_mnist", "train.batch_size=8"]},
+        "tiny_refined": {"preset": "dcgan",
+                         "set": ["data.name=stacked_mnist", "train.batch_size=8"],
+                         "refine": {"fit_samples": 1000, "quantile": 0.5}}}
+    monkeypatch.setattr(_common, "load_recipes", lambda name: spec)
+    report = stacked_mnist.run(["tiny", "tiny_refined"], seeds=1, steps=2, samples=300,
+                               log=lambda s: None)
+    plain, refined = report["runs"]["tiny"][0], report["runs"]["tiny_refined"][0]
+    assert "acceptance" not in plain
+    # quantile 0.5: about half of G's held-out samples reach the cap, so at least that share
+    # of candidates is kept, and some of the rest are not
+    assert 0.4 < refined["acceptance"] < 1.0
+    assert 1 <= refined["modes"] <= 300 and 0 <= refined["kl"] <= math.log(1000) + 1e-9
+    spec["recipes"]["tiny_refined"]["refine"] = {"alpah": 0.5}
+    with pytest.raises(ValueError, match="recipe tiny_refined: bad refine options"):
+        stacked_mnist.run(["tiny_refined"], seeds=1, steps=2, samples=300, log=lambda s: None)

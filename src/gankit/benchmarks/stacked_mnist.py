@@ -66,6 +66,21 @@ def score_generator(G, z_dim: int, seed: int, samples: int = NUM_SAMPLES,
     return count_modes(x, extractor)
 
 
+def recipe_refine_options(name: str, recipe: dict):
+    """The `gankit.refine.RefineOptions` of a recipe's ``refine:`` mapping (None without
+    one): its samples are then drawn by critic-guided rejection sampling, from the same
+    latent stream (seed + 12345)."""
+    if "refine" not in recipe:
+        return None
+    from gankit.refine import RefineOptions
+
+    spec = recipe["refine"] or {}
+    try:
+        return RefineOptions(**spec)
+    except TypeError as exc:
+        raise ValueError(f"recipe {name}: bad refine options {spec}: {exc}") from None
+
+
 def run(recipes: Sequence[str] = ("dcgan", "pacdcgan2"), seeds: int = 1,
         steps: int | None = None, samples: int = NUM_SAMPLES, out=None, log=None,
         first_seed: int = 0) -> dict:
@@ -73,10 +88,21 @@ def run(recipes: Sequence[str] = ("dcgan", "pacdcgan2"), seeds: int = 1,
     - 1`` and count modes of ``samples`` samples of each."""
     spec, chosen, log = prepare("stacked_mnist", recipes, seeds, log, first_seed)
 
+    refine_options = {name: recipe_refine_options(name, r) for name, r in chosen.items()}
+
     def one(recipe: dict, seed: int, name: str) -> dict:
         res = train_recipe(recipe, seed, steps, out_dir(out, name, f"seed{seed}"))
         G = res.state.sample_net(ema=True).eval()
-        return score_generator(G, res.state.config.z_dim, seed, samples)
+        options = refine_options[name]
+        if options is None:
+            return score_generator(G, res.state.config.z_dim, seed, samples)
+        from gankit import api
+        from gankit.refine import refine
+
+        sampler = refine(G, res.state.config.z_dim, api.dataset_for(res.state.config).x,
+                         options)
+        row = count_modes(sampler.sample(samples, seed=seed + 12345))
+        return {**row, "acceptance": sampler.report["acceptance"]}
 
     results = run_recipes(chosen, seeds, first_seed, one, log)
     report = {"seeds": seeds, "first_seed": first_seed, "steps": steps, "samples": samples,
