@@ -156,3 +156,24 @@ def test_fm_balance_cluster_kl_is_zero_for_the_real_features_and_balanced_shares
     shifted = fm.cluster_kl(zr, zr + torch.tensor([10.0, 0.0]), digits, shares, k=4, dims=2)
     assert shifted["kl_fake"] >= 0.69
     assert shifted["kl_fake_centred"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_refine_script_scores_plain_and_refined_samples(tmp_path, monkeypatch, capsys):
+    import json
+    import sys
+
+    from gankit import api
+
+    run = tmp_path / "run"
+    api.train("dcgan", data="stacked_mnist", steps=2, out=run, progress=False,
+              overrides=["train.batch_size=8", "hooks.ema=null", "train.sample_interval=0"])
+    script = _script("stacked_mnist_refine")
+    monkeypatch.setattr(sys, "argv", ["x", str(run), "2", "--samples", "200", "--refine-set",
+                                      "fit_samples=500", "--refine-set", "ensemble=1",
+                                      "--critic-seeds", "0", "3"])
+    script.main()
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["sampling"] for r in rows] == ["plain", "refined", "refined"]
+    assert [r.get("critic_seed") for r in rows] == [None, 0, 3]
+    assert rows[1]["options"]["seed"] == 0 and rows[2]["options"]["seed"] == 3
+    assert all(0 < r["acceptance"] <= 1 and 1 <= r["modes"] <= 200 for r in rows[1:])
