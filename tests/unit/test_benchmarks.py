@@ -206,7 +206,12 @@ def test_every_recipe_resolves_to_a_valid_config(bench):
     from gankit.refine import RefineOptions
 
     assert stacked_mnist.recipe_refine_options("r", refined) == RefineOptions()
-    assert [k for k, r in recipes.items() if "refine" in r] == ["dcgan_joint_ffm_bf16_refined"]
+    refined_j = recipes["dcgan_joint_bf16_refined"]
+    assert C.diff(cfg_j.to_dict(),
+                  C.resolve(refined_j["preset"], list(refined_j["set"])).to_dict()) == []
+    assert stacked_mnist.recipe_refine_options("r", refined_j) == RefineOptions()
+    assert sorted(k for k, r in recipes.items() if "refine" in r) == [
+        "dcgan_joint_bf16_refined", "dcgan_joint_ffm_bf16_refined"]
 
 
 def test_stacked_mnist_table_by_hand():
