@@ -8,11 +8,13 @@ accepting each of G's samples with probability
 
 draws from p_G(x) * min(r(x)^alpha, e^M) / Z, with r = p_data / p_G: at ``alpha`` = 1 and no
 cap that is the data distribution itself. This is discriminator rejection sampling (Azadi et
-al. 2019) with a critic trained after the fact, and the likelihood-free importance weights of
-Grover et al. 2019, flattened by the power ``alpha`` < 1 (a critic's logits are overconfident
-in its tails). ``M`` is the ``quantile`` of alpha * l over held-out samples of G, so a share
-of about 1 - quantile of G's samples is always accepted and the rest in proportion to their
-weight; each candidate is kept or dropped on its own, so no sample is drawn twice.
+al. 2019) with a critic trained after the fact, on the likelihood-free importance weights of
+Grover et al. 2019, which a power ``alpha`` < 1 can flatten. ``M`` is the ``quantile`` of
+alpha * l over held-out samples of G, so a share of about 1 - quantile of G's samples is
+always accepted and the rest in proportion to their weight; each candidate is kept or
+dropped on its own, so the samples are independent and none is drawn twice. The critic is
+an ensemble of small CNNs whose learning rate decays to 0: a single critic stopped at a
+constant rate gives weights that change from one training seed to the next.
 
 The critic sees a *view* of the images:
 
@@ -145,7 +147,7 @@ class RefinedSampler:
     the acceptance rate of the last call.
     """
 
-    def __init__(self, G, z_dim: int, critic: Critic, options: RefineOptions, threshold: float,
+    def __init__(self, G, z_dim: int, critic: nn.Module, options: RefineOptions, threshold: float,
                  report: dict | None = None) -> None:
         self.G, self.z_dim, self.critic, self.options = G, z_dim, critic, options
         self.threshold = float(threshold)
