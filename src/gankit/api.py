@@ -270,10 +270,7 @@ def refined_sampler(run: str | Path | LoadedRun, options=None, *, ema: bool = Tr
     from gankit.refine import refine
 
     run = load(run, device) if not isinstance(run, LoadedRun) else run
-    if run.conditional:
-        raise ValueError("--refine: this run's generator is conditional; refined sampling "
-                         "supports unconditional runs only")
-    real = dataset_for(run.config).x
+    real = dataset_for(run.config).x  # refine() refuses a conditional generator
     return refine(run.net(ema), run.config.z_dim, real, options, log=log)
 
 

@@ -45,12 +45,14 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--no-ema", dest="ema", action="store_false", help="use the raw generator")
     s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
     s.add_argument("--refine", action="store_true",
-                   help="critic-guided rejection sampling: fit a critic on the training "
-                   "images against G's samples (about a minute for 28x28), keep each sample "
-                   "with probability min(1, exp(alpha * logit - M)); unconditional runs")
+                   help="critic-guided rejection sampling: fit critics on the training "
+                   "images against G's samples (about 1.5 minutes on 2 threads for 50,000 "
+                   "28x28 stacks), keep each sample with probability "
+                   "min(1, exp(alpha * logit - M)); unconditional runs")
     s.add_argument("--refine-set", action="append", default=[], metavar="KEY=VALUE",
                    help="a refine option (view, threshold, pool, epochs, fit_samples, "
-                   "holdout, batch_size, lr, alpha, quantile, seed); implies --refine")
+                   "holdout, batch_size, lr, decay, ensemble, alpha, quantile, seed); "
+                   "implies --refine")
 
     e = sub.add_parser("eval", help="compute metrics of a run or a samples file")
     e.add_argument("source", help="RUN_DIR or samples.npz (an array 'x')")

@@ -77,7 +77,7 @@ def recipe_refine_options(name: str, recipe: dict):
     spec = recipe["refine"] or {}
     try:
         return RefineOptions(**spec)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:  # an unknown key, or a bad value
         raise ValueError(f"recipe {name}: bad refine options {spec}: {exc}") from None
 
 
