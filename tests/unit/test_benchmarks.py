@@ -210,8 +210,17 @@ def test_every_recipe_resolves_to_a_valid_config(bench):
     assert C.diff(cfg_j.to_dict(),
                   C.resolve(refined_j["preset"], list(refined_j["set"])).to_dict()) == []
     assert stacked_mnist.recipe_refine_options("r", refined_j) == RefineOptions()
+    # the short recipe: dcgan_joint_bf16 with its joint stage from 10,000 to 12,000, sampled
+    # with the cap at the 0.95 quantile
+    short = recipes["dcgan_joint_short_bf16_refined"]
+    assert sorted(C.diff(cfg_j.to_dict(),
+                         C.resolve(short["preset"], list(short["set"])).to_dict())) == [
+        "train.batch_schedule: [[12000, 64]] -> [[10000, 64]]",
+        "train.d_joint_batch_from: 12000 -> 10000", "train.steps: 16000 -> 12000"]
+    assert stacked_mnist.recipe_refine_options("r", short) == RefineOptions(quantile=0.95)
     assert sorted(k for k, r in recipes.items() if "refine" in r) == [
-        "dcgan_joint_bf16_refined", "dcgan_joint_ffm_bf16_refined"]
+        "dcgan_joint_bf16_refined", "dcgan_joint_ffm_bf16_refined",
+        "dcgan_joint_short_bf16_refined"]
 
 
 def test_stacked_mnist_table_by_hand():
