@@ -24,12 +24,19 @@ The critic sees a *view* of the images:
   to tell them apart by that alone (docs/benchmarks.md, "A thirteenth round").
 - ``pixels``: the images themselves (average pooled over ``pool``).
 
+``precision=bf16`` runs G's forward passes (the critic's training fakes and the candidates)
+under bfloat16 autocast, as ``train.precision=bf16`` trains them; the critic stays in
+float32. The samples then differ from float32 ones by bf16 rounding (about 1e-3 per pixel
+on the Stacked MNIST recipe). It is 2.6 times faster on a CPU with AVX-512 BF16 or AMX and
+on GPUs from Ampere on; elsewhere bf16 is emulated and slower.
+
 Only unconditional image generators are supported. Everything is seeded: the same run,
 data, options and thread count give the same samples.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -39,6 +46,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 VIEWS = ("ink", "pixels")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,7 @@ class RefineOptions:
     alpha: float = 1.0  # power of the density ratio (1: the data's distribution)
     quantile: float = 0.9  # M: this quantile of alpha * logit over held-out fakes
     seed: int = 0  # the critic's initialisation, its shuffling and its own fakes
+    precision: str = "fp32"  # G's forward passes: fp32, or bf16 (autocast; the critic: fp32)
 
     def __post_init__(self) -> None:
         def bad(name, value, want):
@@ -65,6 +74,8 @@ class RefineOptions:
 
         if self.view not in VIEWS:
             bad("view", self.view, f"choose one of {', '.join(VIEWS)}")
+        if self.precision not in PRECISIONS:
+            bad("precision", self.precision, f"choose one of {', '.join(PRECISIONS)}")
         if not -1.0 <= self.threshold <= 1.0:
             bad("threshold", self.threshold, "images lie in [-1, 1]; use a value inside")
         for name in ("pool", "epochs", "fit_samples", "batch_size", "ensemble"):
@@ -130,13 +141,34 @@ def logits(critic: Critic, v: torch.Tensor, batch_size: int = 4000) -> torch.Ten
     return torch.cat([critic(b) for b in v.split(batch_size)])
 
 
-@torch.no_grad()
-def _draw(G, z_dim: int, n: int, gen: torch.Generator, batch_size: int = 1000) -> torch.Tensor:
+def _forward(G, precision: str):
+    """G's forward pass as refinement runs it: ``z -> float32 images on the CPU``.
+
+    Raises:
+        ValueError: ``precision=bf16`` on a GPU without bfloat16 support.
+    """
     dev = next(G.parameters()).device
-    out = []
+    if precision == "bf16" and dev.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ValueError("refine precision=bf16: this GPU has no bfloat16 support; use "
+                         "precision=fp32")
+
+    def forward(z: torch.Tensor) -> torch.Tensor:
+        ctx = (torch.autocast(dev.type, dtype=torch.bfloat16) if precision == "bf16"
+               else contextlib.nullcontext())
+        with ctx:
+            return G(z).float().cpu()
+
+    return forward
+
+
+@torch.no_grad()
+def _draw(G, z_dim: int, n: int, gen: torch.Generator, batch_size: int = 500,
+          precision: str = "fp32") -> torch.Tensor:
+    dev = next(G.parameters()).device
+    forward, out = _forward(G, precision), []
     for start in range(0, n, batch_size):
         z = torch.randn(min(batch_size, n - start), z_dim, generator=gen, device=dev)
-        out.append(G(z).float().cpu())
+        out.append(forward(z))
     return torch.cat(out)
 
 
@@ -158,7 +190,7 @@ class RefinedSampler:
         return (score - self.threshold).clamp(max=0).exp()
 
     @torch.no_grad()
-    def sample(self, n: int, seed: int = 0, batch_size: int = 1000,
+    def sample(self, n: int, seed: int = 0, batch_size: int = 500,
                max_candidates: int | None = None) -> torch.Tensor:
         """``n`` accepted samples [n, C, H, W]; latents and coins seeded by ``seed``.
 
@@ -187,6 +219,7 @@ class RefinedSampler:
         dev = next(self.G.parameters()).device
         gen = torch.Generator(device=dev).manual_seed(seed)
         coins = torch.Generator().manual_seed(seed + 1_000_003)
+        forward = _forward(self.G, self.options.precision)
         kept, have, seen = [], 0, 0
         while have < n:
             if seen >= limit:
@@ -195,7 +228,7 @@ class RefinedSampler:
                     f"the critic rejects nearly all of G's samples; lower quantile "
                     f"(now {self.options.quantile}) or alpha (now {self.options.alpha})")
             z = torch.randn(batch_size, self.z_dim, generator=gen, device=dev)
-            x = self.G(z).float().cpu()
+            x = forward(z)
             keep = torch.rand(len(x), generator=coins) < self.accept_probability(x)
             kept.append(x[keep])
             have += int(keep.sum())
@@ -296,7 +329,8 @@ def refine(G, z_dim: int, real: torch.Tensor, options: RefineOptions | None = No
     try:
         gen = torch.Generator(device=next(G.parameters()).device).manual_seed(
             options.seed + 7_777_777)
-        fake = _draw(G, z_dim, min(options.fit_samples, len(real)), gen)
+        fake = _draw(G, z_dim, min(options.fit_samples, len(real)), gen,
+                     precision=options.precision)
         critic, threshold, report = fit_critic(real.float(), fake, options, log)
     finally:
         G.train(was_training)

@@ -218,9 +218,14 @@ def test_every_recipe_resolves_to_a_valid_config(bench):
         "train.batch_schedule: [[12000, 64]] -> [[10000, 64]]",
         "train.d_joint_batch_from: 12000 -> 10000", "train.steps: 16000 -> 12000"]
     assert stacked_mnist.recipe_refine_options("r", short) == RefineOptions(quantile=0.95)
+    # ... and the same, refined with G in bf16
+    short16 = recipes["dcgan_joint_short_bf16_refined_bf16"]
+    assert short16["set"] == short["set"]
+    assert stacked_mnist.recipe_refine_options("r", short16) == RefineOptions(
+        quantile=0.95, precision="bf16")
     assert sorted(k for k, r in recipes.items() if "refine" in r) == [
         "dcgan_joint_bf16_refined", "dcgan_joint_ffm_bf16_refined",
-        "dcgan_joint_short_bf16_refined"]
+        "dcgan_joint_short_bf16_refined", "dcgan_joint_short_bf16_refined_bf16"]
 
 
 def test_stacked_mnist_table_by_hand():

@@ -160,6 +160,8 @@ def test_bad_options_name_the_value():
         RefineOptions(view="edges")
     with pytest.raises(ValueError, match="quantile=1.5"):
         RefineOptions(quantile=1.5)
+    with pytest.raises(ValueError, match="precision='fp16': choose one of fp32, bf16"):
+        RefineOptions(precision="fp16")
     with pytest.raises(ValueError, match="alpah"):
         RefineOptions.parse(["alpah=0.5"])
     with pytest.raises(ValueError, match="pool='two'"):
@@ -217,3 +219,54 @@ def test_bool_options_parse_strictly():
         RefineOptions.parse(["decay=maybe"])
     with pytest.raises(ValueError, match="ensemble=0"):
         RefineOptions(ensemble=0)
+
+
+class LinearG(nn.Module):
+    """A linear G (z [N, 4] -> 1 x 4 x 4, in tanh) that records whether each call ran under
+    bfloat16 autocast on the CPU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc = nn.Linear(4, 16)
+        self.conditional = False
+        self.calls = []
+
+    def forward(self, z):
+        self.calls.append(torch.is_autocast_enabled("cpu"))
+        return torch.tanh(self.fc(z)).view(-1, 1, 4, 4)
+
+
+def test_bf16_precision_runs_G_under_autocast_and_rounds_like_bf16():
+    G = LinearG()
+    opts = RefineOptions(view="pixels", pool=1, precision="bf16")
+    s = RefinedSampler(G, 4, FixedCritic(), opts, threshold=-10.0)  # everything kept
+    x = s.sample(1000, seed=2)
+    assert x.dtype == torch.float32 and G.calls == [True, True]  # 2 batches of 500
+    z = torch.randn(1000, 4, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        exact = torch.tanh(z.double() @ G.fc.weight.double().T + G.fc.bias.double())
+        # what autocast computes: z, W and b rounded to bf16, the layer's output and the
+        # tanh of it rounded to bf16
+        zb, wb = z.bfloat16().double(), G.fc.weight.bfloat16().double()
+        pre = (zb @ wb.T + G.fc.bias.bfloat16().double()).bfloat16().double()
+        by_hand = torch.tanh(pre).bfloat16().double()
+        fp32 = RefinedSampler(G, 4, FixedCritic(), RefineOptions(view="pixels", pool=1),
+                              threshold=-10.0).sample(1000, seed=2)
+    x = x.view(1000, 16).double()
+    # equal to within one bf16 step at |x| < 1 (the kernels' own rounding of sums), mostly exact
+    assert (x - by_hand).abs().max() <= 2 ** -8 and (x == by_hand).double().mean() > 0.99
+    err_bf16, err_fp32 = (x - exact).abs().max(), (fp32.view(1000, 16).double() - exact).abs().max()
+    assert 1e-3 < err_bf16 < 0.05 and err_fp32 < 1e-5  # bf16 keeps 8 bits of mantissa
+
+
+def test_bf16_precision_draws_the_critics_fakes_under_autocast_too():
+    G = LinearG()
+    real = torch.tanh(torch.randn(600, 1, 4, 4, generator=torch.Generator().manual_seed(1)))
+    refine(G, 4, real, RefineOptions(view="pixels", pool=1, epochs=1, ensemble=1,
+                                     precision="bf16", fit_samples=600))
+    assert G.calls == [True, True]  # 600 fakes: batches of 500 and 100
+    G.calls.clear()
+    refine(G, 4, real, RefineOptions(view="pixels", pool=1, epochs=1, ensemble=1,
+                                     fit_samples=600))
+    assert G.calls == [False, False]
