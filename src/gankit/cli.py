@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--refine-set", action="append", default=[], metavar="KEY=VALUE",
                    help="a refine option (view, threshold, pool, epochs, fit_samples, "
                    "holdout, batch_size, lr, decay, ensemble, alpha, quantile, seed, "
-                   "precision=fp32|bf16: G's forward passes, bf16 2.6x faster where the "
+                   "precision=fp32|bf16: G's forward passes, bf16 about 2x faster where the "
                    "CPU has AVX-512 BF16 or AMX); implies --refine")
 
     e = sub.add_parser("eval", help="compute metrics of a run or a samples file")

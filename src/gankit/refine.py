@@ -26,9 +26,10 @@ The critic sees a *view* of the images:
 
 ``precision=bf16`` runs G's forward passes (the critic's training fakes and the candidates)
 under bfloat16 autocast, as ``train.precision=bf16`` trains them; the critic stays in
-float32. The samples then differ from float32 ones by bf16 rounding (about 1e-3 per pixel
-on the Stacked MNIST recipe). It is 2.6 times faster on a CPU with AVX-512 BF16 or AMX and
-on GPUs from Ampere on; elsewhere bf16 is emulated and slower.
+float32. The samples then differ from float32 ones by bf16 rounding (about 7e-4 per pixel
+on the Stacked MNIST recipe). It is about twice as fast (bench/refine_precision.py) on a
+CPU with AVX-512 BF16 or AMX and on GPUs from Ampere on; elsewhere bf16 is emulated and
+slower.
 
 Only unconditional image generators are supported. Everything is seeded: the same run,
 data, options and thread count give the same samples.
