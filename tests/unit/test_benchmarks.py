@@ -223,8 +223,12 @@ def test_every_recipe_resolves_to_a_valid_config(bench):
     assert short16["set"] == short["set"]
     assert stacked_mnist.recipe_refine_options("r", short16) == RefineOptions(
         quantile=0.95, precision="bf16")
+    long16 = recipes["dcgan_joint_bf16_refined_bf16"]
+    assert long16["set"] == refined_j["set"]
+    assert stacked_mnist.recipe_refine_options("r", long16) == RefineOptions(precision="bf16")
     assert sorted(k for k, r in recipes.items() if "refine" in r) == [
-        "dcgan_joint_bf16_refined", "dcgan_joint_ffm_bf16_refined",
+        "dcgan_joint_bf16_refined", "dcgan_joint_bf16_refined_bf16",
+        "dcgan_joint_ffm_bf16_refined",
         "dcgan_joint_short_bf16_refined", "dcgan_joint_short_bf16_refined_bf16"]
 
 
