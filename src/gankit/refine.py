@@ -37,7 +37,6 @@ data, options and thread count give the same samples.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -45,6 +44,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from gankit.utils.precision import autocast, check_bf16
 
 VIEWS = ("ink", "pixels")
 PRECISIONS = ("fp32", "bf16")
@@ -148,15 +149,12 @@ def _forward(G, precision: str):
     Raises:
         ValueError: ``precision=bf16`` on a GPU without bfloat16 support.
     """
-    dev = next(G.parameters()).device
-    if precision == "bf16" and dev.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ValueError("refine precision=bf16: this GPU has no bfloat16 support; use "
-                         "precision=fp32")
+    dev, bf16 = next(G.parameters()).device, precision == "bf16"
+    if bf16:
+        check_bf16(dev, "refine precision")
 
     def forward(z: torch.Tensor) -> torch.Tensor:
-        ctx = (torch.autocast(dev.type, dtype=torch.bfloat16) if precision == "bf16"
-               else contextlib.nullcontext())
-        with ctx:
+        with autocast(dev, bf16):
             return G(z).float().cpu()
 
     return forward

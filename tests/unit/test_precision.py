@@ -57,3 +57,24 @@ def test_other_precisions_are_refused_with_the_fix():
     with pytest.raises(ValueError, match=r"train.precision must be fp32 or bf16, got 'fp16'; "
                                          r"fp16 needs loss scaling.*use bf16"):
         resolve("dcgan", ["train.precision=fp16"])
+
+
+def test_bf16_is_refused_on_a_gpu_without_it_naming_the_option(monkeypatch):
+    from gankit.utils.precision import check_bf16
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    with pytest.raises(ValueError, match=r"^train\.precision=bf16: this GPU has no bfloat16 "
+                       r"support; use train\.precision=fp32$"):
+        check_bf16(torch.device("cuda"), "train.precision")
+    check_bf16(torch.device("cpu"), "train.precision")  # the CPU emulates it: allowed
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    check_bf16(torch.device("cuda"), "train.precision")
+
+
+@pytest.mark.parametrize("bf16, dtype", [(False, torch.float32), (True, torch.bfloat16)])
+def test_the_shared_autocast_context(bf16, dtype):
+    from gankit.utils.precision import autocast
+
+    a = torch.randn(4, 4, generator=torch.Generator().manual_seed(0))
+    with autocast(torch.device("cpu"), bf16):
+        assert (a @ a).dtype == dtype

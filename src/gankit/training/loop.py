@@ -9,7 +9,6 @@ Only the main process writes files (``is_main``), so the loop can later run unde
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import math
@@ -27,6 +26,7 @@ from gankit.training.context import StepContext
 from gankit.training.health import HealthMonitor
 from gankit.training.self_condition import SelfConditioner
 from gankit.utils.images import save_grid, scatter_png
+from gankit.utils.precision import autocast, check_bf16
 
 _UNROLL_OFFSET = 1 << 40  # data steps of the unrolled critic never meet the main stream
 _STAGE_SEED = 1 << 41  # seeds of the batch_schedule stages' data orders, apart from epochs'
@@ -66,9 +66,8 @@ class Trainer:
         self.augment = list(state.augmentations.values())
         self.conditional = state.conditional
         self.bf16 = cfg.precision == "bf16"
-        if self.bf16 and state.device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise ValueError("train.precision=bf16: this GPU has no bfloat16 support; use "
-                             "train.precision=fp32")
+        if self.bf16:
+            check_bf16(state.device, "train.precision")
         self.joint_from = cfg.d_joint_batch_from if cfg.d_joint_batch else None
         if cfg.d_joint_batch and any(isinstance(m, (MinibatchStdDev, MinibatchDiscrimination))
                               for m in state.D.modules()):
@@ -145,9 +144,7 @@ class Trainer:
     def _autocast(self):
         """The context of G's and D's forward passes: bfloat16 autocast under
         ``train.precision=bf16``, nothing otherwise."""
-        if not self.bf16:
-            return contextlib.nullcontext()
-        return torch.autocast(self.state.device.type, dtype=torch.bfloat16)
+        return autocast(self.state.device, self.bf16)
 
     @property
     def joint(self) -> bool:
