@@ -151,6 +151,8 @@ def test_every_recipe_resolves_to_a_valid_config(bench):
         assert cfg.data.name in ("ring", "grid", "stacked_mnist"), name
         if bench == "stacked_mnist":
             stacked_mnist.recipe_refine_options(name, recipe)  # valid refine options
+            stacked_mnist.recipe_snapshots(name, recipe, cfg.train.steps,
+                                           cfg.train.log_interval)
     fast = _common.load_recipes("stacked_mnist")["recipes"]["dcgan_fast"]
     cfg = C.resolve(fast["preset"], list(fast["set"]))
     assert (cfg.train.lr_decay, cfg.train.lr_decay_start, cfg.train.steps) == ("linear", 0.5, 18000)
@@ -226,10 +228,20 @@ def test_every_recipe_resolves_to_a_valid_config(bench):
     long16 = recipes["dcgan_joint_bf16_refined_bf16"]
     assert long16["set"] == refined_j["set"]
     assert stacked_mnist.recipe_refine_options("r", long16) == RefineOptions(precision="bf16")
+    # the mixture recipe: the short one 1,000 steps longer, G at 12,000 and 13,000 sampled
+    mix = recipes["dcgan_joint_mix_bf16_refined_bf16"]
+    assert C.diff(C.resolve(short["preset"], list(short["set"])).to_dict(),
+                  C.resolve(mix["preset"], list(mix["set"])).to_dict()) == [
+        "train.steps: 12000 -> 13000"]
+    assert stacked_mnist.recipe_snapshots("r", mix, 13000, 50) == [12000]
+    assert stacked_mnist.recipe_refine_options("r", mix) == RefineOptions(
+        quantile=0.95, precision="bf16")
     assert sorted(k for k, r in recipes.items() if "refine" in r) == [
         "dcgan_joint_bf16_refined", "dcgan_joint_bf16_refined_bf16",
-        "dcgan_joint_ffm_bf16_refined",
+        "dcgan_joint_ffm_bf16_refined", "dcgan_joint_mix_bf16_refined_bf16",
         "dcgan_joint_short_bf16_refined", "dcgan_joint_short_bf16_refined_bf16"]
+    assert [k for k, r in recipes.items() if "snapshots" in r] == [
+        "dcgan_joint_mix_bf16_refined_bf16"]
 
 
 def test_stacked_mnist_table_by_hand():
@@ -265,3 +277,106 @@ def test_a_refine_recipe_scores_refined_samples(monkeypatch):
     spec["recipes"]["tiny_refined"]["refine"] = {"alpah": 0.5}
     with pytest.raises(ValueError, match="recipe tiny_refined: bad refine options"):
         stacked_mnist.run(["tiny_refined"], seeds=1, steps=2, samples=300, log=lambda s: None)
+
+
+def test_mixture_shares_by_hand():
+    assert stacked_mnist.mixture_shares(10, 3) == [4, 3, 3]
+    assert stacked_mnist.mixture_shares(26_000, 2) == [13_000, 13_000]
+    assert stacked_mnist.mixture_shares(26_000, 3) == [8_667, 8_667, 8_666]
+    assert stacked_mnist.mixture_shares(7, 1) == [7]
+
+
+@pytest.mark.parametrize("snapshots, message", [
+    (12000, "snapshots must be a list of step numbers"),
+    ([True], "snapshots must be a list of step numbers"),
+    ([100, 100], "snapshots lists a step twice"),
+    ([0], "snapshot step 0 must lie after step 0"),
+    ([1000], "snapshot step 1000 must lie after step 0 and before the run's last step, 1000"),
+    ([120], "snapshot step 120 is not a multiple of train.log_interval \\(50\\)"),
+])
+def test_bad_snapshots_are_refused_with_the_recipe_named(snapshots, message):
+    with pytest.raises(ValueError, match=f"recipe r: {message}"):
+        stacked_mnist.recipe_snapshots("r", {"snapshots": snapshots}, 1000, 50)
+    assert stacked_mnist.recipe_snapshots("r", {"snapshots": [900, 100]}, 1000, 50) == [100, 900]
+    assert stacked_mnist.recipe_snapshots("r", {}, 1000, 50) == []
+
+
+TINY = ["data.name=stacked_mnist", "train.batch_size=8", "generator.width=8",
+        "discriminator.width=8", "train.log_interval=2"]
+
+
+def test_the_snapshot_keeper_holds_g_as_the_checkpoint_of_that_step(tmp_path):
+    from gankit import api
+
+    keeper = stacked_mnist.SnapshotKeeper([2])
+    api.train("dcgan", seed=3, steps=4, out=tmp_path / "run", progress=False,
+              overrides=TINY + ["train.checkpoint_interval=2", "train.keep_checkpoints=5"],
+              callbacks=[keeper])
+    assert list(keeper.nets) == [2] and not keeper.nets[2].training
+    at2, at4 = (api.load(tmp_path / "run", step=s).net() for s in (2, 4))
+    kept = keeper.nets[2].state_dict()
+    for k, v in at2.state_dict().items():
+        assert torch.equal(kept[k], v), k
+    assert any(not torch.equal(kept[k], v) for k, v in at4.state_dict().items())
+
+
+def test_a_snapshot_recipe_samples_equal_shares_from_each_generator(monkeypatch):
+    """The bench draws half the samples from G at the snapshot step (latents seed + 12345)
+    and half from the final G (seed + 13345); G at the snapshot step is the G that a run
+    stopped there ends with."""
+    from gankit import api
+
+    spec = _common.load_recipes("stacked_mnist")
+    spec["recipes"] = {"tiny_mix": {"preset": "dcgan", "set": TINY, "snapshots": [2]}}
+    monkeypatch.setattr(_common, "load_recipes", lambda name: spec)
+    calls = []
+    real_draw = stacked_mnist.draw
+
+    def spy(G, z_dim, latent_seed, samples):
+        calls.append((G, latent_seed, samples))
+        return real_draw(G, z_dim, latent_seed, samples)
+
+    monkeypatch.setattr(stacked_mnist, "draw", spy)
+    report = stacked_mnist.run(["tiny_mix"], seeds=1, first_seed=5, steps=4, samples=301,
+                               log=lambda s: None)
+    row = report["runs"]["tiny_mix"][0]
+    assert report["snapshots"] == {"tiny_mix": [2]} and "acceptance" not in row
+    assert [(seed, n) for _, seed, n in calls] == [(5 + 12345, 151), (5 + 13345, 150)]
+    stopped = api.train("dcgan", seed=5, steps=2, progress=False, overrides=TINY)
+    ref = stopped.state.sample_net().state_dict()
+    for k, v in calls[0][0].state_dict().items():
+        assert torch.equal(ref[k], v), k
+    x = torch.cat([real_draw(G, 100, seed, n) for G, seed, n in calls])
+    assert row["kl"] == stacked_mnist.count_modes(x)["kl"]
+    with pytest.raises(ValueError, match="recipe tiny_mix: snapshot step 2 must lie"):
+        stacked_mnist.run(["tiny_mix"], seeds=1, steps=2, samples=300, log=lambda s: None)
+
+
+def test_a_refined_snapshot_recipe_fits_one_critic_per_generator(monkeypatch):
+    """Each generator gets its own critic; the acceptance reported is all parts' accepted
+    samples over all their candidates: 301 / (151 / 0.5 + 150 / 0.25) = 301 / 902."""
+    import gankit.refine
+
+    spec = _common.load_recipes("stacked_mnist")
+    spec["recipes"] = {"tiny_mix": {"preset": "dcgan", "set": TINY, "snapshots": [2],
+                                    "refine": {"quantile": 0.5}}}
+    monkeypatch.setattr(_common, "load_recipes", lambda name: spec)
+    fitted = []
+
+    class FakeSampler:
+        def __init__(self, G, acceptance):
+            self.G, self.report = G, {"acceptance": acceptance}
+
+        def sample(self, n, seed):
+            return stacked_mnist.draw(self.G, 100, seed, n)
+
+    def fake_refine(G, z_dim, real, options):
+        fitted.append((G, real.shape, options.quantile))
+        return FakeSampler(G, 0.5 if len(fitted) == 1 else 0.25)
+
+    monkeypatch.setattr(gankit.refine, "refine", fake_refine)
+    row = stacked_mnist.run(["tiny_mix"], seeds=1, steps=4, samples=301,
+                            log=lambda s: None)["runs"]["tiny_mix"][0]
+    assert [(shape, q) for _, shape, q in fitted] == [((50_000, 3, 28, 28), 0.5)] * 2
+    assert fitted[0][0] is not fitted[1][0]
+    assert row["acceptance"] == pytest.approx(301 / 902)

@@ -10,6 +10,7 @@ natural log. Our data stacks the 5,000 real MNIST digits available offline, not 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import torch
@@ -56,14 +57,65 @@ def count_modes(x: torch.Tensor, extractor=None) -> dict:
 
 
 @torch.no_grad()
+def draw(G, z_dim: int, latent_seed: int, samples: int) -> torch.Tensor:
+    """``samples`` plain draws of G from latents seeded ``latent_seed``, as float32 on CPU."""
+    device = next(G.parameters()).device
+    gen = torch.Generator(device=device).manual_seed(latent_seed)
+    z = torch.randn(samples, z_dim, generator=gen, device=device)
+    with torch.no_grad():
+        return torch.cat([G(zb) for zb in z.split(1000)]).float().cpu()
+
+
 def score_generator(G, z_dim: int, seed: int, samples: int = NUM_SAMPLES,
                     extractor=None) -> dict:
     """`count_modes` of ``samples`` draws of G from latents seeded ``seed + 12345``."""
-    device = next(G.parameters()).device
-    gen = torch.Generator(device=device).manual_seed(seed + 12345)
-    z = torch.randn(samples, z_dim, generator=gen, device=device)
-    x = torch.cat([G(zb) for zb in z.split(1000)]).float().cpu()
-    return count_modes(x, extractor)
+    return count_modes(draw(G, z_dim, seed + 12345, samples), extractor)
+
+
+def mixture_shares(samples: int, parts: int) -> list[int]:
+    """How many of ``samples`` each of ``parts`` generators draws: equal shares, the
+    remainder one each to the first ones (10 over 3: 4, 3, 3)."""
+    return [samples // parts + (1 if i < samples % parts else 0) for i in range(parts)]
+
+
+def recipe_snapshots(name: str, recipe: dict, total_steps: int, log_interval: int) -> list[int]:
+    """The steps of a recipe's ``snapshots:`` list, checked and sorted ([] without one).
+
+    G as it was at each of these steps is sampled beside the final G, each drawing an
+    equal share of the samples (`mixture_shares`; with its own critic when the recipe
+    refines). The copies are taken when the trainer calls back, after logged steps, so
+    each step must be a multiple of ``train.log_interval``.
+    """
+    steps = recipe.get("snapshots", [])
+    if not isinstance(steps, list) or not all(
+            isinstance(s, int) and not isinstance(s, bool) for s in steps):
+        raise ValueError(f"recipe {name}: snapshots must be a list of step numbers, "
+                         f"e.g. [12000], got {steps!r}")
+    if len(set(steps)) != len(steps):
+        raise ValueError(f"recipe {name}: snapshots lists a step twice: {steps}")
+    for s in steps:
+        if not 0 < s < total_steps:
+            raise ValueError(f"recipe {name}: snapshot step {s} must lie after step 0 and "
+                             f"before the run's last step, {total_steps} (the final G is "
+                             "always sampled)")
+        if s % log_interval:
+            raise ValueError(f"recipe {name}: snapshot step {s} is not a multiple of "
+                             f"train.log_interval ({log_interval}); pick a step that is")
+    return sorted(steps)
+
+
+class SnapshotKeeper:
+    """A training callback that keeps an eval-mode copy of the sampling generator (G_ema
+    when the run keeps one) at each of ``steps``; ``nets[step]`` holds it."""
+
+    def __init__(self, steps: Sequence[int]):
+        self.steps = set(steps)
+        self.nets: dict[int, torch.nn.Module] = {}
+
+    def __call__(self, trainer) -> None:
+        step = trainer.state.step
+        if step in self.steps:
+            self.nets[step] = copy.deepcopy(trainer.state.sample_net(ema=True)).eval()
 
 
 def recipe_refine_options(name: str, recipe: dict):
@@ -88,25 +140,42 @@ def run(recipes: Sequence[str] = ("dcgan", "pacdcgan2"), seeds: int = 1,
     - 1`` and count modes of ``samples`` samples of each."""
     spec, chosen, log = prepare("stacked_mnist", recipes, seeds, log, first_seed)
 
+    from gankit import api
+
     refine_options = {name: recipe_refine_options(name, r) for name, r in chosen.items()}
+    snapshots = {}
+    for name, r in chosen.items():  # checked before any training
+        cfg = api.make_config(r["preset"], steps=steps, overrides=r["set"])
+        snapshots[name] = recipe_snapshots(name, r, cfg.train.steps, cfg.train.log_interval)
 
     def one(recipe: dict, seed: int, name: str) -> dict:
-        res = train_recipe(recipe, seed, steps, out_dir(out, name, f"seed{seed}"))
-        G = res.state.sample_net(ema=True).eval()
-        options = refine_options[name]
-        if options is None:
-            return score_generator(G, res.state.config.z_dim, seed, samples)
-        from gankit import api
-        from gankit.refine import refine
+        keeper = SnapshotKeeper(snapshots[name])
+        res = train_recipe(recipe, seed, steps, out_dir(out, name, f"seed{seed}"),
+                           callbacks=[keeper])
+        nets = [keeper.nets[s] for s in snapshots[name]]
+        nets.append(res.state.sample_net(ema=True).eval())
+        z_dim, options = res.state.config.z_dim, refine_options[name]
+        real = api.dataset_for(res.state.config).x if options is not None else None
+        parts, seen = [], 0.0
+        for i, (G, share) in enumerate(zip(nets, mixture_shares(samples, len(nets)))):
+            latent_seed = seed + 12345 + 1000 * i  # without snapshots: seed + 12345
+            if options is None:
+                parts.append(draw(G, z_dim, latent_seed, share))
+                continue
+            from gankit.refine import refine
 
-        sampler = refine(G, res.state.config.z_dim, api.dataset_for(res.state.config).x,
-                         options)
-        row = count_modes(sampler.sample(samples, seed=seed + 12345))
-        return {**row, "acceptance": sampler.report["acceptance"]}
+            sampler = refine(G, z_dim, real, options)
+            parts.append(sampler.sample(share, seed=latent_seed))
+            seen += share / sampler.report["acceptance"]
+        row = count_modes(torch.cat(parts))
+        if options is not None:
+            row["acceptance"] = samples / seen  # accepted over candidates, all parts
+        return row
 
     results = run_recipes(chosen, seeds, first_seed, one, log)
     report = {"seeds": seeds, "first_seed": first_seed, "steps": steps, "samples": samples,
-              "runs": results, "paper": spec["paper"]}
+              "runs": results, "paper": spec["paper"],
+              "snapshots": {name: s for name, s in snapshots.items() if s}}
     if out is not None:
         atomic_write_json(out_dir(out, "results.json"), report)
     return report
