@@ -234,3 +234,33 @@ def test_critic_view_script_end_to_end(tmp_path, monkeypatch, capsys):
         assert sum(r["share"] for r in ch) == pytest.approx(1.0, abs=1e-3)
         assert sum(r["refined"] for r in ch) == pytest.approx(1.0, abs=1e-3)
     assert 0.0 <= summary["r2_digits"] <= 1.0 and "heldout_accuracy" in summary
+
+
+def test_snapshots_script_mixes_checkpoints_as_the_bench_does(tmp_path, capsys):
+    """One step, plain: the bench's own score of that checkpoint; two steps: half the
+    samples from each, the second from latents seeded S + 13345."""
+    import json
+
+    from gankit import api
+    from gankit.benchmarks.stacked_mnist import count_modes, draw, score_generator
+
+    run = tmp_path / "run"
+    api.train("dcgan", data="stacked_mnist", steps=4, seed=2, out=run, progress=False,
+              overrides=["train.batch_size=8", "hooks.ema=null", "train.sample_interval=0",
+                         "generator.width=8", "discriminator.width=8",
+                         "train.checkpoint_interval=2"])
+    script = _script("stacked_mnist_snapshots")
+    script.main([str(run), "4", "--seed", "7", "--samples", "300", "--plain"])
+    script.main([str(run), "2", "4", "--seed", "7", "--samples", "301", "--plain"])
+    one, two = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    G2, G4 = (api.load(run, step=s).net(ema=False) for s in (2, 4))
+    assert one["kl"] == round(score_generator(G4, 100, 7, 300)["kl"], 4)
+    x = torch.cat([draw(G2, 100, 7 + 12345, 151), draw(G4, 100, 7 + 13345, 150)])
+    assert two["steps"] == [2, 4] and two["kl"] == round(count_modes(x)["kl"], 4)
+    assert "acceptance" not in two
+    with pytest.raises(SystemExit):
+        script.main([str(run), "4", "--plain", "--refine-set", "quantile=0.9"])
+    script.main([str(run), "2", "4", "--seed", "7", "--samples", "200", "--refine-set",
+                 "fit_samples=500", "--refine-set", "ensemble=1"])
+    refined = json.loads(capsys.readouterr().out)
+    assert refined["sampling"] == "refined" and 0 < refined["acceptance"] <= 1

@@ -104,6 +104,30 @@ def recipe_snapshots(name: str, recipe: dict, total_steps: int, log_interval: in
     return sorted(steps)
 
 
+def mixture_sample(nets: Sequence, z_dim: int, seed: int, samples: int, options=None,
+                   real: torch.Tensor | None = None) -> tuple[torch.Tensor, float | None]:
+    """``samples`` draws from an equal mixture of generators ``nets`` (`mixture_shares`),
+    generator i from latents seeded ``seed + 12345 + 1000 * i``, so one generator alone
+    draws exactly what `score_generator` draws. With `gankit.refine.RefineOptions`
+    ``options``, each generator gets its own critic, fitted against ``real``.
+
+    Returns the samples and, when refined, the acceptance over all parts (accepted
+    samples over candidates), else None.
+    """
+    parts, seen = [], 0.0
+    for i, (G, share) in enumerate(zip(nets, mixture_shares(samples, len(nets)))):
+        latent_seed = seed + 12345 + 1000 * i
+        if options is None:
+            parts.append(draw(G, z_dim, latent_seed, share))
+            continue
+        from gankit.refine import refine
+
+        sampler = refine(G, z_dim, real, options)
+        parts.append(sampler.sample(share, seed=latent_seed))
+        seen += share / sampler.report["acceptance"]
+    return torch.cat(parts), (samples / seen if options is not None else None)
+
+
 class SnapshotKeeper:
     """A training callback that keeps an eval-mode copy of the sampling generator (G_ema
     when the run keeps one) at each of ``steps``; ``nets[step]`` holds it."""
@@ -154,22 +178,13 @@ def run(recipes: Sequence[str] = ("dcgan", "pacdcgan2"), seeds: int = 1,
                            callbacks=[keeper])
         nets = [keeper.nets[s] for s in snapshots[name]]
         nets.append(res.state.sample_net(ema=True).eval())
-        z_dim, options = res.state.config.z_dim, refine_options[name]
+        options = refine_options[name]
         real = api.dataset_for(res.state.config).x if options is not None else None
-        parts, seen = [], 0.0
-        for i, (G, share) in enumerate(zip(nets, mixture_shares(samples, len(nets)))):
-            latent_seed = seed + 12345 + 1000 * i  # without snapshots: seed + 12345
-            if options is None:
-                parts.append(draw(G, z_dim, latent_seed, share))
-                continue
-            from gankit.refine import refine
-
-            sampler = refine(G, z_dim, real, options)
-            parts.append(sampler.sample(share, seed=latent_seed))
-            seen += share / sampler.report["acceptance"]
-        row = count_modes(torch.cat(parts))
-        if options is not None:
-            row["acceptance"] = samples / seen  # accepted over candidates, all parts
+        x, acceptance = mixture_sample(nets, res.state.config.z_dim, seed, samples, options,
+                                       real)
+        row = count_modes(x)
+        if acceptance is not None:
+            row["acceptance"] = acceptance
         return row
 
     results = run_recipes(chosen, seeds, first_seed, one, log)
