@@ -62,8 +62,7 @@ def draw(G, z_dim: int, latent_seed: int, samples: int) -> torch.Tensor:
     device = next(G.parameters()).device
     gen = torch.Generator(device=device).manual_seed(latent_seed)
     z = torch.randn(samples, z_dim, generator=gen, device=device)
-    with torch.no_grad():
-        return torch.cat([G(zb) for zb in z.split(1000)]).float().cpu()
+    return torch.cat([G(zb) for zb in z.split(1000)]).float().cpu()
 
 
 def score_generator(G, z_dim: int, seed: int, samples: int = NUM_SAMPLES,
