@@ -24,6 +24,13 @@ The critic sees a *view* of the images:
   to tell them apart by that alone (docs/benchmarks.md, "A thirteenth round").
 - ``pixels``: the images themselves (average pooled over ``pool``).
 
+With ``rounds`` = k > 1 the critics are fitted in turn: round r's critic learns to tell the
+data from G's samples as rounds 1 .. r-1 refine them, and a candidate is kept with the
+product of the k acceptance probabilities. Each round corrects what the ones before left
+(at the cost of a lower acceptance). G may also be a list of generators: the critics then
+learn their equal mixture, and the sampler refines it (each generator proposes the same
+number of candidates).
+
 ``precision=bf16`` runs G's forward passes (the critic's training fakes and the candidates)
 under bfloat16 autocast, as ``train.precision=bf16`` trains them; the critic stays in
 float32. The samples then differ from float32 ones by bf16 rounding (about 7e-4 per pixel
@@ -69,6 +76,7 @@ class RefineOptions:
     quantile: float = 0.9  # M: this quantile of alpha * logit over held-out fakes
     seed: int = 0  # the critic's initialisation, its shuffling and its own fakes
     precision: str = "fp32"  # G's forward passes: fp32, or bf16 (autocast; the critic: fp32)
+    rounds: int = 1  # critics fitted in turn, each against the samples the ones before refine
 
     def __post_init__(self) -> None:
         def bad(name, value, want):
@@ -80,7 +88,7 @@ class RefineOptions:
             bad("precision", self.precision, f"choose one of {', '.join(PRECISIONS)}")
         if not -1.0 <= self.threshold <= 1.0:
             bad("threshold", self.threshold, "images lie in [-1, 1]; use a value inside")
-        for name in ("pool", "epochs", "fit_samples", "batch_size", "ensemble"):
+        for name in ("pool", "epochs", "fit_samples", "batch_size", "ensemble", "rounds"):
             if int(getattr(self, name)) < 1:
                 bad(name, getattr(self, name), "must be at least 1")
         if not 0.0 < self.holdout < 0.5:
@@ -171,22 +179,45 @@ def _draw(G, z_dim: int, n: int, gen: torch.Generator, batch_size: int = 500,
     return torch.cat(out)
 
 
-class RefinedSampler:
-    """Draws G's samples and keeps each with probability min(1, exp(alpha * logit - M)).
+def mixture_shares(samples: int, parts: int) -> list[int]:
+    """How many of ``samples`` each of ``parts`` generators draws: equal shares, the
+    remainder one each to the first ones (10 over 3: 4, 3, 3)."""
+    return [samples // parts + (1 if i < samples % parts else 0) for i in range(parts)]
 
+
+def _generators(G) -> list:
+    return list(G) if isinstance(G, (list, tuple)) else [G]
+
+
+class RefinedSampler:
+    """Draws G's samples and keeps each with probability min(1, exp(alpha * logit - M)),
+    the product of that over the critics of every round when there are several.
+
+    ``G`` is a generator or a list of generators, sampled as their equal mixture.
+    ``critic`` and ``threshold`` are the first round's; `add_round` appends a later one.
     ``report`` holds the critic's held-out accuracy, the threshold M and, after `sample`,
     the acceptance rate of the last call.
     """
 
     def __init__(self, G, z_dim: int, critic: nn.Module, options: RefineOptions, threshold: float,
                  report: dict | None = None) -> None:
-        self.G, self.z_dim, self.critic, self.options = G, z_dim, critic, options
+        self.nets = _generators(G)
+        self.G, self.z_dim, self.critic, self.options = self.nets[0], z_dim, critic, options
         self.threshold = float(threshold)
+        self.stages = [(critic, self.threshold)]
         self.report = dict(report or {}, threshold_M=self.threshold)
 
+    def add_round(self, critic: nn.Module, threshold: float) -> None:
+        """A later round's critic and threshold: candidates must pass it too."""
+        self.stages.append((critic, float(threshold)))
+
     def accept_probability(self, x: torch.Tensor) -> torch.Tensor:
-        score = self.options.alpha * logits(self.critic, view(x, self.options))
-        return (score - self.threshold).clamp(max=0).exp()
+        v = view(x, self.options)
+        p = None
+        for critic, threshold in self.stages:
+            a = (self.options.alpha * logits(critic, v) - threshold).clamp(max=0).exp()
+            p = a if p is None else p * a
+        return p
 
     @torch.no_grad()
     def sample(self, n: int, seed: int = 0, batch_size: int = 500,
@@ -199,6 +230,13 @@ class RefinedSampler:
         torch fills a ragged tail differently). The accept/reject coins come from a second
         generator.
 
+        With a list of K generators, generator i draws from latents seeded ``seed + 1000 *
+        i`` (coins likewise), one batch each in turn, so each proposes the same number of
+        candidates: the accepted samples follow the refined equal mixture, and a generator
+        whose samples the critics favour contributes more of them. Whole turns are drawn
+        until ``n`` are accepted; a uniformly random subset of the surplus is dropped
+        (seeded), leaving the rest in the order drawn.
+
         Raises:
             ValueError: fewer than ``n`` accepted among ``max_candidates`` (default 100 n)
                 candidates: the critic rejects nearly everything; lower ``quantile``.
@@ -206,34 +244,46 @@ class RefinedSampler:
         if n < 1:
             raise ValueError(f"n must be at least 1, got {n}")
         limit = max_candidates or 100 * n
-        was_training = self.G.training
-        self.G.eval()
+        modes = [G.training for G in self.nets]
+        for G in self.nets:
+            G.eval()
         try:
             x = self._sample(n, seed, batch_size, limit)
         finally:
-            self.G.train(was_training)
+            for G, mode in zip(self.nets, modes):
+                G.train(mode)
         return x
 
     def _sample(self, n: int, seed: int, batch_size: int, limit: int) -> torch.Tensor:
-        dev = next(self.G.parameters()).device
-        gen = torch.Generator(device=dev).manual_seed(seed)
-        coins = torch.Generator().manual_seed(seed + 1_000_003)
-        forward = _forward(self.G, self.options.precision)
+        streams = []
+        for i, G in enumerate(self.nets):
+            dev = next(G.parameters()).device
+            streams.append((torch.Generator(device=dev).manual_seed(seed + 1000 * i),
+                            torch.Generator().manual_seed(seed + 1000 * i + 1_000_003),
+                            _forward(G, self.options.precision), dev))
         kept, have, seen = [], 0, 0
         while have < n:
             if seen >= limit:
                 raise ValueError(
                     f"refined sampling accepted {have} of {seen} candidates, short of {n}: "
                     f"the critic rejects nearly all of G's samples; lower quantile "
-                    f"(now {self.options.quantile}) or alpha (now {self.options.alpha})")
-            z = torch.randn(batch_size, self.z_dim, generator=gen, device=dev)
-            x = forward(z)
-            keep = torch.rand(len(x), generator=coins) < self.accept_probability(x)
-            kept.append(x[keep])
-            have += int(keep.sum())
-            seen += len(x)
+                    f"(now {self.options.quantile}) or alpha (now {self.options.alpha})"
+                    + (f" or rounds (now {len(self.stages)})" if len(self.stages) > 1 else ""))
+            for gen, coins, forward, dev in streams:  # one batch from each generator in turn
+                z = torch.randn(batch_size, self.z_dim, generator=gen, device=dev)
+                x = forward(z)
+                keep = torch.rand(len(x), generator=coins) < self.accept_probability(x)
+                kept.append(x[keep])
+                have += int(keep.sum())
+                seen += len(x)
         self.report["acceptance"] = have / seen
-        return torch.cat(kept)[:n]
+        x = torch.cat(kept)
+        if len(streams) == 1 or have == n:
+            return x[:n]
+        # drop a random subset of the surplus: a cut at the end would favour the first
+        # generators of the last turn
+        pick = torch.randperm(have, generator=torch.Generator().manual_seed(seed + 2_000_003))
+        return x[pick[:n].sort().values]
 
 
 class Ensemble(nn.Module):
@@ -314,23 +364,46 @@ def fit_critic(real: torch.Tensor, fake: torch.Tensor, options: RefineOptions,
 
 def refine(G, z_dim: int, real: torch.Tensor, options: RefineOptions | None = None,
            log=None) -> RefinedSampler:
-    """Fit a critic for generator ``G`` against the images ``real`` and return its sampler.
+    """Fit the critics for generator ``G`` (or the equal mixture of a list of generators)
+    against the images ``real`` and return the sampler.
 
-    The critic trains on ``min(fit_samples, len(real))`` of G's samples, drawn from latents
-    seeded ``options.seed + 7_777_777`` (apart from any sampling seed a user would pick).
+    The first critic trains on ``n = min(fit_samples, len(real))`` of G's samples, drawn
+    from latents seeded ``options.seed + 7_777_777`` (apart from any sampling seed a user
+    would pick); with a list, generator i draws its share of them (`mixture_shares`) from
+    ``options.seed + 7_777_777 + 1000 * i``. Round r > 1 trains on n samples of the sampler
+    refined by the rounds before it, drawn with seed ``options.seed + 7_777_777 + 100_000 *
+    r``. Every round's critic is fitted with the same options (`fit_critic`).
     """
     options = options or RefineOptions()
-    if getattr(G, "conditional", False):
+    nets = _generators(G)
+    if not nets:
+        raise ValueError("refine: no generator given; pass a generator or a list of them")
+    if any(getattr(net, "conditional", False) for net in nets):
         raise ValueError("refine: this generator is conditional; refined sampling supports "
                          "unconditional generators only")
-    was_training = G.training
-    G.eval()
+    n = min(options.fit_samples, len(real))
+    real = real.float()
+    modes = [net.training for net in nets]
+    for net in nets:
+        net.eval()
     try:
-        gen = torch.Generator(device=next(G.parameters()).device).manual_seed(
-            options.seed + 7_777_777)
-        fake = _draw(G, z_dim, min(options.fit_samples, len(real)), gen,
-                     precision=options.precision)
-        critic, threshold, report = fit_critic(real.float(), fake, options, log)
+        fakes = []
+        for i, (net, share) in enumerate(zip(nets, mixture_shares(n, len(nets)))):
+            gen = torch.Generator(device=next(net.parameters()).device).manual_seed(
+                options.seed + 7_777_777 + 1000 * i)
+            fakes.append(_draw(net, z_dim, share, gen, precision=options.precision))
+        critic, threshold, report = fit_critic(real, torch.cat(fakes), options, log)
+        sampler = RefinedSampler(G, z_dim, critic, options, threshold, report)
+        for r in range(2, options.rounds + 1):
+            if log is not None:
+                log(f"refine round {r}/{options.rounds}: drawing {n} refined samples")
+            fake = sampler.sample(n, seed=options.seed + 7_777_777 + 100_000 * r)
+            critic, threshold, round_report = fit_critic(real, fake, options, log)
+            sampler.add_round(critic, threshold)
+            sampler.report.setdefault("later_rounds", []).append(
+                dict(round_report, threshold_M=threshold,
+                     fit_acceptance=sampler.report.pop("acceptance")))
     finally:
-        G.train(was_training)
-    return RefinedSampler(G, z_dim, critic, options, threshold, report)
+        for net, mode in zip(nets, modes):
+            net.train(mode)
+    return sampler

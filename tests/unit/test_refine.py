@@ -270,3 +270,83 @@ def test_bf16_precision_draws_the_critics_fakes_under_autocast_too():
     refine(G, 4, real, RefineOptions(view="pixels", pool=1, epochs=1, ensemble=1,
                                      fit_samples=600))
     assert G.calls == [False, False]
+
+
+class HalfCritic(nn.Module):
+    """Logit 0 on A and log(1/2) on B."""
+
+    def forward(self, v):
+        return torch.where(v[:, 0, :3].mean((1, 2)) > 0, 0.0, math.log(0.5))
+
+
+def test_a_later_round_multiplies_the_acceptance():
+    # A kept with probability 1 * 1, B with 1/4 * 1/2: A's share 0.5 / (0.5 + 0.0625) = 8/9,
+    # acceptance 0.5625
+    s = sampler(TwoKinds(0.5), FixedCritic(), 1.0)
+    s.add_round(HalfCritic(), 0.0)
+    x = s.sample(20_000, seed=3)
+    assert float(is_a(x).float().mean()) == pytest.approx(8 / 9, abs=0.01)
+    assert s.report["acceptance"] == pytest.approx(0.5625, abs=0.01)
+    assert s.critic.__class__ is FixedCritic and len(s.stages) == 2
+
+
+def test_a_second_round_corrects_what_the_first_left():
+    """G draws A 80 %, the data 50 %; alpha 0.5 with M at B's weight keeps A with
+    probability sqrt(ratio_A / ratio_B) each round: A:B odds 4 -> 4 * sqrt(1/4) = 2 after
+    one round (A 2/3), then 2 * sqrt(1/2) = 1.414 after the second (A 0.586). The second
+    round's critic is fitted against the first round's samples."""
+    real = TwoKinds(0.5)(torch.randn(16000, 2, generator=torch.Generator().manual_seed(1)))
+    opts = RefineOptions(view="pixels", pool=1, epochs=2, alpha=0.5, quantile=0.95, seed=2,
+                         ensemble=1)
+    one = refine(TwoKinds(0.8), 2, real.detach(), opts)
+    two = refine(TwoKinds(0.8), 2, real.detach(), RefineOptions(**{**opts.__dict__, "rounds": 2}))
+    share = [float(is_a(s.sample(8000, seed=4)).float().mean()) for s in (one, two)]
+    assert share[0] == pytest.approx(2 / 3, abs=0.03)
+    assert share[1] == pytest.approx(math.sqrt(2) / (1 + math.sqrt(2)), abs=0.03)
+    # the first round is the one-round sampler's, bit for bit; acceptance 0.8 * 0.5 + 0.2
+    assert torch.equal(one.critic.net[0].weight, two.critic.net[0].weight)
+    later = two.report["later_rounds"][0]
+    assert later["fit_acceptance"] == pytest.approx(0.6, abs=0.02)
+    # both rounds: A kept with 0.5 * sqrt(1/2), B with 1
+    assert two.report["acceptance"] == pytest.approx(0.8 * 0.5 * 0.5 ** 0.5 + 0.2, abs=0.02)
+
+
+def test_a_mixture_of_generators_proposes_equal_candidates():
+    """All-A and all-B generators, B kept with 1/4: each proposes the same number of
+    candidates, so A makes 1 / 1.25 = 80 % of the samples (equal shares of the accepted
+    samples would give 50 %), acceptance (1 + 1/4) / 2."""
+    s = RefinedSampler([TwoKinds(1.0), TwoKinds(0.0)], 2, FixedCritic(),
+                       RefineOptions(view="pixels", pool=1), 0.0)
+    x = s.sample(10_001, seed=3)
+    assert x.shape[0] == 10_001
+    assert float(is_a(x).float().mean()) == pytest.approx(0.8, abs=0.012)
+    assert s.report["acceptance"] == pytest.approx(0.625, abs=0.012)
+    # a list of one generator is that generator, bit for bit
+    single = sampler(TwoKinds(0.5), FixedCritic(), 1.0).sample(700, seed=9)
+    listed = RefinedSampler([TwoKinds(0.5)], 2, FixedCritic(),
+                            RefineOptions(view="pixels", pool=1, alpha=1.0), 0.0)
+    assert torch.equal(single, listed.sample(700, seed=9))
+
+
+def test_refine_fits_one_critic_to_a_mixture():
+    """Generators drawing A 90 % and 50 % make a mixture with A 70 %; the data has 50 %. The
+    critic learns the mixture's ratio (logits log(5/7), log(5/3)), and the refined mixture
+    draws A half the time with acceptance 0.7 * (3/7) + 0.3 = 0.6."""
+    real = TwoKinds(0.5)(torch.randn(16000, 2, generator=torch.Generator().manual_seed(1)))
+    opts = RefineOptions(view="pixels", pool=1, epochs=2, quantile=0.99, seed=2, ensemble=1)
+    s = refine([TwoKinds(0.9), TwoKinds(0.5)], 2, real.detach(), opts)
+    probe = torch.cat([real[is_a(real)][:1], real[~is_a(real)][:1]])
+    la, lb = s.critic(view(probe, opts)).tolist()
+    assert la == pytest.approx(math.log(5 / 7), abs=0.15)
+    assert lb == pytest.approx(math.log(5 / 3), abs=0.15)
+    x = s.sample(6000, seed=4)
+    assert float(is_a(x).float().mean()) == pytest.approx(0.5, abs=0.03)
+    assert s.report["acceptance"] == pytest.approx(0.6, abs=0.03)
+    with pytest.raises(ValueError, match="no generator given"):
+        refine([], 2, real.detach(), opts)
+
+
+def test_rounds_must_be_positive():
+    with pytest.raises(ValueError, match="refine rounds=0: must be at least 1"):
+        RefineOptions(rounds=0)
+    assert RefineOptions.parse(["rounds=2"]).rounds == 2
