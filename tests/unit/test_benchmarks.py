@@ -153,6 +153,7 @@ def test_every_recipe_resolves_to_a_valid_config(bench):
             stacked_mnist.recipe_refine_options(name, recipe)  # valid refine options
             stacked_mnist.recipe_snapshots(name, recipe, cfg.train.steps,
                                            cfg.train.log_interval)
+            stacked_mnist.recipe_snapshot_critic(name, recipe)
     fast = _common.load_recipes("stacked_mnist")["recipes"]["dcgan_fast"]
     cfg = C.resolve(fast["preset"], list(fast["set"]))
     assert (cfg.train.lr_decay, cfg.train.lr_decay_start, cfg.train.steps) == ("linear", 0.5, 18000)
@@ -236,12 +237,22 @@ def test_every_recipe_resolves_to_a_valid_config(bench):
     assert stacked_mnist.recipe_snapshots("r", mix, 13000, 50) == [12000]
     assert stacked_mnist.recipe_refine_options("r", mix) == RefineOptions(
         quantile=0.95, precision="bf16")
+    # the five-generator recipe: the short recipe's training, G at five steps 250 apart,
+    # one set of critics for the mixture, two rounds
+    mix5 = recipes["dcgan_joint_mix5_bf16_refined2_bf16"]
+    assert mix5["set"] == short["set"]
+    assert stacked_mnist.recipe_snapshots("r", mix5, 12000, 50) == [11000, 11250, 11500, 11750]
+    assert stacked_mnist.recipe_snapshot_critic("r", mix5) == "shared"
+    assert stacked_mnist.recipe_snapshot_critic("r", mix) == "each"
+    assert stacked_mnist.recipe_refine_options("r", mix5) == RefineOptions(
+        quantile=0.95, precision="bf16", rounds=2)
     assert sorted(k for k, r in recipes.items() if "refine" in r) == [
         "dcgan_joint_bf16_refined", "dcgan_joint_bf16_refined_bf16",
-        "dcgan_joint_ffm_bf16_refined", "dcgan_joint_mix_bf16_refined_bf16",
-        "dcgan_joint_short_bf16_refined", "dcgan_joint_short_bf16_refined_bf16"]
+        "dcgan_joint_ffm_bf16_refined", "dcgan_joint_mix5_bf16_refined2_bf16",
+        "dcgan_joint_mix_bf16_refined_bf16", "dcgan_joint_short_bf16_refined",
+        "dcgan_joint_short_bf16_refined_bf16"]
     assert [k for k, r in recipes.items() if "snapshots" in r] == [
-        "dcgan_joint_mix_bf16_refined_bf16"]
+        "dcgan_joint_mix_bf16_refined_bf16", "dcgan_joint_mix5_bf16_refined2_bf16"]
 
 
 def test_stacked_mnist_table_by_hand():
@@ -380,3 +391,48 @@ def test_a_refined_snapshot_recipe_fits_one_critic_per_generator(monkeypatch):
     assert [(shape, q) for _, shape, q in fitted] == [((50_000, 3, 28, 28), 0.5)] * 2
     assert fitted[0][0] is not fitted[1][0]
     assert row["acceptance"] == pytest.approx(301 / 902)
+
+
+def test_a_shared_critic_snapshot_recipe_refines_the_mixture_once(monkeypatch):
+    """``snapshot_critic: shared`` hands the whole list of generators to one refine call
+    and draws all the samples from its sampler, from latents seed + 12345."""
+    import gankit.refine
+
+    spec = _common.load_recipes("stacked_mnist")
+    spec["recipes"] = {"tiny_mix": {"preset": "dcgan", "set": TINY, "snapshots": [2],
+                                    "refine": {"quantile": 0.5}, "snapshot_critic": "shared"}}
+    monkeypatch.setattr(_common, "load_recipes", lambda name: spec)
+    fitted, drawn = [], []
+
+    class FakeSampler:
+        def __init__(self, nets):
+            self.nets, self.report = nets, {"acceptance": 0.3}
+
+        def sample(self, n, seed):
+            drawn.append((n, seed))
+            return stacked_mnist.draw(self.nets[0], 100, seed, n)
+
+    def fake_refine(G, z_dim, real, options):
+        fitted.append((G, real.shape, options.quantile))
+        return FakeSampler(G)
+
+    monkeypatch.setattr(gankit.refine, "refine", fake_refine)
+    row = stacked_mnist.run(["tiny_mix"], seeds=1, first_seed=5, steps=4, samples=301,
+                            log=lambda s: None)["runs"]["tiny_mix"][0]
+    assert len(fitted) == 1 and isinstance(fitted[0][0], list) and len(fitted[0][0]) == 2
+    assert fitted[0][1:] == ((50_000, 3, 28, 28), 0.5)
+    assert fitted[0][0][0] is not fitted[0][0][1]
+    assert drawn == [(301, 5 + 12345)] and row["acceptance"] == 0.3
+
+
+@pytest.mark.parametrize("recipe, message", [
+    ({"snapshot_critic": "both", "refine": {}},
+     "recipe r: snapshot_critic must be one of each, shared, got 'both'"),
+    ({"snapshot_critic": "shared"}, "recipe r: snapshot_critic=shared needs a refine: mapping"),
+])
+def test_bad_snapshot_critic_is_refused_with_the_recipe_named(recipe, message):
+    with pytest.raises(ValueError, match=message):
+        stacked_mnist.recipe_snapshot_critic("r", recipe)
+    assert stacked_mnist.recipe_snapshot_critic("r", {}) == "each"
+    with pytest.raises(ValueError, match="critic='one': choose one of each, shared"):
+        stacked_mnist.mixture_sample([], 100, 0, 10, critic="one")

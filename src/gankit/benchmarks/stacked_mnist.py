@@ -25,9 +25,11 @@ from gankit.benchmarks._common import (
     train_recipe,
 )
 from gankit.metrics.modes import mode_counts
+from gankit.refine import mixture_shares
 from gankit.utils.io import atomic_write_json
 
 NUM_SAMPLES = 26_000  # the VEEGAN setting
+SNAPSHOT_CRITICS = ("each", "shared")  # a recipe's snapshot_critic: its refinement's critics
 
 
 def count_modes(x: torch.Tensor, extractor=None) -> dict:
@@ -71,12 +73,6 @@ def score_generator(G, z_dim: int, seed: int, samples: int = NUM_SAMPLES,
     return count_modes(draw(G, z_dim, seed + 12345, samples), extractor)
 
 
-def mixture_shares(samples: int, parts: int) -> list[int]:
-    """How many of ``samples`` each of ``parts`` generators draws: equal shares, the
-    remainder one each to the first ones (10 over 3: 4, 3, 3)."""
-    return [samples // parts + (1 if i < samples % parts else 0) for i in range(parts)]
-
-
 def recipe_snapshots(name: str, recipe: dict, total_steps: int, log_interval: int) -> list[int]:
     """The steps of a recipe's ``snapshots:`` list, checked and sorted ([] without one).
 
@@ -104,15 +100,25 @@ def recipe_snapshots(name: str, recipe: dict, total_steps: int, log_interval: in
 
 
 def mixture_sample(nets: Sequence, z_dim: int, seed: int, samples: int, options=None,
-                   real: torch.Tensor | None = None) -> tuple[torch.Tensor, float | None]:
+                   real: torch.Tensor | None = None,
+                   critic: str = "each") -> tuple[torch.Tensor, float | None]:
     """``samples`` draws from an equal mixture of generators ``nets`` (`mixture_shares`),
     generator i from latents seeded ``seed + 12345 + 1000 * i``, so one generator alone
     draws exactly what `score_generator` draws. With `gankit.refine.RefineOptions`
-    ``options``, each generator gets its own critic, fitted against ``real``.
+    ``options`` the draws are refined against ``real``: ``critic="each"`` fits one set of
+    critics per generator, ``critic="shared"`` one set for the mixture as a whole
+    (`gankit.refine.refine` with the list; the same latents).
 
     Returns the samples and, when refined, the acceptance over all parts (accepted
     samples over candidates), else None.
     """
+    if critic not in SNAPSHOT_CRITICS:
+        raise ValueError(f"critic={critic!r}: choose one of {', '.join(SNAPSHOT_CRITICS)}")
+    if options is not None and critic == "shared":
+        from gankit.refine import refine
+
+        sampler = refine(list(nets), z_dim, real, options)
+        return sampler.sample(samples, seed=seed + 12345), sampler.report["acceptance"]
     parts, seen = [], 0.0
     for i, (G, share) in enumerate(zip(nets, mixture_shares(samples, len(nets)))):
         latent_seed = seed + 12345 + 1000 * i
@@ -141,6 +147,19 @@ class SnapshotKeeper:
             self.nets[step] = copy.deepcopy(trainer.state.sample_net(ema=True)).eval()
 
 
+def recipe_snapshot_critic(name: str, recipe: dict) -> str:
+    """A recipe's ``snapshot_critic``: ``each`` (the default) refines each generator of its
+    snapshot mixture with its own critics, ``shared`` fits one set for the whole mixture."""
+    value = recipe.get("snapshot_critic", "each")
+    if value not in SNAPSHOT_CRITICS:
+        raise ValueError(f"recipe {name}: snapshot_critic must be one of "
+                         f"{', '.join(SNAPSHOT_CRITICS)}, got {value!r}")
+    if value == "shared" and "refine" not in recipe:
+        raise ValueError(f"recipe {name}: snapshot_critic=shared needs a refine: mapping "
+                         "(without one nothing is refined); add refine: {} or drop it")
+    return value
+
+
 def recipe_refine_options(name: str, recipe: dict):
     """The `gankit.refine.RefineOptions` of a recipe's ``refine:`` mapping (None without
     one): its samples are then drawn by critic-guided rejection sampling, from the same
@@ -166,6 +185,7 @@ def run(recipes: Sequence[str] = ("dcgan", "pacdcgan2"), seeds: int = 1,
     from gankit import api
 
     refine_options = {name: recipe_refine_options(name, r) for name, r in chosen.items()}
+    critics = {name: recipe_snapshot_critic(name, r) for name, r in chosen.items()}
     snapshots = {}
     for name, r in chosen.items():  # checked before any training
         cfg = api.make_config(r["preset"], steps=steps, overrides=r["set"])
@@ -180,7 +200,7 @@ def run(recipes: Sequence[str] = ("dcgan", "pacdcgan2"), seeds: int = 1,
         options = refine_options[name]
         real = api.dataset_for(res.state.config).x if options is not None else None
         x, acceptance = mixture_sample(nets, res.state.config.z_dim, seed, samples, options,
-                                       real)
+                                       real, critics[name])
         row = count_modes(x)
         if acceptance is not None:
             row["acceptance"] = acceptance
