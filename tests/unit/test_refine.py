@@ -43,6 +43,12 @@ class FixedCritic(nn.Module):
         return torch.where(v[:, 0, :3].mean((1, 2)) > 0, 0.0, math.log(0.25))
 
 
+def logits_a_b(s, real, opts):
+    """The fitted critic's logits on the first real A and the first real B."""
+    probe = torch.cat([real[is_a(real)][:1], real[~is_a(real)][:1]])
+    return s.critic(view(probe, opts)).tolist()
+
+
 def sampler(G, critic, alpha, threshold=0.0):
     return RefinedSampler(G, 2, critic, RefineOptions(view="pixels", pool=1, alpha=alpha),
                           threshold)
@@ -90,8 +96,7 @@ def test_the_fitted_critic_learns_the_density_ratio_and_rebalances():
     opts = RefineOptions(view="pixels", pool=1, epochs=2, alpha=1.0, quantile=1.0, seed=2,
                          ensemble=1)
     s = refine(G, 2, real, opts)
-    probe = torch.cat([real[is_a(real)][:1], real[~is_a(real)][:1]])
-    la, lb = s.critic(view(probe, opts)).tolist()
+    la, lb = logits_a_b(s, real, opts)
     assert la == pytest.approx(math.log(0.5 / 0.8), abs=0.15)
     assert lb == pytest.approx(math.log(0.5 / 0.2), abs=0.15)
     x = s.sample(6000, seed=4)
@@ -335,8 +340,7 @@ def test_refine_fits_one_critic_to_a_mixture():
     real = TwoKinds(0.5)(torch.randn(16000, 2, generator=torch.Generator().manual_seed(1)))
     opts = RefineOptions(view="pixels", pool=1, epochs=2, quantile=0.99, seed=2, ensemble=1)
     s = refine([TwoKinds(0.9), TwoKinds(0.5)], 2, real.detach(), opts)
-    probe = torch.cat([real[is_a(real)][:1], real[~is_a(real)][:1]])
-    la, lb = s.critic(view(probe, opts)).tolist()
+    la, lb = logits_a_b(s, real, opts)
     assert la == pytest.approx(math.log(5 / 7), abs=0.15)
     assert lb == pytest.approx(math.log(5 / 3), abs=0.15)
     x = s.sample(6000, seed=4)
