@@ -12,6 +12,28 @@ from pathlib import Path
 USER_ERRORS = (ValueError, TypeError, FileNotFoundError, NotADirectoryError, KeyError)
 
 
+def _refine_arguments(parser: argparse.ArgumentParser, whose: str = "") -> None:
+    parser.add_argument("--refine", action="store_true",
+                        help=f"critic-guided rejection sampling of {whose}G: fit critics on "
+                        "the training images against G's samples (about 1.5 minutes on 2 "
+                        "threads for 50,000 28x28 stacks), keep each sample with probability "
+                        "min(1, exp(alpha * logit - M)); unconditional runs")
+    parser.add_argument("--refine-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a refine option (view, threshold, pool, epochs, fit_samples, "
+                        "holdout, batch_size, lr, decay, ensemble, alpha, quantile, rounds, "
+                        "seed, precision=fp32|bf16: G's forward passes, bf16 about 2x faster "
+                        "where the CPU has AVX-512 BF16 or AMX); implies --refine")
+
+
+def _refine_options(args):
+    """The parsed RefineOptions when --refine or --refine-set was given, else None."""
+    if not (args.refine or args.refine_set):
+        return None
+    from gankit.refine import RefineOptions
+
+    return RefineOptions.parse(args.refine_set)  # bad options fail before any work
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gankit", description="Train, sample and inspect GANs.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -44,16 +66,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="use the EMA generator when the run has one (default)")
     s.add_argument("--no-ema", dest="ema", action="store_false", help="use the raw generator")
     s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
-    s.add_argument("--refine", action="store_true",
-                   help="critic-guided rejection sampling: fit critics on the training "
-                   "images against G's samples (about 1.5 minutes on 2 threads for 50,000 "
-                   "28x28 stacks), keep each sample with probability "
-                   "min(1, exp(alpha * logit - M)); unconditional runs")
-    s.add_argument("--refine-set", action="append", default=[], metavar="KEY=VALUE",
-                   help="a refine option (view, threshold, pool, epochs, fit_samples, "
-                   "holdout, batch_size, lr, decay, ensemble, alpha, quantile, seed, "
-                   "precision=fp32|bf16: G's forward passes, bf16 about 2x faster where the "
-                   "CPU has AVX-512 BF16 or AMX); implies --refine")
+    _refine_arguments(s)
 
     e = sub.add_parser("eval", help="compute metrics of a run or a samples file")
     e.add_argument("source", help="RUN_DIR or samples.npz (an array 'x')")
@@ -68,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--no-ema", dest="ema", action="store_false", default=True)
     e.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
     e.add_argument("--no-cache", action="store_true", help="do not cache real statistics")
+    _refine_arguments(e, "a run's ")
 
     x = sub.add_parser("extractor", help="train a feature extractor (a small classifier)")
     x_sub = x.add_subparsers(dest="action", required=True)
@@ -153,13 +167,11 @@ def cmd_sample(args) -> int:
         nrow = args.n if args.n is not None else 10
         classes = api.class_grid_labels(run, nrow)
         n = len(classes)
-    if args.refine or args.refine_set:
-        from gankit.refine import RefineOptions
-
+    options = _refine_options(args)
+    if options is not None:
         if classes is not None:
             raise ValueError("--refine cannot be combined with --class or --class-grid: "
                              "refined sampling supports unconditional runs only")
-        options = RefineOptions.parse(args.refine_set)  # bad options fail before the fit
         sampler = api.refined_sampler(run, options, ema=args.ema, device=args.device,
                                       log=lambda m: print(f"gankit: {m}", file=sys.stderr))
         x, y = sampler.sample(n, seed=args.seed), None
@@ -191,14 +203,17 @@ def cmd_eval(args) -> int:
     from gankit.evaluation import evaluate, format_table
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    refine = _refine_options(args)
     out = args.out
     source = Path(args.source)
     if out is None:
-        out = (source / "metrics" / f"eval_n{args.n or 10_000}.json" if source.is_dir()
+        tag = "_refined" if refine is not None else ""
+        out = (source / "metrics" / f"eval_n{args.n or 10_000}{tag}.json" if source.is_dir()
                else source.with_suffix(".metrics.json"))
     results = evaluate(args.source, metrics=metrics, against=args.against, n=args.n,
                        extractor=args.extractor, seed=args.seed, ema=args.ema,
-                       device=args.device, cache=None if args.no_cache else "default", out=out)
+                       device=args.device, cache=None if args.no_cache else "default", out=out,
+                       refine=refine, log=lambda m: print(f"gankit: {m}", file=sys.stderr))
     print(format_table(results))
     print(f"wrote {out}")
     return 0

@@ -52,16 +52,27 @@ def lower_is_better(key: str) -> bool:
     return key.startswith(LOWER_IS_BETTER)
 
 
-def _load_source(source, n: int | None, seed: int, ema: bool, device: str):
-    """Samples [n, ...] and the training-data spec of their run (None for files)."""
+def _load_source(source, n: int | None, seed: int, ema: bool, device: str, refine=None,
+                 log=None):
+    """Samples [n, ...], the training-data spec of their run (None for files) and the
+    refined sampler's report (None without ``refine``)."""
     from gankit import api
 
-    if isinstance(source, torch.Tensor):
-        return source.float(), None
-    path = Path(source)
+    path = None if isinstance(source, torch.Tensor) else Path(source)
+    if refine is not None and (path is None or not path.is_dir()):
+        raise ValueError(f"refine needs a run directory to draw from, got {source!r}; "
+                         "refine while sampling (gankit sample RUN --refine --out FILE.npz) "
+                         "and evaluate that file")
+    if path is None:
+        return source.float(), None, None
     if path.is_dir():
         run = api.load(path, device=device)
-        return api.sample(run, n or 10_000, seed=seed, ema=ema, device=device), run.config.data
+        if refine is not None:
+            sampler = api.refined_sampler(run, refine, ema=ema, device=device, log=log)
+            x = sampler.sample(n or 10_000, seed=seed)
+            return x, run.config.data, dict(sampler.report)
+        x = api.sample(run, n or 10_000, seed=seed, ema=ema, device=device)
+        return x, run.config.data, None
     if path.suffix.lower() == ".npz":
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such samples file")
@@ -74,14 +85,15 @@ def _load_source(source, n: int | None, seed: int, ema: bool, device: str):
             if n > len(x):
                 raise ValueError(f"-n {n} but {path} holds only {len(x)} samples")
             x = x[:n]
-        return x, None
+        return x, None, None
     raise ValueError(f"{source}: expected a run directory or a samples .npz file")
 
 
 def evaluate(source: Any, *, metrics: Sequence[str] | None = None, against: str | None = None,
              n: int | None = None, extractor: str | None = None, seed: int = 0,
              ema: bool = True, device: str = "cpu", cache: str | os.PathLike | None = "default",
-             out: str | os.PathLike | None = None) -> dict[str, float]:
+             out: str | os.PathLike | None = None, refine=None,
+             log=None) -> dict[str, float]:
     """Compute metrics of generated samples against a real dataset.
 
     Args:
@@ -97,6 +109,11 @@ def evaluate(source: Any, *, metrics: Sequence[str] | None = None, against: str 
         cache: directory for cached real statistics; ``"default"`` is `cache_dir()`,
             None disables caching.
         out: write the results as JSON here (atomically).
+        refine: a `gankit.refine.RefineOptions`: score a run's refined samples instead
+            (`gankit.api.refined_sampler`, the samples ``gankit sample --refine`` draws
+            with the same seed). The results gain ``refine_acceptance`` and
+            ``refine_heldout_accuracy`` (the first round's critic). Run directories only.
+        log: called with the refine critics' progress lines.
 
     Returns:
         ``{protocol_key: value}``, e.g. ``{"fid_10k_mnist5k_lenet_mnist5k": 4.1, ...}``.
@@ -108,7 +125,7 @@ def evaluate(source: Any, *, metrics: Sequence[str] | None = None, against: str 
         METRICS.get(name)  # an unknown name fails before any sampling
     if n is not None and n < 2:
         raise ValueError(f"-n must be at least 2, got {n}")
-    fake, data_cfg = _load_source(source, n, seed, ema, device)
+    fake, data_cfg, refined = _load_source(source, n, seed, ema, device, refine, log)
     if against is None:
         if data_cfg is None:
             raise ValueError("--against DATA is required when evaluating a samples file")
@@ -130,6 +147,9 @@ def evaluate(source: Any, *, metrics: Sequence[str] | None = None, against: str 
         fake, real.x, metrics, extractor or default_extractor(against, kind),
         short_name(against), len(fake), seed=seed, options=options,
         cache_dir=cache_dir() if cache == "default" else cache)
+    if refined is not None:
+        results["refine_acceptance"] = float(refined["acceptance"])
+        results["refine_heldout_accuracy"] = float(refined["heldout_accuracy"])
     if out is not None:
         atomic_write_json(out, results)
     return results

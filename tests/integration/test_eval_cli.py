@@ -81,6 +81,8 @@ def test_eval_mixture_run_uses_raw_points(tmp_path):
     (["eval", "SAMPLES", "--against", "digits", "--extractor", "lenet_mnist"],
      "Did you mean 'lenet_mnist5k'?"),
     (["show", "RUN"], "show needs at least one of"),
+    (["eval", "SAMPLES", "--against", "digits", "--refine"], "refine needs a run directory"),
+    (["eval", "SAMPLES", "--against", "digits", "--refine-set", "alpha=-1"], "alpha=-1.0"),
 ])
 def test_eval_errors(tmp_path, monkeypatch, capsys, argv, message):
     monkeypatch.chdir(tmp_path)
@@ -114,3 +116,32 @@ def test_extractor_train_cli(tmp_path, capsys):
     assert main(["eval", str(tmp_path / "d.npz"), "--against", "digits", "--metrics", "is",
                  "--extractor", f"lenet:{out}", "-n", "50"]) == 0
 
+
+
+def test_eval_refine_scores_the_samples_gankit_sample_refine_draws(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "dcgan", "--steps", "4", "--out", str(run), *TINY,
+                 "--set", "hooks.ema=null"]) == 0
+    refine = ["--refine-set", "epochs=1", "--refine-set", "pool=1",
+              "--refine-set", "fit_samples=2000"]
+    drawn = tmp_path / "s.npz"
+    assert main(["sample", str(run), "--n", "300", "--seed", "3", "--out", str(drawn),
+                 *refine]) == 0
+    printed = capsys.readouterr().err
+    acceptance = float(printed.split("acceptance ")[-1].split()[0])
+    assert main(["eval", str(drawn), "--against", "digits", "--metrics", "modes,fid",
+                 "--seed", "3", "--out", str(tmp_path / "file.json")]) == 0
+    assert main(["eval", str(run), "-n", "300", "--seed", "3", "--metrics", "modes,fid",
+                 *refine]) == 0
+    assert main(["eval", str(run), "-n", "300", "--seed", "3", "--metrics", "modes,fid"]) == 0
+    from_file = json.loads((tmp_path / "file.json").read_text())
+    refined = json.loads((run / "metrics" / "eval_n300_refined.json").read_text())
+    plain = json.loads((run / "metrics" / "eval_n300.json").read_text())
+    # eval --refine scores exactly the samples gankit sample --refine drew with that seed
+    for key, value in from_file.items():
+        assert refined[key] == value, key
+    assert round(refined["refine_acceptance"], 3) == acceptance
+    assert 0 < refined["refine_acceptance"] <= 1
+    assert 0.5 <= refined["refine_heldout_accuracy"] <= 1
+    assert refined["fid_300_digits_lenet"] != plain["fid_300_digits_lenet"]
+    assert "refine_acceptance" not in plain
