@@ -1,6 +1,7 @@
 """Benchmark protocols: mode counting on Stacked MNIST, tables, recipe validation."""
 
 import math
+import os
 
 import pytest
 import torch
@@ -81,7 +82,7 @@ def test_busy_machine_warning_thresholds():
     # 1 busy core + 1 thread on 2 cores fits; + 2 threads does not (1.0 + 2 > 2.5)
     assert _common.busy_warning(load=1.0, threads=1, cores=2) is None
     text = _common.busy_warning(load=1.0, threads=2, cores=2)
-    assert "load average 1.0 on 2 cores" in text and "adds 2 threads" in text
+    assert "load average: 1.0 of 2 cores busy" in text and "adds 2 threads" in text
     assert "OMP_NUM_THREADS" in text and "at most 2" in text
     # a 16-core machine with 2 busy cores has room for 8 threads, not for 15
     assert _common.busy_warning(load=2.0, threads=8, cores=16) is None
@@ -90,14 +91,35 @@ def test_busy_machine_warning_thresholds():
 
 def test_the_bench_logs_the_busy_warning(monkeypatch):
     lines = []
+    monkeypatch.setattr(_common, "busy_cores", lambda: None)  # no /proc/stat: load average
     monkeypatch.setattr(_common.os, "getloadavg", lambda: (3.0, 3.0, 3.0))
     monkeypatch.setattr(_common.os, "cpu_count", lambda: 2)
     _common.prepare("mixture", ["stable"], 1, lines.append)
-    assert len(lines) == 1 and "load average 3.0 on 2 cores" in lines[0]
+    assert len(lines) == 1 and "load average: 3.0 of 2 cores busy" in lines[0]
     monkeypatch.setattr(_common.os, "getloadavg", lambda: (0.1, 0.1, 0.1))
     lines.clear()
     _common.prepare("mixture", ["stable"], 1, lines.append)
     assert lines == []
+    # /proc/stat wins over a load average that still remembers a finished job
+    monkeypatch.setattr(_common, "busy_cores", lambda: 0.1)
+    monkeypatch.setattr(_common.os, "getloadavg", lambda: (1.9, 1.9, 1.9))
+    _common.prepare("mixture", ["stable"], 1, lines.append)
+    assert lines == []
+    monkeypatch.setattr(_common, "busy_cores", lambda: 1.6)
+    _common.prepare("mixture", ["stable"], 1, lines.append)
+    assert len(lines) == 1 and "/proc/stat over 0.5 s: 1.6 of 2 cores busy" in lines[0]
+
+
+def test_cpu_busy_share_from_two_proc_stat_readings():
+    before = "cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 50 0 25 400 25 0 0 0 0 0\n"
+    # +60 user, +20 system, +100 idle, +20 iowait: 80 busy of 200
+    after = "cpu  160 0 70 900 70 0 0 0 0 0\ncpu0 80 0 35 450 35 0 0 0 0 0\n"
+    assert _common.cpu_busy_share(before, after) == pytest.approx(0.4)
+    assert _common.cpu_busy_share(before, before) == 0.0
+    with pytest.raises(ValueError, match="aggregate 'cpu' line"):
+        _common.cpu_busy_share("intr 1\n", after)
+    busy = _common.busy_cores(window=0.05)
+    assert busy is None or 0.0 <= busy <= (os.cpu_count() or 1)
 
 
 def test_unknown_recipe_and_dataset():
