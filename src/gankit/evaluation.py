@@ -60,7 +60,8 @@ def _load_source(source, n: int | None, seed: int, ema: bool, device: str, refin
 
     path = None if isinstance(source, torch.Tensor) else Path(source)
     if refine is not None and (path is None or not path.is_dir()):
-        raise ValueError(f"refine needs a run directory to draw from, got {source!r}; "
+        what = "a tensor of samples" if path is None else repr(str(source))
+        raise ValueError(f"refine needs a run directory to draw from, got {what}; "
                          "refine while sampling (gankit sample RUN --refine --out FILE.npz) "
                          "and evaluate that file")
     if path is None:

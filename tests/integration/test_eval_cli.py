@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from gankit import evaluation
 from gankit.cli import main
@@ -117,7 +118,6 @@ def test_extractor_train_cli(tmp_path, capsys):
                  "--extractor", f"lenet:{out}", "-n", "50"]) == 0
 
 
-
 def test_eval_refine_scores_the_samples_gankit_sample_refine_draws(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "dcgan", "--steps", "4", "--out", str(run), *TINY,
@@ -145,3 +145,10 @@ def test_eval_refine_scores_the_samples_gankit_sample_refine_draws(tmp_path, cap
     assert 0.5 <= refined["refine_heldout_accuracy"] <= 1
     assert refined["fid_300_digits_lenet"] != plain["fid_300_digits_lenet"]
     assert "refine_acceptance" not in plain
+
+
+def test_eval_refine_of_a_tensor_names_it_without_printing_it():
+    from gankit.refine import RefineOptions
+
+    with pytest.raises(ValueError, match=r"got a tensor of samples; refine while sampling"):
+        evaluation.evaluate(torch.zeros(4, 1, 8, 8), against="digits", refine=RefineOptions())

@@ -122,6 +122,14 @@ def test_cpu_busy_share_from_two_proc_stat_readings():
     assert busy is None or 0.0 <= busy <= (os.cpu_count() or 1)
 
 
+def test_an_unreadable_proc_stat_falls_back_instead_of_failing(monkeypatch):
+    def unreadable(before, after):
+        raise ValueError("/proc/stat: no aggregate 'cpu' line")
+
+    monkeypatch.setattr(_common, "cpu_busy_share", unreadable)
+    assert _common.busy_cores(window=0.0) is None
+
+
 def test_unknown_recipe_and_dataset():
     with pytest.raises(ValueError, match="Did you mean 'pacgan2'"):
         mixture.run("ring", ["pacgan22"], seeds=1, steps=1)

@@ -113,9 +113,10 @@ def busy_cores(window: float = 0.5) -> float | None:
         before = stat.read_text()
         time.sleep(window)
         after = stat.read_text()
-    except OSError:
+        share = cpu_busy_share(before, after)
+    except (OSError, ValueError):  # no /proc/stat, or one this parser cannot read
         return None
-    return cpu_busy_share(before, after) * (os.cpu_count() or 1)
+    return share * (os.cpu_count() or 1)
 
 
 def busy_warning(load: float | None = None, threads: int | None = None,
