@@ -73,7 +73,8 @@ def test_count_modes_rejects_grey_images():
 def test_mean_and_standard_error():
     mean, se = _common.mean_se([1.0, 2.0, 3.0, 6.0])  # mean 3, sample std sqrt(14/3)
     assert mean == 3.0 and se == pytest.approx(math.sqrt(14 / 3) / 2)
-    assert _common.mean_se([5.0]) == (5.0, 0.0)
+    assert _common.mean_se([5.0]) == (5.0, None)  # one run has no standard error
+    assert _common.fmt(5.0, None, 2) == "5.00" and _common.fmt(3.0, 0.5, 1) == "3.0 ± 0.5"
 
 
 def test_busy_machine_warning_thresholds():
@@ -291,9 +292,10 @@ def test_stacked_mnist_table_by_hand():
     report = {"runs": {"mine": rows}, "paper": {"PacDCGAN2": [1000.0, 0.0, 0.06, 0.003]},
               "samples": 26000, "seeds": 2, "steps": 5}
     mine, paper = stacked_mnist.table(report).splitlines()[1:3]
-    # means ± standard errors: modes 999 ± 1, KL 0.15 ± 0.05; then s/run 70, 0.100, 30.0 %
-    assert mine.split() == ["gankit", "mine", "(mnist5k)", "999.0", "±", "1.0", "0.150", "±",
-                            "0.050", "70", "0.100", "30.0%"]
+    # means ± standard errors: modes 999 ± 1, KL 0.15 ± 0.05; the worst KL 0.2; then s/run
+    # 70, KL channels 0.100, uncertain 30.0 %
+    assert mine.split() == ["gankit", "mine", "(mnist5k)", "999.0", "±", "1.0", "0.1500", "±",
+                            "0.0500", "0.2000", "70", "0.100", "30.0%"]
     assert paper.split() == ["paper", "PacDCGAN2", "1000.0", "±", "0.0", "0.06", "±", "0.00"]
 
 
@@ -466,3 +468,95 @@ def test_bad_snapshot_critic_is_refused_with_the_recipe_named(recipe, message):
     assert stacked_mnist.recipe_snapshot_critic("r", {}) == "each"
     with pytest.raises(ValueError, match="critic='one': choose one of each, shared"):
         stacked_mnist.mixture_sample([], 100, 0, 10, critic="one")
+
+
+def _stacked_report(rows, **extra):
+    report = {"seeds": len(rows), "first_seed": 0, "steps": None, "samples": 26000,
+              "runs": {"mine": rows}, "paper": {"PacDCGAN2": [1000.0, 0.0, 0.06, 0.003]}}
+    report.update(extra)
+    return report
+
+
+def _row(kl, modes=1000, **extra):
+    return {"modes": modes, "kl": kl, "kl_channels": kl / 2, "uncertain": 0.25,
+            "seconds": 100.0, **extra}
+
+
+def _write(path, report):
+    import json
+
+    path.write_text(json.dumps(report))
+    return path
+
+
+def test_combine_merges_seeds_run_apart(tmp_path):
+    # seeds 3..4 from a report written before rows named their seed, seed 7 from a new one
+    old = _write(tmp_path / "a.json", _stacked_report([_row(0.04), _row(0.06)], first_seed=3))
+    new = _write(tmp_path / "b.json", _stacked_report(
+        [_row(0.05, modes=998, seed=7)], first_seed=7, benchmark="stacked_mnist"))
+    merged = _common.combine([new, old])
+    assert [r["seed"] for r in merged["runs"]["mine"]] == [3, 4, 7]
+    assert merged["seeds"] == 3 and merged["first_seed"] == 3
+    assert merged["combined_from"] == [str(new), str(old)]
+    line = stacked_mnist.table(merged).splitlines()[1].split()
+    # KL 0.04, 0.06, 0.05: mean 0.05, sample std 0.01, s.e. 0.01 / sqrt(3) = 0.0058;
+    # modes 1000, 1000, 998: mean 999.3, s.e. sqrt(4/3) / sqrt(3) = 0.67; worst KL 0.06
+    assert line[3:10] == ["999.3", "±", "0.7", "0.0500", "±", "0.0058", "0.0600"]
+    assert "3 seeds (3, 4, 7)" in stacked_mnist.table(merged)
+
+
+def test_combine_refuses_what_cannot_share_a_table(tmp_path):
+    a = _write(tmp_path / "a.json", _stacked_report([_row(0.04)], first_seed=1,
+                                                    recipes={"mine": {"preset": "dcgan"}}))
+    with pytest.raises(ValueError, match=r"mine seed 1 is in both .*a\.json and .*a2\.json"):
+        _common.combine([a, _write(tmp_path / "a2.json",
+                                   _stacked_report([_row(0.05)], first_seed=1))])
+    fewer = _write(tmp_path / "n.json", _stacked_report([_row(0.04)], first_seed=2,
+                                                        samples=10000))
+    with pytest.raises(ValueError, match=r"samples 10000 differs from .*a\.json's 26000"):
+        _common.combine([a, fewer])
+    other = _write(tmp_path / "m.json", {"dataset": "ring", "steps": None, "seeds": 1,
+                                         "runs": {"gan": [{"modes": 8}]}, "paper": {}})
+    with pytest.raises(ValueError, match="is a mixture report but .* is a stacked_mnist one"):
+        _common.combine([a, other])
+    edited = _write(tmp_path / "e.json", _stacked_report(
+        [_row(0.04)], first_seed=5, recipes={"mine": {"preset": "gan"}}))
+    with pytest.raises(ValueError, match="recipe mine is not the recipe of the same name"):
+        _common.combine([a, edited])
+    with pytest.raises(ValueError, match=r"nope\.json: no such file"):
+        _common.combine([a, tmp_path / "nope.json"])
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="is not valid JSON"):
+        _common.combine([tmp_path / "bad.json"])
+    with pytest.raises(ValueError, match="not a gankit bench results.json"):
+        _common.combine([_write(tmp_path / "x.json", {"benchmark": "cifar", "runs": {}})])
+
+
+def test_combined_seeds_equal_one_report_of_them_all(tmp_path):
+    """Seeds 0 and 1 run apart and combined give the rows of one two-seed report."""
+    quiet = {"steps": 15, "log": lambda s: None}
+    both = mixture.run("ring", ["stable"], seeds=2, **quiet)
+    mixture.run("ring", ["stable"], seeds=1, out=tmp_path / "s1", first_seed=1, **quiet)
+    mixture.run("ring", ["stable"], seeds=1, out=tmp_path / "s0", **quiet)
+    merged = _common.combine([tmp_path / "s1" / "results.json", tmp_path / "s0" / "results.json"])
+    strip = [[{k: v for k, v in r.items() if k != "seconds"} for r in rep["runs"]["stable"]]
+             for rep in (both, merged)]
+    assert strip[0] == strip[1] and [r["seed"] for r in strip[1]] == [0, 1]
+    assert merged["recipes"] == both["recipes"] and merged["benchmark"] == "mixture"
+    mine, whole = (mixture.table(r).splitlines()[1] for r in (merged, both))
+    assert mine[:-8] == whole[:-8]  # the same row but for the seconds per run
+
+
+def test_bench_combine_cli(tmp_path, capsys):
+    from gankit.cli import main
+
+    a = _write(tmp_path / "a.json", _stacked_report([_row(0.04), _row(0.06)]))
+    b = _write(tmp_path / "b.json", _stacked_report([_row(0.05)], first_seed=2))
+    out = tmp_path / "merged"
+    out.mkdir()
+    assert main(["bench", "combine", str(a), str(b), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "0.0500 ± 0.0058" in text and "3 seeds (0..2)" in text
+    assert _common.combine([out / "results.json"])["seeds"] == 3
+    assert main(["bench", "combine", str(a), str(a)]) == 2
+    assert "mine seed 0 is in both" in capsys.readouterr().err

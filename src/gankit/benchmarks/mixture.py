@@ -47,8 +47,9 @@ def run(dataset: str = "ring", recipes: Sequence[str] = ("gan", "pacgan2"),
         return {"modes": m["modes"], "hq": 100 * m["hq"], "reverse_kl": m["reverse_kl"]}
 
     results = run_recipes(chosen, seeds, first_seed, one, log)
-    report = {"dataset": dataset, "seeds": seeds, "first_seed": first_seed, "steps": steps,
-              "runs": results, "paper": spec["paper"][dataset]}
+    report = {"benchmark": "mixture", "dataset": dataset, "seeds": seeds,
+              "first_seed": first_seed, "steps": steps, "runs": results,
+              "paper": spec["paper"][dataset], "recipes": chosen}
     if out is not None:
         atomic_write_json(out_dir(out, "results.json"), report)
     return report
