@@ -125,7 +125,8 @@ def _parser() -> argparse.ArgumentParser:
                           "benchmark (seeds run apart)")
     bc.add_argument("results", nargs="+", metavar="RESULTS_JSON",
                     help="results.json files that gankit bench --out wrote")
-    bc.add_argument("--out", help="write the combined report here (a .json file)")
+    bc.add_argument("--out", help="write the combined report here: a .json file, or a "
+                    "folder (then FOLDER/results.json)")
 
     sub.add_parser("list", help="list presets and registered components")
     return p
@@ -268,14 +269,16 @@ def cmd_doctor(args) -> int:
 
 def cmd_bench(args) -> int:
     if args.benchmark == "combine":
-        from gankit.benchmarks import _common, mixture, stacked_mnist
+        import importlib
+
+        from gankit.benchmarks import _common
         from gankit.utils.io import atomic_write_json
 
         report = _common.combine(args.results)
         if args.out:  # a folder gets a results.json, as gankit bench --out does
             out = Path(args.out) / "results.json" if Path(args.out).is_dir() else args.out
             atomic_write_json(out, report)
-        bench = mixture if report["benchmark"] == "mixture" else stacked_mnist
+        bench = importlib.import_module(f"gankit.benchmarks.{report['benchmark']}")
         print(bench.table(report))
         return 0
     recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]
