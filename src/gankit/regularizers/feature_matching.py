@@ -1,8 +1,9 @@
 """Feature matching, Salimans et al. 2016 (section 3.1): G matches the mean of D's features.
 
 weight * ||mean_i f(x_i) - mean_j f(G(z_j))||_2^2, f = D's penultimate features
-(``D.score(x)["features"]``). The real features are D's detached view of the latest real
-batch (the loop keeps it for the G step), so the gradient reaches G only. The term is added
+(``D.score(x)["features"]``). In the G step the loop scores the latest real batch with the
+same D that scores the fakes (after D's update), so both means live in one feature space;
+the real features are detached, so the gradient reaches G only. The term is added
 to G's adversarial loss, it does not replace it (the paper's G minimises feature matching
 alone): both objectives act on G, the adversarial one with weight 1.
 
@@ -40,6 +41,7 @@ class FeatureMatching:
 
     phases = ("G",)  # runs during G updates
     needs_real_grad = False
+    needs_real_features = True  # the loop scores the latest real batch with the G step's D
 
     def __init__(self, weight: float = 1.0, interval: int = 1, unbiased: bool = False) -> None:
         self.Options(weight, interval, unbiased)  # validates

@@ -58,6 +58,7 @@ class OTMatching:
 
     phases = ("G",)  # runs during G updates
     needs_real_grad = False
+    needs_real_features = True  # the loop scores the latest real batch with the G step's D
 
     def __init__(self, weight: float = 1.0, interval: int = 1, cost: str = "cosine") -> None:
         self.Options(weight, interval, cost)  # validates

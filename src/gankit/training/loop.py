@@ -62,6 +62,9 @@ class Trainer:
             if hasattr(reg, "setup"):
                 reg.setup(self)
         self.real_grad = any(getattr(r, "needs_real_grad", False) for r in self.d_regs)
+        # G-step terms that compare fakes with D's view of real data (feature matching)
+        self.g_real_features = any(getattr(r, "needs_real_features", False)
+                                   for r in self.g_regs)
         self.hooks = list(state.hooks.values())
         self.augment = list(state.augmentations.values())
         self.conditional = state.conditional
@@ -76,7 +79,6 @@ class Trainer:
                              "real with fake samples; turn one of them off")
         self.last_real_view: tuple | None = None  # (D's input, labels) of the latest real batch
         self.last: dict[str, torch.Tensor] = {}
-        self.last_real_out: dict[str, torch.Tensor] | None = None  # D's view of real data
         health = state.config.health
         self.health = HealthMonitor(self, health) if health.enabled else None
         sc = state.config.self_condition
@@ -168,8 +170,9 @@ class Trainer:
             x = aug(x, self.state.step, self.state.generator)
         return x
 
-    def _d_update(self, D, opt, data_step: int, log: bool, main: bool = True) -> dict:
-        """One D update on a fresh real batch and fresh fakes (also used for unrolling)."""
+    def _d_update(self, D, opt, data_step: int, log: bool, main: bool = True) -> tuple:
+        """One D update on a fresh real batch and fresh fakes (also used for unrolling).
+        Returns D's input of the real batch and its labels, (view, labels), detached."""
         s = self.state
         real, labels = self._batch(data_step)
         if not self.conditional:
@@ -193,9 +196,7 @@ class Trainer:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if main:
-            self.last_real_out = {k: v.detach() for k, v in real_out.items()}
-            if self.joint:
-                self.last_real_view = (real_view.detach(), labels)
+            self.last_real_view = (real_view.detach(), labels)
             if log:
                 r, f = real_out["logits"].detach(), fake_out["logits"].detach()
                 self.last.update({"loss/D": loss.detach(), "scores/real": r.mean(),
@@ -209,7 +210,7 @@ class Trainer:
         if main:
             for hook in self.hooks:
                 hook.after_d_step(s, s.step)
-        return {k: v.detach() for k, v in real_out.items()}
+        return real_view.detach(), labels
 
     def d_step(self, data_step: int, log: bool) -> None:
         self._d_update(self.state.D, self.state.d_opt, data_step, log)
@@ -218,8 +219,7 @@ class Trainer:
         """Metz et al. 2017: a copy of D advanced k steps, against which G is updated
         (first-order variant: G's gradient does not flow through the k updates).
 
-        Returns the copy and its view of its last real batch (for feature matching). The
-        real D, its optimiser state and G's BatchNorm statistics are left untouched; D
+        Returns the copy and its input of its last real batch, (view, labels). The real D, its optimiser state and G's BatchNorm statistics are left untouched; D
         constraints (``constrain_d``, e.g. weight clipping) hold for the copy too.
         """
         s, k = self.state, self.state.config.train.unrolled_steps
@@ -227,21 +227,21 @@ class Trainer:
         opt = type(s.d_opt)(D.parameters(), **s.d_opt.defaults)
         opt.load_state_dict(copy.deepcopy(s.d_opt.state_dict()))
         g_buffers = [b.clone() for b in s.G.buffers()]
-        real_out: dict = {}
+        real_view = None
         for j in range(k):  # a separate, deterministic stream of real batches
-            real_out = self._d_update(D, opt, _UNROLL_OFFSET + s.step * k + j, log=False,
-                                      main=False)
+            real_view = self._d_update(D, opt, _UNROLL_OFFSET + s.step * k + j, log=False,
+                                       main=False)
         with torch.no_grad():
             for b, saved in zip(s.G.buffers(), g_buffers):
                 b.copy_(saved)
-        return D, real_out
+        return D, real_view
 
     def g_step(self, log: bool) -> None:
         s = self.state
         batch = self.batch_size()
-        D, real_out = s.D, self.last_real_out or {}
+        D, real_view = s.D, self.last_real_view
         if s.config.train.unrolled_steps > 0:
-            D, real_out = self._unrolled_critic()
+            D, real_view = self._unrolled_critic()
         D.requires_grad_(False)
         fake_labels = self._fake_labels(batch)
         with self._autocast():
@@ -249,13 +249,19 @@ class Trainer:
         fake = fake.float()
         if log:
             fake.retain_grad()
+        real_out: dict = {}
         with self._autocast():
-            if self.joint and self.last_real_view is not None:
-                joint_real, fake_out = self._score_pair(D, *self.last_real_view,
-                                                        self._d_view(fake), fake_labels)
+            if self.joint and real_view is not None:
+                joint_real, fake_out = self._score_pair(D, *real_view, self._d_view(fake),
+                                                        fake_labels)
                 real_out = {k: v.detach() for k, v in joint_real.items()}
             else:
                 fake_out = _as_float(D.score(self._d_view(fake), fake_labels))
+                if self.g_real_features and real_view is not None:
+                    # the D that scores the fakes scores the real batch too: feature
+                    # matching compares both in one feature space (Salimans et al. 2016)
+                    with torch.no_grad():
+                        real_out = _as_float(D.score(*real_view))
         loss = s.loss.g_loss(fake_out["logits"])
         if self.g_regs:
             ctx = StepContext(s.G, D, None, fake, None, None, fake_out["logits"], s.step,
