@@ -1,12 +1,19 @@
 """The loop's GAN semantics (issue 33 §1), pinned at the level of the loop: which D scores
 what, when penalties run, how they see packing and precision, and what extending a run means."""
 
+import copy
+
 import pytest
 import torch
+from torch import nn
 from torch.testing import assert_close
 
 from gankit import api
+from gankit.models._base import Discriminator, PackedDiscriminator
 from gankit.regularizers.feature_matching import FeatureMatching
+from gankit.regularizers.gradient_penalty import GradientPenalty
+from gankit.regularizers.r1 import R1
+from gankit.training.context import StepContext
 from gankit.training.loop import Trainer
 from gankit.training.state import build_state
 
@@ -43,3 +50,100 @@ def test_feature_matching_scores_the_real_batch_with_the_updated_d(monkeypatch, 
     with torch.no_grad():  # the D of the G step (train mode: batch statistics) on that batch
         expected = seen["D"].score(real)["features"]
     assert_close(seen["real"], expected, rtol=0, atol=0)
+
+
+# -- 3. penalties see packed inputs: hand-computed with a linear packed critic ----------------
+class _LinearBody(Discriminator):
+    """D(x) = w . x on the flattened (packed) input: its input gradient is w everywhere."""
+
+    def __init__(self, w):
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor(w))
+
+    def score(self, x, c=None):
+        return {"logits": x.flatten(1) @ self.w}
+
+
+def _packed_ctx(real, fake, w=(1.0, 2.0, 2.0, 4.0), pack=2):
+    D = PackedDiscriminator(_LinearBody(list(w)), pack)
+    real = real.clone().requires_grad_(True)
+    return StepContext(None, D, real, fake, None, D(real), D(fake), 0,
+                       torch.Generator().manual_seed(0), real_view=real, pack=pack)
+
+
+def test_r1_takes_the_norm_of_each_packed_input():
+    # pack 2 of 2-d points: a D input is 4-d, w = (1, 2, 2, 4), ||w||^2 = 25:
+    # R1 = gamma / 2 * 25 = 125 at gamma 10 (per-sample norms would give 62.5 = gamma/m)
+    ctx = _packed_ctx(torch.randn(6, 2), torch.randn(6, 2))
+    assert_close(R1(gamma=10.0)(ctx), torch.tensor(125.0))
+
+
+def test_gradient_penalty_takes_the_norm_of_each_packed_input():
+    # ||w|| = 5 for every packed interpolate: GP = 10 * (5 - 1)^2 = 160; per sample the
+    # norms would be sqrt(5) and sqrt(20), giving 67.9
+    ctx = _packed_ctx(torch.randn(6, 2), torch.randn(6, 2))
+    assert_close(GradientPenalty(weight=10.0)(ctx), torch.tensor(160.0))
+
+
+def test_gradient_penalty_draws_one_weight_per_pack():
+    seen = []
+    inner = _LinearBody([1.0] * 4)
+    original = inner.score
+    inner.score = lambda x, c=None: seen.append(x.detach().clone()) or original(x)
+    D = PackedDiscriminator(inner, 2)
+    real, fake = torch.ones(6, 2), torch.zeros(6, 2)
+    ctx = StepContext(None, D, real, fake, None, None, D(fake), 0,
+                      torch.Generator().manual_seed(0), pack=2)
+    GradientPenalty()(ctx)
+    x_hat = seen[-1]  # [3, 4]: eps * 1 + (1 - eps) * 0 = eps, one value per packed input
+    assert_close(x_hat, x_hat[:, :1].expand_as(x_hat))
+    assert x_hat[:, 0].unique().numel() == 3
+
+
+def test_the_loop_tells_penalties_the_pack(monkeypatch):
+    packs = []
+    original = R1.__call__
+    monkeypatch.setattr(R1, "__call__", lambda self, ctx: packs.append(ctx.pack)
+                        or original(self, ctx))
+    t = _trainer("pack=2", "regularizers.r1.gamma=1")
+    t.d_step(0, log=False)
+    assert packs == [2]
+
+
+# -- 4. lazy regularisation counts D updates --------------------------------------------------
+def test_lazy_d_penalty_runs_on_every_kth_d_update(monkeypatch):
+    calls = []
+    original = R1.__call__
+
+    def spy(self, ctx):
+        calls.append(ctx.step)
+        return original(self, ctx)
+
+    monkeypatch.setattr(R1, "__call__", spy)
+    t = _trainer("train.d_steps=5", "regularizers.r1.interval=4",
+                 preset="mixture_gan")
+    for step in range(2):  # 10 D updates: 0..9, the penalty on updates 0, 4 and 8
+        for i in range(5):
+            t.d_step(step * 5 + i, log=False)
+        t.g_step(log=False)
+    assert calls == [0, 0, 1]  # the G step each of those D updates belongs to
+
+
+# -- 8. under bf16 the penalties differentiate a float32 pass of D ----------------------------
+def test_r1_under_bf16_equals_r1_of_a_float32_pass(monkeypatch):
+    seen = {}
+    original = R1.__call__
+
+    def spy(self, ctx):
+        seen["value"] = original(self, ctx).detach()
+        seen["real"] = ctx.real.detach().clone()
+        seen["D"] = copy.deepcopy(ctx.D)  # the weights D has when the penalty runs
+        return seen["value"]
+
+    monkeypatch.setattr(R1, "__call__", spy)
+    t = _trainer("train.precision=bf16", "regularizers.r1.gamma=10")
+    t.d_step(0, log=False)
+    real = seen["real"].requires_grad_(True)
+    (grad,) = torch.autograd.grad(seen["D"](real).sum(), real)
+    expected = 5.0 * grad.pow(2).sum(1).mean()
+    assert_close(seen["value"], expected, rtol=1e-5, atol=0)

@@ -24,15 +24,19 @@ class AuxiliaryClassifier:
     @dataclass(frozen=True)
     class Options:
         weight: float = 1.0  # weight of the class loss (1 in the paper)
-        interval: int = 1  # apply every k-th step (weight scaled by k)
+        interval: int = 1  # apply every k-th D update / G step (weight scaled by k)
+
+        def __post_init__(self) -> None:
+            if self.weight < 0 or self.interval < 1:
+                raise ValueError(f"regularizers.auxiliary_classifier needs weight >= 0 and "
+                                 f"interval >= 1, got weight={self.weight}, "
+                                 f"interval={self.interval}")
 
     phases = ("D", "G")  # D learns to classify real and fake; G to make fakes classifiable
     needs_real_grad = False
 
     def __init__(self, weight: float = 1.0, interval: int = 1) -> None:
-        if weight < 0 or interval < 1:
-            raise ValueError(f"auxiliary_classifier: weight must be >= 0 and interval >= 1, "
-                             f"got weight={weight}, interval={interval}")
+        self.Options(weight, interval)  # validates
         self.weight, self.interval = weight, interval
 
     def __call__(self, ctx) -> torch.Tensor:

@@ -1,7 +1,10 @@
 """Gradient penalty of WGAN-GP, Gulrajani et al. 2017 (Algorithm 1).
 
 lambda * E[(||grad_x D(x_hat)||_2 - 1)^2] at x_hat = eps * real + (1 - eps) * fake, with
-eps ~ U[0, 1] drawn once per example (not per pixel), as in the paper.
+eps ~ U[0, 1] drawn once per D input (not per pixel), as in the paper. Under PacGAN packing
+(``pack`` = m) a D input is m samples side by side: one eps per pack, and the norm of the
+gradient with respect to the whole packed input, so the packed critic is the one kept
+1-Lipschitz.
 """
 
 from __future__ import annotations
@@ -21,20 +24,31 @@ class GradientPenalty:
     class Options:
         weight: float = 10.0  # lambda, 10 in the paper
         target: float = 1.0  # the gradient norm aimed at
-        interval: int = 1  # apply every k-th D step (weight scaled by k)
+        interval: int = 1  # apply every k-th D update (weight scaled by k)
+
+        def __post_init__(self) -> None:
+            if self.weight < 0 or self.target < 0:
+                raise ValueError(f"regularizers.gradient_penalty.weight and target must be "
+                                 f">= 0, got weight={self.weight}, target={self.target}")
+            if self.interval < 1:
+                raise ValueError(f"regularizers.gradient_penalty.interval must be >= 1 "
+                                 f"(every k-th D update), got {self.interval}")
 
     phases = ("D",)  # runs during D updates
     needs_real_grad = False
 
     def __init__(self, weight: float = 10.0, target: float = 1.0, interval: int = 1) -> None:
+        self.Options(weight, target, interval)  # validates
         self.weight, self.target, self.interval = weight, target, interval
 
     def __call__(self, ctx) -> torch.Tensor:
         real, fake = ctx.real.detach(), ctx.fake.detach()
-        shape = (real.shape[0],) + (1,) * (real.dim() - 1)
-        eps = torch.rand(shape, generator=ctx.generator, device=real.device, dtype=real.dtype)
+        n, pack = real.shape[0], ctx.pack
+        eps = torch.rand(n // pack, generator=ctx.generator, device=real.device,
+                         dtype=real.dtype).repeat_interleave(pack)
+        eps = eps.view((n,) + (1,) * (real.dim() - 1))
         x_hat = (eps * real + (1.0 - eps) * fake).requires_grad_(True)
         out = ctx.D(x_hat, ctx.labels) if ctx.labels is not None else ctx.D(x_hat)
         (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
-        norm = grad.flatten(1).norm(2, dim=1)
+        norm = grad.reshape(len(out), -1).norm(2, dim=1)  # one norm per D input
         return self.weight * self.interval * ((norm - self.target) ** 2).mean()

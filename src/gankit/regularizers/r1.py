@@ -1,4 +1,12 @@
-"""R1 penalty on real data, Mescheder et al. 2018: gamma/2 * E[||grad_x D(x)||^2]."""
+"""R1 penalty on real data, Mescheder et al. 2018: gamma/2 * E[||grad_x D(x)||^2].
+
+The expectation runs over D's inputs. Under PacGAN packing (``pack`` = m) one input is m
+samples side by side, so the squared norm is summed over the m samples of each pack before
+the mean over packs: the penalty of the packed critic, with the same gamma as unpacked.
+
+The penalty differentiates a float32 pass of D: when the loop's pass ran under bfloat16
+autocast (``train.precision=bf16``), R1 scores the real batch again in float32.
+"""
 
 from __future__ import annotations
 
@@ -16,14 +24,27 @@ class R1:
     @dataclass(frozen=True)
     class Options:
         gamma: float = 10.0  # penalty weight gamma
-        interval: int = 1  # lazy regularisation: every k-th D step, scaled by k (StyleGAN2)
+        interval: int = 1  # lazy regularisation: every k-th D update, scaled by k (StyleGAN2)
+
+        def __post_init__(self) -> None:
+            if self.gamma < 0:
+                raise ValueError(f"regularizers.r1.gamma must be >= 0, got {self.gamma}")
+            if self.interval < 1:
+                raise ValueError(f"regularizers.r1.interval must be >= 1 (every k-th D "
+                                 f"update), got {self.interval}")
 
     phases = ("D",)  # runs during D updates
     needs_real_grad = True
 
     def __init__(self, gamma: float = 10.0, interval: int = 1) -> None:
+        self.Options(gamma, interval)  # validates
         self.gamma, self.interval = gamma, interval
 
     def __call__(self, ctx) -> torch.Tensor:
-        (grad,) = torch.autograd.grad(ctx.real_logits.sum(), ctx.real, create_graph=True)
-        return 0.5 * self.gamma * self.interval * grad.flatten(1).pow(2).sum(1).mean()
+        logits = ctx.real_logits
+        if ctx.low_precision:  # the loop's pass ran in bf16: differentiate a float32 one
+            with torch.autocast(ctx.real.device.type, enabled=False):
+                logits = ctx.D(ctx.real_view.float(), ctx.labels)
+        (grad,) = torch.autograd.grad(logits.sum(), ctx.real, create_graph=True)
+        per_input = grad.reshape(len(logits), -1)  # one row per D input (a pack of samples)
+        return 0.5 * self.gamma * self.interval * per_input.pow(2).sum(1).mean()

@@ -26,3 +26,6 @@ class StepContext:
     real_out: dict = field(default_factory=dict)  # D.score(real): logits, features, ...
     fake_out: dict = field(default_factory=dict)  # D.score(fake); in the G step, real_out
     # holds D's (detached) view of the latest real batch, for feature matching
+    real_view: torch.Tensor | None = None  # D's input of the real batch (after augmentation)
+    pack: int = 1  # PacGAN: samples per D input (penalties take norms per input)
+    low_precision: bool = False  # D's pass of real_logits ran under bfloat16 autocast

@@ -170,8 +170,12 @@ class Trainer:
             x = aug(x, self.state.step, self.state.generator)
         return x
 
-    def _d_update(self, D, opt, data_step: int, log: bool, main: bool = True) -> tuple:
+    def _d_update(self, D, opt, data_step: int, log: bool, main: bool = True,
+                  update: int | None = None) -> tuple:
         """One D update on a fresh real batch and fresh fakes (also used for unrolling).
+
+        ``update`` counts D updates for lazy regularisation (a D-phase term runs on every
+        ``interval``-th one); it defaults to ``data_step``, the index of the main D update.
         Returns D's input of the real batch and its labels, (view, labels), detached."""
         s = self.state
         real, labels = self._batch(data_step)
@@ -189,9 +193,11 @@ class Trainer:
         loss = s.loss.d_loss(real_out["logits"], fake_out["logits"])
         ctx = StepContext(s.G, D, real, fake, labels, real_out["logits"], fake_out["logits"],
                           s.step, s.generator, phase="D", fake_labels=fake_labels,
-                          real_out=real_out, fake_out=fake_out)
+                          real_out=real_out, fake_out=fake_out, real_view=real_view,
+                          pack=s.config.pack, low_precision=self.bf16)
+        update = data_step if update is None else update
         for reg in self.d_regs:
-            if s.step % reg.interval == 0:
+            if update % reg.interval == 0:
                 loss = loss + reg(ctx)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -230,7 +236,7 @@ class Trainer:
         real_view = None
         for j in range(k):  # a separate, deterministic stream of real batches
             real_view = self._d_update(D, opt, _UNROLL_OFFSET + s.step * k + j, log=False,
-                                       main=False)
+                                       main=False, update=j)
         with torch.no_grad():
             for b, saved in zip(s.G.buffers(), g_buffers):
                 b.copy_(saved)
@@ -266,7 +272,8 @@ class Trainer:
         if self.g_regs:
             ctx = StepContext(s.G, D, None, fake, None, None, fake_out["logits"], s.step,
                               s.generator, phase="G", fake_labels=fake_labels,
-                              real_out=real_out, fake_out=fake_out)
+                              real_out=real_out, fake_out=fake_out, pack=s.config.pack,
+                              low_precision=self.bf16)
             for reg in self.g_regs:
                 if s.step % reg.interval == 0:
                     loss = loss + reg(ctx)
