@@ -9,7 +9,9 @@ import argparse
 import sys
 from pathlib import Path
 
-USER_ERRORS = (ValueError, TypeError, FileNotFoundError, NotADirectoryError, KeyError)
+# What user input raises (the guide's convention); anything else is a bug and keeps its
+# traceback. A KeyError is never a user error: a user-facing lookup raises ValueError.
+USER_ERRORS = (ValueError, TypeError, FileNotFoundError, NotADirectoryError)
 
 
 def _refine_arguments(parser: argparse.ArgumentParser, whose: str = "") -> None:
@@ -306,8 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except USER_ERRORS as exc:
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        print(f"gankit: error: {msg}", file=sys.stderr)
+        print(f"gankit: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("gankit: interrupted; the last checkpoint is intact (resume with --resume)",

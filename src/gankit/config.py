@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from gankit.registry import closest
+from gankit.utils.checks import at_least
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,26 @@ class TrainConfig:
     # and from feature matching any difference the two batches show as a whole
     d_joint_batch: bool = False
     d_joint_batch_from: int = 0  # the step from which d_joint_batch applies (0 = throughout)
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "d_steps", "num_samples", "keep_checkpoints",
+                     "log_interval"):
+            at_least(f"train.{name}", getattr(self, name), 1)
+        for name in ("sample_interval", "checkpoint_interval", "unrolled_steps",
+                     "d_joint_batch_from"):
+            at_least(f"train.{name}", getattr(self, name), 0, " (0 = " + {
+                "sample_interval": "only at the end)", "checkpoint_interval": "only at the end)",
+                "unrolled_steps": "off)", "d_joint_batch_from": "throughout)"}[name])
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ValueError(f"train.device must be auto, cpu or cuda, got {self.device!r}")
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"train.precision must be fp32 or bf16, got {self.precision!r}; "
+                             f"fp16 needs loss scaling, which gankit does not do: use bf16")
+        if self.lr_decay not in ("none", "linear"):
+            raise ValueError(f"train.lr_decay must be none or linear, got {self.lr_decay!r}")
+        if not 0.0 <= self.lr_decay_start < 1.0:
+            raise ValueError(f"train.lr_decay_start must lie in [0, 1) (a fraction of "
+                             f"train.steps), got {self.lr_decay_start}")
 
 
 @dataclass(frozen=True)
@@ -197,8 +218,23 @@ def preset_description(name: str) -> str:
     return ""
 
 
+def load_yaml(text: str, where: str) -> Any:
+    """``yaml.safe_load(text)``; a syntax error or a tag it refuses (``!!python/...``) is a
+    ``ValueError`` naming ``where`` (a file, or ``--set KEY=VALUE``) and the line."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        hint = "quote values that contain ':', '[' or '#'"
+        if isinstance(exc, yaml.constructor.ConstructorError):
+            hint = "plain YAML values only: tags such as !!python/... are refused"
+        raise ValueError(f"{where}: not valid YAML{at}: {problem}; {hint}") from None
+
+
 def load_preset(name: str) -> dict:
-    data = yaml.safe_load(preset_text(name)) or {}
+    data = load_yaml(preset_text(name), f"preset {name}") or {}
     data["preset"] = name
     return data
 
@@ -211,7 +247,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     keys = [k for k in key.strip().split(".")]
     if not all(keys):
         raise ValueError(f"--set {text!r}: empty key segment in {key!r}")
-    value = yaml.safe_load(raw) if raw.strip() else None
+    value = load_yaml(raw, f"--set {text!r}") if raw.strip() else None
     if isinstance(value, str):
         value = _maybe_float(value)
     return keys, value
@@ -365,14 +401,23 @@ def _type_name(tp: Any) -> str:
 
 
 def component_options(registry: Any, name: str, options: Mapping[str, Any], where: str) -> dict:
-    """Validate ``options`` against the ``Options`` dataclass of ``registry[name]``."""
+    """Validate ``options`` against the ``Options`` dataclass of ``registry[name]``; a range
+    error of the Options names the option's full key (``g_optimizer.lr must be > 0``)."""
     cls = registry.get(name)
     opts_cls = getattr(cls, "Options", None)
     if opts_cls is None:
         if options:
             raise ValueError(f"{where}: {name!r} takes no options, got {dict(options)}")
         return {}
-    return dataclasses.asdict(build_dataclass(opts_cls, options, where + "."))
+    try:
+        return dataclasses.asdict(build_dataclass(opts_cls, options, where + "."))
+    except ValueError as exc:
+        msg = str(exc)
+        fields = [f.name for f in dataclasses.fields(opts_cls)]
+        if msg.startswith((where, "unknown option", "generator.", "discriminator.")):
+            raise
+        sep = "." if msg.split(" ", 1)[0] in fields else ": "
+        raise ValueError(f"{where}{sep}{msg}") from None
 
 
 def validate_components(config: Config) -> None:
@@ -395,11 +440,6 @@ def validate_components(config: Config) -> None:
         resolved = {n: component_options(reg, n, o, f"{section}.{n}") for n, o in group.items()}
         object.__setattr__(config, section, resolved)
     t = config.train
-    for name in ("steps", "batch_size", "d_steps", "num_samples", "keep_checkpoints"):
-        if getattr(t, name) < 1:
-            raise ValueError(f"train.{name} must be at least 1, got {getattr(t, name)}")
-    if t.device not in ("auto", "cpu", "cuda") and not t.device.startswith("cuda:"):
-        raise ValueError(f"train.device must be auto, cpu or cuda, got {t.device!r}")
     if config.eval.interval < 0 or config.eval.n < 2:
         raise ValueError(f"eval.interval must be >= 0 and eval.n >= 2, got {config.eval}")
     from gankit.registry import METRICS
@@ -417,21 +457,13 @@ def validate_components(config: Config) -> None:
         if size < 1 or size % config.pack:
             raise ValueError(f"train.batch_schedule: the batch size {size} from step {step} "
                              f"must be >= 1 and a multiple of pack ({config.pack})")
-    if t.unrolled_steps < 0:
-        raise ValueError(f"train.unrolled_steps must be >= 0, got {t.unrolled_steps}")
-    if t.precision not in ("fp32", "bf16"):
-        raise ValueError(f"train.precision must be fp32 or bf16, got {t.precision!r}; fp16 "
-                         f"needs loss scaling, which gankit does not do: use bf16")
-    if t.d_joint_batch_from < 0:
-        raise ValueError(f"train.d_joint_batch_from must be a step >= 0, got "
-                         f"{t.d_joint_batch_from}")
-    if t.lr_decay not in ("none", "linear"):
-        raise ValueError(f"train.lr_decay must be none or linear, got {t.lr_decay!r}")
-    if not 0.0 <= t.lr_decay_start < 1.0:
-        raise ValueError(f"train.lr_decay_start must lie in [0, 1) (a fraction of train.steps), "
-                         f"got {t.lr_decay_start}")
     if config.z_dim < 1:
         raise ValueError(f"z_dim must be at least 1, got {config.z_dim}")
+    if config.self_condition.clusters and \
+            config.discriminator.options.get("conditioning") == "concat":
+        raise ValueError("self_condition clusters the data with D's features, which under "
+                         "discriminator.conditioning=concat take the labels as input; use "
+                         "--set discriminator.conditioning=projection (or acgan)")
 
 
 def resolve(preset: str | None = None, overrides: list[str] | None = None,

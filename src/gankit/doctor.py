@@ -12,9 +12,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from gankit.config import HealthConfig, build_dataclass, parse_override
+from gankit.config import HealthConfig, build_dataclass, load_yaml, parse_override
 from gankit.training.health import TITLES, Episode, HealthRules, is_training_record, replay
 
 # (--set line, what it does and where it comes from); {d_lr} and {g_lr} are filled in from
@@ -101,7 +99,8 @@ def diagnose(run_dir: str | Path) -> Diagnosis:
                          "(records are written every train.log_interval steps)")
     config = None
     if (run_dir / "config.yaml").is_file():
-        config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+        path = run_dir / "config.yaml"
+        config = load_yaml(path.read_text(), str(path)) or {}
     health = build_dataclass(HealthConfig, (config or {}).get("health"), "health.")
     rules = replay(records, health)
     return Diagnosis(run_dir, records, sorted(rules.episodes, key=lambda e: e.begin), rules,

@@ -132,7 +132,7 @@ def test_dry_run_prints_resolved_config(capsys):
      "unknown dataset 'mnist'. Did you mean 'mnist5k'?"),
     (["train", "dcgan", "--out", "x", "--data", "folder:/no/such/dir"], "/no/such/dir"),
     (["train", "dcgan", "--out", "x", "--set", "train.batch_size=0"],
-     "train.batch_size must be at least 1"),
+     "train.batch_size must be >= 1"),
     (["train", "dcgan", "--out", "x", "--data", "digits", "--set", "data.resolution=10"],
      "dcgan supports image sides"),
     (["train", "dcgan"], "train needs --out RUN_DIR"),

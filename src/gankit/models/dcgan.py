@@ -31,6 +31,7 @@ from gankit.layers.output import BoundedOutput, output_bounds
 from gankit.layers.spectral import apply_spectral_norm
 from gankit.models._base import Discriminator, Generator
 from gankit.registry import DISCRIMINATORS, GENERATORS
+from gankit.utils.checks import at_least
 
 
 def _plan(resolution: int) -> tuple[int, int]:
@@ -66,7 +67,9 @@ class DCGANGenerator(Generator):
         output_scale: float = 1.0  # >1: clamp(scale*tanh, -1, 1), exact -1/+1 reachable
         output_range: tuple[float, float] | None = None  # [low, high]: asymmetric output_scale
 
-        def __post_init__(self) -> None:  # bad bounds fail when the config resolves
+        def __post_init__(self) -> None:  # bad values fail when the config resolves
+            at_least("width", self.width, 1)
+            at_least("embed_dim", self.embed_dim, 0, " (0 = one-hot)")
             output_bounds(self.output_scale, self.output_range)
 
     def __init__(self, z_dim: int, out_shape: tuple[int, ...], bounded: bool = True,
@@ -111,6 +114,12 @@ class DCGANDiscriminator(Discriminator):
         minibatch_stddev: int = 0  # group size of the minibatch stddev feature (Karras 2018)
         conditioning: str = "none"  # none, concat (cGAN), projection or acgan (class head)
         embed_dim: int = 0  # concat: channels of a learned label embedding; 0 = one-hot maps
+
+        def __post_init__(self) -> None:
+            at_least("width", self.width, 1)
+            at_least("minibatch_discrimination", self.minibatch_discrimination, 0)
+            at_least("minibatch_stddev", self.minibatch_stddev, 0)
+            at_least("embed_dim", self.embed_dim, 0, " (0 = one-hot)")
 
     def __init__(self, in_shape: tuple[int, ...], width: int = 64, batch_norm: bool = True,
                  spectral_norm: bool = False, num_classes: int = 0,

@@ -24,6 +24,7 @@ from gankit.layers.output import BoundedOutput, output_bounds
 from gankit.layers.spectral import apply_spectral_norm
 from gankit.models._base import Discriminator, Generator
 from gankit.registry import DISCRIMINATORS, GENERATORS
+from gankit.utils.checks import all_at_least, at_least
 
 
 @GENERATORS.register("mlp", "fully connected G: z -> hidden widths (BN+ReLU) -> sample")
@@ -39,7 +40,9 @@ class MLPGenerator(Generator):
         output_scale: float = 1.0  # images: >1 gives clamp(scale*tanh, -1, 1)
         output_range: tuple[float, float] | None = None  # images: [low, high], asymmetric scale
 
-        def __post_init__(self) -> None:  # bad bounds fail when the config resolves
+        def __post_init__(self) -> None:  # bad values fail when the config resolves
+            all_at_least("widths", self.widths, 1)
+            at_least("embed_dim", self.embed_dim, 0, " (0 = one-hot)")
             output_bounds(self.output_scale, self.output_range)
 
     def __init__(self, z_dim: int, out_shape: tuple[int, ...], bounded: bool = True,
@@ -90,6 +93,13 @@ class MLPDiscriminator(Discriminator):
         minibatch_stddev: int = 0  # group size of the minibatch stddev feature (Karras 2018)
         conditioning: str = "none"  # none, concat (cGAN), projection or acgan (class head)
         embed_dim: int = 0  # concat: size of a learned label embedding; 0 = one-hot
+
+        def __post_init__(self) -> None:
+            all_at_least("widths", self.widths, 1)
+            at_least("maxout_pieces", self.maxout_pieces, 1)
+            at_least("minibatch_discrimination", self.minibatch_discrimination, 0)
+            at_least("minibatch_stddev", self.minibatch_stddev, 0)
+            at_least("embed_dim", self.embed_dim, 0, " (0 = one-hot)")
 
     def __init__(self, in_shape: tuple[int, ...], widths: tuple[int, ...] = (1024, 512, 256),
                  maxout_pieces: int = 1, spectral_norm: bool = False,

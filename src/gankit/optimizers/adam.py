@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from gankit.registry import OPTIMIZERS
+from gankit.utils.checks import at_least, fraction, positive
 
 
 @OPTIMIZERS.register("adam", "Adam (Kingma and Ba 2015)")
@@ -19,6 +20,13 @@ class Adam:
         betas: tuple[float, float] = (0.5, 0.999)  # DCGAN's beta1 = 0.5
         eps: float = 1e-8  # denominator epsilon
         weight_decay: float = 0.0  # L2 penalty
+
+        def __post_init__(self) -> None:
+            positive("lr", self.lr)
+            for b in self.betas:
+                fraction("betas", b)
+            positive("eps", self.eps)
+            at_least("weight_decay", self.weight_decay, 0)
 
     def __init__(self, **options) -> None:
         self.options = options

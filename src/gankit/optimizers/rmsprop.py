@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from gankit.registry import OPTIMIZERS
+from gankit.utils.checks import at_least, fraction, positive
 
 
 @OPTIMIZERS.register("rmsprop", "RMSprop, as used by WGAN (Arjovsky et al. 2017)")
@@ -19,6 +20,12 @@ class RMSprop:
         alpha: float = 0.99  # smoothing constant
         eps: float = 1e-8  # denominator epsilon
         momentum: float = 0.0  # WGAN uses none
+
+        def __post_init__(self) -> None:
+            positive("lr", self.lr)
+            fraction("alpha", self.alpha)
+            positive("eps", self.eps)
+            at_least("momentum", self.momentum, 0)
 
     def __init__(self, **options) -> None:
         self.options = options

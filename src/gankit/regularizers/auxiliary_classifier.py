@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from gankit.registry import REGULARIZERS
+from gankit.utils.checks import at_least
 
 
 @REGULARIZERS.register("auxiliary_classifier", "ACGAN class loss on D's class head, Odena 2017")
@@ -27,10 +28,8 @@ class AuxiliaryClassifier:
         interval: int = 1  # apply every k-th D update / G step (weight scaled by k)
 
         def __post_init__(self) -> None:
-            if self.weight < 0 or self.interval < 1:
-                raise ValueError(f"regularizers.auxiliary_classifier needs weight >= 0 and "
-                                 f"interval >= 1, got weight={self.weight}, "
-                                 f"interval={self.interval}")
+            at_least("weight", self.weight, 0)
+            at_least("interval", self.interval, 1)
 
     phases = ("D", "G")  # D learns to classify real and fake; G to make fakes classifiable
     needs_real_grad = False

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from gankit.registry import REGULARIZERS
+from gankit.utils.checks import at_least
 
 
 @REGULARIZERS.register("gradient_penalty", "WGAN-GP two-sided penalty, Gulrajani et al. 2017")
@@ -27,12 +28,9 @@ class GradientPenalty:
         interval: int = 1  # apply every k-th D update (weight scaled by k)
 
         def __post_init__(self) -> None:
-            if self.weight < 0 or self.target < 0:
-                raise ValueError(f"regularizers.gradient_penalty.weight and target must be "
-                                 f">= 0, got weight={self.weight}, target={self.target}")
-            if self.interval < 1:
-                raise ValueError(f"regularizers.gradient_penalty.interval must be >= 1 "
-                                 f"(every k-th D update), got {self.interval}")
+            at_least("weight", self.weight, 0)
+            at_least("target", self.target, 0)
+            at_least("interval", self.interval, 1, " (every k-th D update)")
 
     phases = ("D",)  # runs during D updates
     needs_real_grad = False

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from gankit.registry import REGULARIZERS
+from gankit.utils.checks import at_least
 
 
 @REGULARIZERS.register("r1", "R1 gradient penalty on real data, Mescheder et al. 2018")
@@ -27,11 +28,8 @@ class R1:
         interval: int = 1  # lazy regularisation: every k-th D update, scaled by k (StyleGAN2)
 
         def __post_init__(self) -> None:
-            if self.gamma < 0:
-                raise ValueError(f"regularizers.r1.gamma must be >= 0, got {self.gamma}")
-            if self.interval < 1:
-                raise ValueError(f"regularizers.r1.interval must be >= 1 (every k-th D "
-                                 f"update), got {self.interval}")
+            at_least("gamma", self.gamma, 0)
+            at_least("interval", self.interval, 1, " (every k-th D update)")
 
     phases = ("D",)  # runs during D updates
     needs_real_grad = True
