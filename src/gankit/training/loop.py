@@ -225,8 +225,9 @@ class Trainer:
         """Metz et al. 2017: a copy of D advanced k steps, against which G is updated
         (first-order variant: G's gradient does not flow through the k updates).
 
-        Returns the copy and its input of its last real batch, (view, labels). The real D, its optimiser state and G's BatchNorm statistics are left untouched; D
-        constraints (``constrain_d``, e.g. weight clipping) hold for the copy too.
+        Returns the copy and its input of its last real batch, (view, labels). The real D,
+        its optimiser state and G's BatchNorm statistics are left untouched; D constraints
+        (``constrain_d``, e.g. weight clipping) hold for the copy too.
         """
         s, k = self.state, self.state.config.train.unrolled_steps
         D = copy.deepcopy(s.D)
