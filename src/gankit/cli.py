@@ -304,14 +304,24 @@ COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval,
 
 
 def main(argv: list[str] | None = None) -> int:
+    from gankit.training.faults import TrainingDiverged, TrainingInterrupted
+
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
     except USER_ERRORS as exc:
         print(f"gankit: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("gankit: interrupted; the last checkpoint is intact (resume with --resume)",
+    except TrainingInterrupted as exc:
+        run = getattr(args, "resume", None) or getattr(args, "out", None)
+        hint = f"; continue with: gankit train --resume {run}" if exc.checkpoint else ""
+        print(f"gankit: {exc}{hint}", file=sys.stderr)
+        return 128 + exc.signum
+    except TrainingDiverged as exc:
+        print(f"gankit: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # outside training steps, or a second Ctrl-C
+        print("gankit: interrupted (nothing was saved since the last checkpoint)",
               file=sys.stderr)
         return 130
 

@@ -71,6 +71,11 @@ class TrainConfig:
     # and from feature matching any difference the two batches show as a whole
     d_joint_batch: bool = False
     d_joint_batch_from: int = 0  # the step from which d_joint_batch applies (0 = throughout)
+    # a NaN or infinite loss: rollback (to the last checkpoint's state, with lower learning
+    # rates) or stop; it never reaches a checkpoint either way (gankit.training.faults)
+    on_nonfinite: str = "rollback"
+    nonfinite_retries: int = 3  # rollbacks allowed before training stops
+    nonfinite_lr_factor: float = 0.5  # each rollback multiplies both learning rates by this
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "d_steps", "num_samples", "keep_checkpoints",
@@ -86,6 +91,13 @@ class TrainConfig:
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"train.precision must be fp32 or bf16, got {self.precision!r}; "
                              f"fp16 needs loss scaling, which gankit does not do: use bf16")
+        if self.on_nonfinite not in ("rollback", "stop"):
+            raise ValueError(f"train.on_nonfinite must be rollback or stop, got "
+                             f"{self.on_nonfinite!r}")
+        at_least("train.nonfinite_retries", self.nonfinite_retries, 0)
+        if not 0.0 < self.nonfinite_lr_factor <= 1.0:
+            raise ValueError(f"train.nonfinite_lr_factor must lie in (0, 1], got "
+                             f"{self.nonfinite_lr_factor}")
         if self.lr_decay not in ("none", "linear"):
             raise ValueError(f"train.lr_decay must be none or linear, got {self.lr_decay!r}")
         if not 0.0 <= self.lr_decay_start < 1.0:

@@ -147,3 +147,48 @@ def test_r1_under_bf16_equals_r1_of_a_float32_pass(monkeypatch):
     (grad,) = torch.autograd.grad(seen["D"](real).sum(), real)
     expected = 5.0 * grad.pow(2).sum(1).mean()
     assert_close(seen["value"], expected, rtol=1e-5, atol=0)
+
+
+# -- 9. extending a run never raises its learning rate ----------------------------------------
+def _lr_trace(run, steps, *sets, resume=False):
+    rates = {}
+
+    def record(trainer):
+        rates[trainer.state.step - 1] = trainer.state.g_opt.param_groups[0]["lr"]
+
+    common = dict(progress=False, callbacks=[record])
+    if resume:
+        api.resume(run, steps=steps, **common)
+    else:
+        api.train("mixture_gan", out=run, data="ring", steps=steps, **common,
+                  overrides=["generator.widths=[8]", "discriminator.widths=[8]",
+                             "train.batch_size=8", "train.log_interval=1",
+                             "g_optimizer.lr=1.0", "health.enabled=false", *sets])
+    return rates
+
+
+def test_extending_a_decayed_run_continues_from_its_last_rate(tmp_path):
+    run = tmp_path / "run"
+    first = _lr_trace(run, 10, "train.lr_decay=linear")
+    assert_close([first[s] for s in range(10)], [(10 - s) / 10 for s in range(10)])
+    more = _lr_trace(run, 20, resume=True)
+    # from the last update's rate (0.1 at step 9) on a line to 0 at the new total
+    assert_close([more[s] for s in range(10, 20)], [0.1 * (20 - s) / 10 for s in range(10, 20)])
+
+
+def test_extending_before_the_decay_begins_schedules_on_the_new_total():
+    from types import SimpleNamespace
+
+    from gankit.training.schedule import lr_factor, schedule_for
+
+    train = SimpleNamespace(lr_decay="linear", lr_decay_start=0.8, steps=20)
+    old = {"total": 10, "anchor": None}  # decay would have begun at step 8 of 10
+    fresh = schedule_for(train, 4, old)
+    assert fresh == {"total": 20, "anchor": None}
+    assert [lr_factor(s, train, fresh) for s in (4, 15, 16, 18)] == [1.0, 1.0, 1.0, 0.5]
+    # resumed at step 9 of 10 (decay begun, factor 0.5): 0.5 on a line to 0 at step 20
+    begun = schedule_for(train, 9, old)
+    assert begun == {"total": 20, "anchor": [9, 0.5]}
+    assert_close([lr_factor(s, train, begun) for s in (9, 14, 19)], [0.5, 0.5 * 6 / 11,
+                                                                     0.5 / 11])
+    assert schedule_for(SimpleNamespace(**{**vars(train), "steps": 10}), 9, old) == old

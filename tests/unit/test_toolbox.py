@@ -474,7 +474,7 @@ def test_minibatch_layers_through_set():
 def test_linear_lr_decay_factor_by_hand():
     from types import SimpleNamespace
 
-    from gankit.training.loop import lr_factor
+    from gankit.training.schedule import lr_factor
 
     t = SimpleNamespace(lr_decay="linear", lr_decay_start=0.5, steps=10)
     # full rate for steps 0..4, then (10 - s) / 5: 1.0, 0.8, 0.6, 0.4, 0.2

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -23,7 +22,9 @@ from gankit.data._sampler import epoch_seed
 from gankit.layers.minibatch import MinibatchDiscrimination, MinibatchStdDev
 from gankit.training.checkpoint import save_checkpoint
 from gankit.training.context import StepContext
+from gankit.training.faults import DivergenceGuard, TrainingInterrupted, stop_on_signals
 from gankit.training.health import HealthMonitor
+from gankit.training.schedule import lr_factor, schedule_for
 from gankit.training.self_condition import SelfConditioner
 from gankit.utils.images import save_grid, scatter_png
 from gankit.utils.precision import autocast, check_bf16
@@ -79,6 +80,9 @@ class Trainer:
                              "real with fake samples; turn one of them off")
         self.last_real_view: tuple | None = None  # (D's input, labels) of the latest real batch
         self.last: dict[str, torch.Tensor] = {}
+        self.step_losses: dict[str, torch.Tensor] = {}  # this step's losses, checked finite
+        self.guard = DivergenceGuard(cfg)
+        state.extra["lr_schedule"] = schedule_for(cfg, state.step, state.extra.get("lr_schedule"))
         health = state.config.health
         self.health = HealthMonitor(self, health) if health.enabled else None
         sc = state.config.self_condition
@@ -202,6 +206,7 @@ class Trainer:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if main:
+            self.step_losses["loss/D"] = loss.detach()
             self.last_real_view = (real_view.detach(), labels)
             if log:
                 r, f = real_out["logits"].detach(), fake_out["logits"].detach()
@@ -280,6 +285,7 @@ class Trainer:
                     loss = loss + reg(ctx)
         s.g_opt.zero_grad(set_to_none=True)
         loss.backward()
+        self.step_losses["loss/G"] = loss.detach()
         D.requires_grad_(True)
         if log:
             out_grad = fake.grad.flatten(1).norm(dim=1).mean() if fake.grad is not None else (
@@ -293,11 +299,27 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------
     def run(self, total_steps: int) -> dict:
-        """Train until ``state.step == total_steps``; returns the last log record."""
+        """Train until ``state.step == total_steps``; returns the last log record.
+
+        Raises:
+            TrainingInterrupted: SIGINT or SIGTERM; the step reached is checkpointed.
+            TrainingDiverged: a loss stayed non-finite (`gankit.training.faults`).
+        """
+        s = self.state
+        bar = _progress(s.step, total_steps) if self.progress else None
+        with stop_on_signals() as stop:
+            self.guard.snapshot(s)
+            record = self._steps(total_steps, bar, stop)
+            self.save_samples()
+            self.save_checkpoint()
+        if bar is not None:
+            bar.close()
+        return record
+
+    def _steps(self, total_steps: int, bar, stop) -> dict:
         s, cfg = self.state, self.state.config.train
         s.G.train()
         s.D.train()
-        bar = _progress(s.step, total_steps) if self.progress else None
         record: dict = {}
         t0, steps_timed = time.perf_counter(), 0
         while s.step < total_steps:
@@ -311,6 +333,10 @@ class Trainer:
                 self.d_step(s.step * cfg.d_steps + i, log)
             self.g_step(log)
             steps_timed += 1
+            if not bool(torch.isfinite(torch.stack(list(self.step_losses.values()))).all()):
+                self._rollback(bar)
+                t0, steps_timed = time.perf_counter(), 0
+                continue
             if log:
                 record = self._log_record(t0, steps_timed)
                 t0, steps_timed = time.perf_counter(), 0
@@ -323,11 +349,7 @@ class Trainer:
                 self._write_log(record)
                 for warning in warnings:
                     self._write_log(warning)
-                    if self.is_main:
-                        hint = f"; remedies: gankit doctor {self.run_dir}" if self.run_dir else ""
-                        lead = "\n" if bar is not None else ""  # off the progress bar's line
-                        print(f"{lead}gankit: warning: {warning['message']}{hint}",
-                              file=sys.stderr)
+                    self._warn(warning["message"], bar)
                 if bar is not None:
                     bar.set_postfix(D=f"{record['loss/D']:.3f}", G=f"{record['loss/G']:.3f}")
             if cfg.sample_interval and s.step % cfg.sample_interval == 0:
@@ -338,17 +360,46 @@ class Trainer:
                 self.save_checkpoint()
             if bar is not None:
                 bar.update(1)
-        if bar is not None:
-            bar.close()
-        self.save_samples()
-        self.save_checkpoint()
+            if stop.signum is not None:
+                raise TrainingInterrupted(stop.signum, s.step, self.save_checkpoint())
         return record
+
+    def _warn(self, message: str, bar) -> None:
+        if self.is_main:
+            hint = f"; remedies: gankit doctor {self.run_dir}" if self.run_dir else ""
+            lead = "\n" if bar is not None else ""  # off the progress bar's line
+            print(f"{lead}gankit: warning: {message}{hint}", file=sys.stderr)
+
+    def _rollback(self, bar) -> None:
+        """A loss is NaN or infinite: back to the last good state with lower rates (or
+        raise `TrainingDiverged`)."""
+        bad = ", ".join(f"{k} = {float(v)}" for k, v in self.step_losses.items()
+                        if not bool(torch.isfinite(v)))
+        event = self.guard.rollback(self.state, bad)
+        self.last_real_view, self.last, self.step_losses = None, {}, {}
+        if self.self_cond is not None:
+            self._use_clusters()
+        if self.is_main and self.run_dir is not None:  # drop the failed attempt's records
+            from gankit.api import _truncate_log
+
+            _truncate_log(self.run_dir / "log.jsonl", self.state.step)
+        self._write_log(event)
+        if self.health is not None:  # its rules replay the log up to the restored step
+            self.health = HealthMonitor(self, self.state.config.health)
+        self._warn(f"non-finite loss at step {event['failed_step']} ({bad}); rolled back to "
+                   f"step {event['step']} with the learning rates scaled by "
+                   f"{event['lr_scale']:g}", bar)
+        if bar is not None:
+            bar.n = self.state.step
+            bar.refresh()
 
     def _set_learning_rates(self) -> None:
         """Both optimisers' rates for the coming step: the configured rate times
-        `lr_factor` (a pure function of the step, so resume needs no scheduler state)."""
+        `lr_factor` (a pure function of the step, so resume needs no scheduler state) times
+        the scale that divergence rollbacks left (``extra["lr_scale"]``)."""
         s = self.state
-        factor = lr_factor(s.step, s.config.train)
+        factor = lr_factor(s.step, s.config.train, s.extra["lr_schedule"])
+        factor *= s.extra.get("lr_scale", 1.0)
         for opt, comp in ((s.g_opt, s.config.g_optimizer), (s.d_opt, s.config.d_optimizer)):
             for group in opt.param_groups:
                 group["lr"] = comp.options["lr"] * factor
@@ -357,10 +408,6 @@ class Trainer:
         values = {k: float(v) for k, v in self.last.items()}  # one host sync per log step
         values["time/step_ms"] = (time.perf_counter() - t0) * 1000.0 / max(1, steps)
         record = {"step": self.state.step, **values}
-        bad = [k for k, v in values.items() if k.startswith("loss/") and not math.isfinite(v)]
-        if bad:
-            print(f"gankit: warning: non-finite {', '.join(bad)} at step {self.state.step}",
-                  file=sys.stderr)
         return record
 
     def evaluate(self) -> dict:
@@ -413,23 +460,12 @@ class Trainer:
         return path
 
     def save_checkpoint(self) -> Path | None:
+        """Write a checkpoint of the current step (main process, with a run directory); the
+        state also becomes the rollback point of divergence (`DivergenceGuard`)."""
+        self.guard.snapshot(self.state)
         if not self.is_main or self.run_dir is None:
             return None
         return save_checkpoint(self.run_dir, self.state, self.state.config.train.keep_checkpoints)
-
-
-def lr_factor(step: int, train) -> float:
-    """Learning-rate multiplier for the update made at 0-based generator step ``step``.
-
-    ``lr_decay=linear``: 1 for the first ``lr_decay_start * steps`` steps, then a straight
-    line that would reach 0 at ``steps`` (the last update runs at 1 / (decayed steps)).
-    """
-    if train.lr_decay == "none":
-        return 1.0
-    start = int(train.lr_decay_start * train.steps)
-    if step < start:
-        return 1.0
-    return max(0.0, (train.steps - step) / (train.steps - start))
 
 
 def _as_float(out: dict) -> dict:

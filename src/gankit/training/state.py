@@ -124,6 +124,9 @@ class TrainState:
             self.cluster_labels = clusters["labels"].to(self.device)
             self.cluster_step = int(clusters["step"])
         self.extra = dict(state.get("extra", {}))
+        # a checkpoint from before schedules were recorded followed its config's total
+        self.extra.setdefault("lr_schedule", {"total": int(state["config"]["train"]["steps"]),
+                                              "anchor": None})
 
 
 def resolve_device(name: str) -> torch.device:

@@ -1,0 +1,127 @@
+"""What training does when something goes wrong: a stop signal, or a loss that is no
+longer finite.
+
+- **Signals.** SIGINT (Ctrl-C) and SIGTERM (schedulers, ``docker stop``) ask the loop to
+  stop after the step under way: it writes a checkpoint of that step and raises
+  `TrainingInterrupted`, so ``--resume`` continues exactly where the run stopped. A second
+  SIGINT stops at once, without a checkpoint (the last one on disk is intact).
+- **Divergence** (``train.on_nonfinite``). A NaN or infinite loss never reaches a
+  checkpoint. With ``rollback`` (the default) the state returns to the last good snapshot
+  (taken at the start and at every checkpoint), both learning rates are multiplied by
+  ``train.nonfinite_lr_factor``, and training goes on; after ``train.nonfinite_retries``
+  rollbacks, or at once with ``stop``, training raises `TrainingDiverged`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import signal
+import threading
+from collections.abc import Iterator
+
+import torch
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class TrainingInterrupted(Exception):
+    """A stop signal ended training; ``checkpoint`` holds the step it stopped at (None
+    when the run has no directory)."""
+
+    def __init__(self, signum: int, step: int, checkpoint) -> None:
+        self.signum, self.step, self.checkpoint = signum, step, checkpoint
+        where = f"saved {checkpoint}" if checkpoint is not None else "no run directory"
+        super().__init__(f"interrupted by {signal.Signals(signum).name} at step {step}; "
+                         f"{where}")
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss stayed non-finite through every allowed rollback."""
+
+
+class StopRequest:
+    """Set by the signal handlers; the loop polls ``signum`` once per step."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def handle(self, signum, frame) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # asked twice: stop now
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[StopRequest]:
+    """Route SIGINT and SIGTERM to a `StopRequest` while the block runs (main thread only:
+    elsewhere signals cannot be caught and the request stays empty)."""
+    request = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+    previous = {s: signal.signal(s, request.handle) for s in SIGNALS}
+    try:
+        yield request
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def nonfinite_tensor(named: dict[str, torch.Tensor]) -> str | None:
+    """The name of the first floating tensor with a NaN or infinite entry, or None."""
+    for name, t in named.items():
+        if torch.is_tensor(t) and t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            return name
+    return None
+
+
+class DivergenceGuard:
+    """Keeps the last good state in memory and rolls back to it (see the module docstring).
+
+    Args:
+        train: the run's ``TrainConfig`` (``on_nonfinite``, ``nonfinite_retries``,
+            ``nonfinite_lr_factor``).
+    """
+
+    def __init__(self, train) -> None:
+        self.train = train
+        self._good: bytes | None = None
+        self.good_step: int | None = None
+
+    def snapshot(self, state) -> bool:
+        """Keep ``state`` as the rollback point, if its networks are finite; True if kept."""
+        nets = {f"{n}.{k}": v for n in ("G", "D") for k, v in
+                getattr(state, n).state_dict().items()}
+        if nonfinite_tensor(nets) is not None:
+            return False
+        buf = io.BytesIO()
+        torch.save(state.state_dict(), buf)
+        self._good, self.good_step = buf.getvalue(), state.step
+        return True
+
+    def rollback(self, state, reason: str) -> dict:
+        """Restore the snapshot with lowered rates; returns the log record of the event.
+
+        Raises:
+            TrainingDiverged: ``on_nonfinite=stop``, no snapshot, or no retries left.
+        """
+        t = self.train
+        retries = int(state.extra.get("nonfinite_retries", 0))
+        scale = float(state.extra.get("lr_scale", 1.0))
+        failed = state.step
+        if t.on_nonfinite == "stop" or self._good is None or retries >= t.nonfinite_retries:
+            why = ("train.on_nonfinite=stop" if t.on_nonfinite == "stop" else
+                   f"{retries} rollbacks already (train.nonfinite_retries)")
+            last = f"the last good state is step {self.good_step}" if self._good else \
+                "no good state was kept"
+            raise TrainingDiverged(
+                f"training diverged at step {failed} ({reason}); {why}, so it stops: {last}. "
+                f"Lower the learning rates (--set g_optimizer.lr=... --set "
+                f"d_optimizer.lr=...) or add a stabiliser (gankit doctor RUN lists them)")
+        state.load_state_dict(torch.load(io.BytesIO(self._good), map_location=state.device,
+                                         weights_only=True))
+        scale *= t.nonfinite_lr_factor
+        state.extra.update(nonfinite_retries=retries + 1, lr_scale=scale)
+        return {"step": state.step, "event": "rollback", "failed_step": failed,
+                "reason": reason, "lr_scale": scale}
