@@ -194,7 +194,8 @@ def test_resume_that_switches_ema_on_averages_from_the_loaded_g(tmp_path):
     run = _train(tmp_path, "--set", "hooks.ema=null")
     g4 = load_checkpoint(list_checkpoints(run)[-1])["G"]
     assert main(["train", "--resume", str(run), "--steps", "5", "--set", "hooks.ema.beta=0.5",
-                 "--set", "hooks.ema.warmup=false", "--no-progress"]) == 0
+                 "--set", "hooks.ema.warmup=false", "--set", "hooks.ema.bn_stats=copy",
+                 "--no-progress"]) == 0
     ck = load_checkpoint(list_checkpoints(run)[-1])
     assert ck["step"] == 5 and ck["G_ema"] is not None
     for name, ema in ck["G_ema"].items():

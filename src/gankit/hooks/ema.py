@@ -1,9 +1,22 @@
 """Exponential moving average of the generator's weights (Karras et al. 2018; Yazici et al.
-2019): G_ema <- beta * G_ema + (1 - beta) * G after every G step; buffers are copied.
+2019): G_ema <- beta * G_ema + (1 - beta) * G after every G step.
 
 With ``warmup`` the decay ramps up as min(beta, (1 + t) / (10 + t)) at step t, the
 schedule of TensorFlow's ExponentialMovingAverage(num_updates), so that early samples are
 not dominated by the random initial weights.
+
+G_ema samples in eval mode, so its BatchNorm layers use running statistics, and G's own
+running statistics belong to G's weights, not to the averaged ones. ``bn_stats`` chooses
+what G_ema's statistics are:
+
+- ``standing`` (the default): re-estimated for G_ema's own weights whenever G_ema is about
+  to be sampled or saved: the running statistics are reset and set to the plain average of
+  the batch statistics over ``standing_samples`` latents, in batches of ``train.batch_size``
+  with G_ema in train mode ("standing statistics", Brock et al. 2019, BigGAN section 3.1).
+  The latents come from a generator seeded by the run's seed alone, so the statistics are a
+  pure function of the weights and training is unaffected;
+- ``average``: G's running statistics averaged alongside the weights, with the same decay;
+- ``copy``: G's running statistics copied after every step.
 """
 
 from __future__ import annotations
@@ -12,8 +25,13 @@ import copy
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from gankit.registry import HOOKS
+from gankit.utils.checks import at_least, fraction
+
+BN_STATS = ("standing", "average", "copy")
+_STANDING_SEED = 0x57A9D  # the standing statistics' latents, apart from the training RNG
 
 
 @HOOKS.register("ema", "exponential moving average of G's weights, kept as G_ema")
@@ -25,11 +43,23 @@ class EMA:
         beta: float = 0.999  # decay per G step
         start_step: int = 0  # before this step G_ema simply copies G
         warmup: bool = True  # ramp the decay up as min(beta, (1 + t) / (10 + t))
+        bn_stats: str = "standing"  # G_ema's BatchNorm statistics: standing, average, copy
+        standing_samples: int = 1024  # latents averaged into the standing statistics
 
-    def __init__(self, beta: float = 0.999, start_step: int = 0, warmup: bool = True) -> None:
-        if not 0.0 <= beta < 1.0:
-            raise ValueError(f"hooks.ema.beta must be in [0, 1), got {beta}")
+        def __post_init__(self) -> None:
+            fraction("beta", self.beta)
+            at_least("start_step", self.start_step, 0)
+            if self.bn_stats not in BN_STATS:
+                raise ValueError(f"bn_stats must be one of {', '.join(BN_STATS)}, got "
+                                 f"{self.bn_stats!r}")
+            at_least("standing_samples", self.standing_samples, 1)
+
+    def __init__(self, beta: float = 0.999, start_step: int = 0, warmup: bool = True,
+                 bn_stats: str = "standing", standing_samples: int = 1024) -> None:
+        self.Options(beta, start_step, warmup, bn_stats, standing_samples)  # validates
         self.beta, self.start_step, self.warmup = beta, start_step, warmup
+        self.bn_stats, self.standing_samples = bn_stats, standing_samples
+        self._stale = False  # G_ema's weights moved since its statistics were estimated
 
     def decay(self, step: int) -> float:
         """The decay used after generator step ``step`` (1-based)."""
@@ -48,14 +78,64 @@ class EMA:
     @torch.no_grad()
     def after_g_step(self, state, step: int) -> None:
         beta = self.decay(step)
-        ema_params = list(state.G_ema.parameters())
-        params = list(state.G.parameters())
-        torch._foreach_lerp_(ema_params, params, 1.0 - beta)
-        for b_ema, b in zip(state.G_ema.buffers(), state.G.buffers()):
-            b_ema.copy_(b)
+        torch._foreach_lerp_(list(state.G_ema.parameters()), list(state.G.parameters()),
+                             1.0 - beta)
+        averaged = _bn_running_stats(state.G_ema) if self.bn_stats == "average" else set()
+        for (name, b_ema), b in zip(state.G_ema.named_buffers(), state.G.buffers()):
+            if name in averaged:
+                b_ema.lerp_(b, 1.0 - beta)
+            else:
+                b_ema.copy_(b)
+        self._stale = self.bn_stats == "standing"
+
+    def before_sampling(self, state) -> None:
+        """Bring G_ema's BatchNorm statistics up to date (``standing``) before it is used."""
+        if self._stale:
+            cfg = state.config
+            standing_statistics(state.G_ema, cfg.z_dim, self.standing_samples,
+                                cfg.train.batch_size, cfg.train.seed + _STANDING_SEED)
+            self._stale = False
 
     def state_dict(self) -> dict:
         return {}
 
     def load_state_dict(self, state: dict) -> None:
-        pass
+        self._stale = False  # the checkpoint's statistics were estimated when it was saved
+
+
+def _bn_running_stats(net: nn.Module) -> set[str]:
+    """Buffer names of the BatchNorm running means and variances of ``net``."""
+    return {f"{name}.{b}" if name else b for name, m in net.named_modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+            for b in ("running_mean", "running_var")}
+
+
+@torch.no_grad()
+def standing_statistics(G: nn.Module, z_dim: int, samples: int, batch_size: int,
+                        seed: int) -> None:
+    """Reset G's BatchNorm running statistics and set them to the plain average of the batch
+    statistics over ``samples`` latents (in batches of ``batch_size``, G in train mode);
+    G is left in eval mode. A G without BatchNorm is left as it is."""
+    norms = [m for m in G.modules()
+             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not norms:
+        return
+    device = next(G.parameters()).device
+    gen = torch.Generator(device=device).manual_seed(seed)
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average instead of an exponential one
+    G.train()
+    try:
+        for start in range(0, samples, batch_size):
+            n = min(batch_size, samples - start)
+            if n < 2 and start > 0:
+                break  # a batch of one has no variance
+            z = torch.randn(n, z_dim, generator=gen, device=device)
+            c = G.cond.draw_labels(n, gen, device) if G.conditional else None
+            G(z, c)
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        G.eval()

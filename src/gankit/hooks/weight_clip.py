@@ -38,6 +38,9 @@ class WeightClip:
     def after_g_step(self, state, step: int) -> None:
         pass
 
+    def before_sampling(self, state) -> None:
+        pass
+
     def state_dict(self) -> dict:
         return {}
 

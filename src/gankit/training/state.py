@@ -74,9 +74,16 @@ class TrainState:
         return bool(self.G.conditional or self.D.conditional)
 
     def sample_net(self, ema: bool = True) -> nn.Module:
-        return self.G_ema if ema and self.G_ema is not None else self.G
+        """The generator to sample: G_ema (its statistics brought up to date by the hooks,
+        e.g. the EMA hook's standing statistics) when ``ema`` and the run keeps one, else G."""
+        if ema and self.G_ema is not None:
+            for hook in self.hooks.values():
+                hook.before_sampling(self)
+            return self.G_ema
+        return self.G
 
     def state_dict(self) -> dict:
+        self.sample_net()  # G_ema is saved as it samples
         return {
             "format_version": FORMAT_VERSION,
             "config": self.config.to_dict(),
