@@ -102,7 +102,7 @@ def diagnose(run_dir: str | Path) -> Diagnosis:
         path = run_dir / "config.yaml"
         config = load_yaml(path.read_text(), str(path)) or {}
     health = build_dataclass(HealthConfig, (config or {}).get("health"), "health.")
-    rules = replay(records, health)
+    rules = replay(records, health, _loss(config).saturates)
     return Diagnosis(run_dir, records, sorted(rules.episodes, key=lambda e: e.begin), rules,
                      config)
 
@@ -136,9 +136,33 @@ def format_diagnosis(d: Diagnosis) -> str:
     if missing:
         lines += ["", f"note: the log has no {', '.join(missing)} (health.enabled false, or an "
                   "older run): those checks were skipped"]
+    lines += _loss_notes(d.config)
     lines += ["", f"last values (step {last}):"]
     lines += [f"  {k:<24} {_number(d.last[k])}" for k in SUMMARY_KEYS if k in d.last]
     return "\n".join(lines)
+
+
+def _loss(config: dict | None):
+    """The run's loss class (non_saturating when the config is unknown)."""
+    from gankit.registry import LOSSES
+
+    name = ((config or {}).get("loss") or {})
+    name = name.get("name") if isinstance(name, dict) else name
+    return LOSSES.get(name or "non_saturating")
+
+
+def _loss_notes(config: dict | None) -> list[str]:
+    """What the loss leaves unchecked: D's accuracy, and D saturation."""
+    loss = _loss(config)
+    name = ((config or {}).get("loss") or {}).get("name", "non_saturating")
+    notes = []
+    if loss.real_threshold is None:
+        notes.append(f"note: D's accuracy is not measured for loss {name}: a critic's "
+                     "scores have no real/fake threshold")
+    if not loss.saturates:
+        notes.append(f"note: D saturation is not checked for loss {name}: G's gradient "
+                     "does not vanish when D is confident")
+    return ["", *notes] if notes else []
 
 
 def remedies(kind: str, config: dict | None) -> list[tuple[str, str]]:

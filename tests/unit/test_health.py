@@ -222,3 +222,26 @@ def test_doctor_report_on_a_synthetic_log(tmp_path):
     assert "--set loss=non_saturating" in text
     assert "no problems found" not in text
     assert "  health/grad_G_output     1e-09" in text
+
+
+def test_d_saturation_is_not_checked_for_a_loss_that_does_not_saturate():
+    records = _records((3, {}), (6, SATURATED))
+    assert [e.kind for e in replay(records, HealthConfig(warmup_steps=0)).episodes] == \
+        ["d_saturated"]
+    assert replay(records, HealthConfig(warmup_steps=0), saturates=False).episodes == []
+
+
+@pytest.mark.parametrize("loss, notes", [
+    ("wasserstein", ["D's accuracy is not measured for loss wasserstein",
+                     "D saturation is not checked for loss wasserstein"]),
+    ("least_squares", ["D saturation is not checked for loss least_squares"]),
+    ("non_saturating", []),
+])
+def test_doctor_says_which_signals_the_loss_leaves_out(tmp_path, loss, notes):
+    (tmp_path / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _records((3, {}))))
+    (tmp_path / "config.yaml").write_text(C.dump_yaml(C.resolve("dcgan", [f"loss={loss}"])))
+    report = format_diagnosis(diagnose(tmp_path))
+    assert [line for line in report.splitlines() if line.startswith("note: D")] == \
+        [f"note: {n}" + (": a critic's scores have no real/fake threshold" if "accuracy" in n
+                         else ": G's gradient does not vanish when D is confident")
+         for n in notes]

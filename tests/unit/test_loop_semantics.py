@@ -192,3 +192,37 @@ def test_extending_before_the_decay_begins_schedules_on_the_new_total():
     assert_close([lr_factor(s, train, begun) for s in (9, 14, 19)], [0.5, 0.5 * 6 / 11,
                                                                      0.5 / 11])
     assert schedule_for(SimpleNamespace(**{**vars(train), "steps": 10}), 9, old) == old
+
+
+# -- 6. D's accuracy means what "D says real" means for the run's loss -------------------------
+REAL_OUT = torch.tensor([0.3, 0.6, 0.9, 0.4] * 4)  # 16 real outputs
+FAKE_OUT = torch.tensor([-0.2, 0.2, 0.7, 0.45] * 4)
+
+
+def _fixed_scores(trainer):
+    """D returns REAL_OUT for the real batch and FAKE_OUT for the fakes (kept differentiable)."""
+    D = trainer.state.D
+    calls = []
+
+    def score(x, c=None):
+        calls.append(1)
+        tie = 0.0 * sum(p.sum() for p in D.parameters())
+        return {"logits": (REAL_OUT if len(calls) % 2 else FAKE_OUT) + tie}
+
+    D.score = score
+
+
+@pytest.mark.parametrize("loss, acc_real, acc_fake", [
+    ("non_saturating", 1.0, 0.25),  # logits: real > 0 (all), fake <= 0 (-0.2 only)
+    ("hinge", 1.0, 0.25),
+    ("least_squares", 0.5, 0.75),  # real > 1/2 (0.6, 0.9), fake <= 1/2 (3 of 4)
+    ("wasserstein", None, None),  # a critic's scores: no accuracy at all
+])
+def test_d_accuracy_uses_the_loss_threshold(loss, acc_real, acc_fake):
+    t = _trainer(f"loss={loss}")
+    _fixed_scores(t)
+    t.d_step(0, log=True)
+    assert t.last.get("health/d_acc_real") == (None if acc_real is None else
+                                                pytest.approx(acc_real))
+    assert t.last.get("health/d_acc_fake") == (None if acc_fake is None else
+                                                pytest.approx(acc_fake))

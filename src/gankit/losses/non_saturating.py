@@ -34,6 +34,9 @@ def real_term(real_logits: torch.Tensor, real_label: float) -> torch.Tensor:
 class NonSaturating:
     """The standard BCE-with-logits GAN objective."""
 
+    real_threshold = 0.0  # D says "real" when its logit is above this (sigmoid > 1/2)
+    saturates = True  # a confident D (logits far beyond +-4) starves or destabilises G
+
     @dataclass(frozen=True)
     class Options:
         real_label: float = 1.0  # D's target for real samples; 0.9 = one-sided smoothing

@@ -12,6 +12,9 @@ from gankit.registry import LOSSES
 class Wasserstein:
     """Critic scores are unbounded; the loss is a difference of means."""
 
+    real_threshold = None  # a critic's score has no real/fake threshold: no D accuracy
+    saturates = False  # the critic's gradient does not vanish with its confidence
+
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
         return fake_logits.mean() - real_logits.mean()
 

@@ -2,8 +2,11 @@
 
 Signals, written to ``log.jsonl`` as ``health/*`` keys on every log step:
 
-- ``d_acc_real``, ``d_acc_fake``, ``grad_G_output``: recorded by the loop itself (D's sign
-  accuracy on the batch; the mean per-sample L2 norm of dLoss_G/d fake).
+- ``d_acc_real``, ``d_acc_fake``, ``grad_G_output``: recorded by the loop itself (D's
+  accuracy on the batch: the share of real outputs above the loss's ``real_threshold``, 0
+  for logits and 1/2 for least squares, and of fake outputs at or below it; a loss without
+  a threshold, the Wasserstein critic's, records none; the mean per-sample L2 norm of
+  dLoss_G/d fake).
 - ``diversity_ratio``: the mean pairwise L2 distance of G's samples on the fixed latent batch
   (``state.z_fixed``, the sample grid's, G in eval mode) over the same statistic on a fixed
   real batch of the same size. Near 1 for a healthy G; near 0 when G collapses onto a few
@@ -23,10 +26,11 @@ cleared (false on ``window`` consecutive records). The thresholds live in
 (an untrained G has little diversity and an early D often wins for a while); the loss rules
 run from the first record:
 
-- ``d_saturated``: D classifies both batches (sign accuracy >= ``d_saturation_accuracy`` on
+- ``d_saturated``: D classifies both batches (accuracy >= ``d_saturation_accuracy`` on
   real and fake) with mean logits beyond +-``d_saturation_logit``: D(real) -> 1, D(fake) -> 0,
   where the minimax loss gives G no gradient (Goodfellow et al. 2014, §3; Arjovsky & Bottou
-  2017).
+  2017). Checked only for losses that saturate (``saturates``: minimax and non-saturating);
+  hinge, least squares and Wasserstein keep G's gradient when D is confident.
 - ``g_grad_vanished``: ``grad_G_output`` below ``grad_vanish_ratio`` times its reference (the
   median of the first ``reference_logs`` records) or below ``grad_vanish_abs``.
 - ``diversity_collapsed``: ``diversity_ratio`` below ``diversity_ratio_min``.
@@ -90,10 +94,12 @@ class HealthRules:
 
     Args:
         config: thresholds and the sustain window.
+        saturates: whether the run's loss saturates (``d_saturated`` is checked only then).
     """
 
-    def __init__(self, config: HealthConfig | None = None) -> None:
+    def __init__(self, config: HealthConfig | None = None, saturates: bool = True) -> None:
         self.config = config or HealthConfig()
+        self.saturates = saturates
         self.episodes: list[Episode] = []
         self.references: dict[str, float] = {}  # key -> median of its first values
         self._early: dict[str, list[float]] = {}
@@ -176,6 +182,8 @@ class HealthRules:
         return any(v is not None and abs(v) > self._loss_limit(k) for k, v in values.items())
 
     def _d_saturated(self, r: dict) -> bool | None:
+        if not self.saturates:
+            return None
         keys = ("health/d_acc_real", "health/d_acc_fake", "scores/real", "scores/fake")
         acc_real, acc_fake, real, fake = (_finite(r, k) for k in keys)
         if None in (acc_real, acc_fake, real, fake):
@@ -231,9 +239,9 @@ class HealthRules:
                 self.references[key] = statistics.median(early)
 
 
-def replay(records, config: HealthConfig | None = None) -> HealthRules:
+def replay(records, config: HealthConfig | None = None, saturates: bool = True) -> HealthRules:
     """Run the rules over ``records`` (e.g. a whole ``log.jsonl``); episodes in ``.episodes``."""
-    rules = HealthRules(config)
+    rules = HealthRules(config, saturates)
     for record in records:
         rules.update(record)
     return rules
@@ -258,7 +266,7 @@ class HealthMonitor:
     def __init__(self, trainer, config: HealthConfig) -> None:
         s = trainer.state
         self.config = config
-        self.rules = HealthRules(config)
+        self.rules = HealthRules(config, s.loss.saturates)
         self._real_distance: float | None = None
         self._mixture = None
         if s.info.kind == "points":

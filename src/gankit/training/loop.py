@@ -211,9 +211,11 @@ class Trainer:
             if log:
                 r, f = real_out["logits"].detach(), fake_out["logits"].detach()
                 self.last.update({"loss/D": loss.detach(), "scores/real": r.mean(),
-                                  "scores/fake": f.mean(), "grad/D": _grad_norm(D),
-                                  "health/d_acc_real": (r > 0).float().mean(),
-                                  "health/d_acc_fake": (f < 0).float().mean()})
+                                  "scores/fake": f.mean(), "grad/D": _grad_norm(D)})
+                cut = s.loss.real_threshold  # what "D says real" means for this loss
+                if cut is not None:
+                    self.last.update({"health/d_acc_real": (r > cut).float().mean(),
+                                      "health/d_acc_fake": (f <= cut).float().mean()})
         opt.step()
         for hook in self.hooks:  # constraints hold for every D, the unrolled copy included
             if hasattr(hook, "constrain_d"):
