@@ -54,6 +54,9 @@ class TrainConfig:
     keep_checkpoints: int = 3  # the last K checkpoints are kept
     num_samples: int = 64  # size of the fixed latent batch drawn into sample grids
     unrolled_steps: int = 0  # G is updated against D unrolled k steps (Metz et al. 2017)
+    # 2: G's gradient flows through the k unrolled updates (the paper's); 1: first-order,
+    # G is updated against the advanced copy alone (cheaper; gankit.training.unroll)
+    unrolled_order: int = 2
     lr_decay: str = "none"  # none, or linear: both learning rates fall linearly towards 0
     lr_decay_start: float = 0.0  # linear: fraction of train.steps run at the full rate first
     # ((step, size), ...): from each step on, batch_size becomes size (real images per D step
@@ -91,6 +94,9 @@ class TrainConfig:
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"train.precision must be fp32 or bf16, got {self.precision!r}; "
                              f"fp16 needs loss scaling, which gankit does not do: use bf16")
+        if self.unrolled_order not in (1, 2):
+            raise ValueError(f"train.unrolled_order must be 1 (first-order) or 2 (through "
+                             f"the unrolled updates, Metz et al.), got {self.unrolled_order}")
         if self.on_nonfinite not in ("rollback", "stop"):
             raise ValueError(f"train.on_nonfinite must be rollback or stop, got "
                              f"{self.on_nonfinite!r}")
@@ -471,6 +477,10 @@ def validate_components(config: Config) -> None:
                              f"must be >= 1 and a multiple of pack ({config.pack})")
     if config.z_dim < 1:
         raise ValueError(f"z_dim must be at least 1, got {config.z_dim}")
+    if t.unrolled_steps and t.unrolled_order == 2 and "weight_clip" in config.hooks:
+        raise ValueError("train.unrolled_order=2 differentiates through the unrolled D "
+                         "updates, which hooks.weight_clip's clamping would cut; use --set "
+                         "train.unrolled_order=1 with weight clipping")
     if config.self_condition.clusters and \
             config.discriminator.options.get("conditioning") == "concat":
         raise ValueError("self_condition clusters the data with D's features, which under "

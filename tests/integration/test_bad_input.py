@@ -21,6 +21,7 @@ CASES = [
     ("regularizers.r1.gamma=-1", "regularizers.r1.gamma must be >= 0, got -1.0"),
     ("regularizers.gradient_penalty.interval=0",
      "regularizers.gradient_penalty.interval must be >= 1"),
+    ("train.unrolled_order=3", "train.unrolled_order must be 1 (first-order) or 2"),
     ("train.steps=[1,", "--set 'train.steps=[1,': not valid YAML (line 1, column 4)"),
     ("train.steps=!!python/object/apply:os.system [echo]",
      "tags such as !!python/... are refused"),
@@ -43,6 +44,13 @@ def test_self_conditioning_with_a_concat_discriminator_is_refused(tmp_path, caps
             "discriminator.conditioning=concat"]
     assert cli.main(argv) == 2
     assert "discriminator.conditioning=projection" in capsys.readouterr().err
+
+
+def test_second_order_unrolling_refuses_weight_clipping(tmp_path, capsys):
+    argv = ["train", "wgan", "--data", "digits", "--steps", "2", "--no-progress", "--out",
+            str(tmp_path / "run"), "--set", "train.unrolled_steps=2"]
+    assert cli.main(argv) == 2
+    assert "use --set train.unrolled_order=1 with weight clipping" in capsys.readouterr().err
 
 
 def test_doctor_refuses_a_python_tag_in_config_yaml(tmp_path, capsys):

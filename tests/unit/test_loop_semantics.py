@@ -16,6 +16,7 @@ from gankit.regularizers.r1 import R1
 from gankit.training.context import StepContext
 from gankit.training.loop import Trainer
 from gankit.training.state import build_state
+from gankit.training.unroll import UNROLL_OFFSET
 
 
 def _trainer(*overrides, preset="mixture_gan", data="ring"):
@@ -226,3 +227,60 @@ def test_d_accuracy_uses_the_loss_threshold(loss, acc_real, acc_fake):
                                                 pytest.approx(acc_real))
     assert t.last.get("health/d_acc_fake") == (None if acc_fake is None else
                                                 pytest.approx(acc_fake))
+
+
+# -- 7. unrolled GAN: the second-order term of Metz et al. ---------------------------------
+def _directional_derivatives(monkeypatch, order):
+    """G's gradient along a random direction u as the loop computes it, and the central
+    difference of the surrogate f(theta_G + h u) built with torch.optim.Adam on a copy of D
+    (an independent reference), in float64."""
+    monkeypatch.setattr(torch, "get_default_dtype", torch.get_default_dtype)
+    torch.set_default_dtype(torch.float64)
+    try:
+        t = _trainer("train.unrolled_steps=2", f"train.unrolled_order={order}",
+                     "d_optimizer.lr=0.05")
+        t.real_x = t.real_x.double()
+        t.d_step(0, log=False)  # D's Adam gets moments
+        s = t.state
+        G0, D0, opt_state = (copy.deepcopy(s.G), copy.deepcopy(s.D),
+                             copy.deepcopy(s.d_opt.state_dict()))
+        rng = s.generator.get_state()
+        monkeypatch.setattr(s.g_opt, "step", lambda: None)
+        t.g_step(log=False)
+        grad = [p.grad for p in s.G.parameters()]
+        u = [torch.randn(p.shape, generator=torch.Generator().manual_seed(i))
+             for i, p in enumerate(grad)]
+
+        def surrogate(h):
+            G, D = copy.deepcopy(G0), copy.deepcopy(D0)
+            with torch.no_grad():
+                for p, d in zip(G.parameters(), u):
+                    p.add_(h * d)
+            opt = torch.optim.Adam(D.parameters(), **s.d_opt.defaults)
+            opt.load_state_dict(copy.deepcopy(opt_state))
+            gen = torch.Generator().set_state(rng)
+            for j in range(2):  # the unrolled critic's own real batches
+                real, _ = t._batch(UNROLL_OFFSET + j)
+                fake = G(torch.randn(16, s.config.z_dim, generator=gen))
+                loss = s.loss.d_loss(D(real), D(fake))
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            fake = G(torch.randn(16, s.config.z_dim, generator=gen))
+            return s.loss.g_loss(D(fake)).item()
+
+        h = 1e-7  # the surrogate bends fast (Adam steps): a small step, in float64
+        numeric = (surrogate(h) - surrogate(-h)) / (2 * h)
+        return float(sum((g * d).sum() for g, d in zip(grad, u))), numeric
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
+def test_second_order_unrolling_gives_the_gradient_of_the_unrolled_surrogate(monkeypatch):
+    analytic, numeric = _directional_derivatives(monkeypatch, order=2)
+    assert analytic == pytest.approx(numeric, rel=1e-5)
+
+
+def test_first_order_unrolling_omits_the_term_through_the_updates(monkeypatch):
+    analytic, numeric = _directional_derivatives(monkeypatch, order=1)
+    assert analytic != pytest.approx(numeric, rel=1e-2)

@@ -27,10 +27,11 @@ from gankit.layers.minibatch import MinibatchDiscrimination, MinibatchStdDev
 from gankit.models._base import Discriminator, PackedDiscriminator
 from gankit.registry import AUGMENTATIONS, DISCRIMINATORS, GENERATORS, LOSSES
 from gankit.regularizers.feature_matching import FeatureMatching
-from gankit.training import loop as loop_module
 from gankit.training.context import StepContext
+from gankit.training import loop
 from gankit.training.loop import Trainer
 from gankit.training.state import DataInfo, build_networks, build_state
+from gankit.training.unroll import UNROLL_OFFSET
 
 F64 = torch.float64
 
@@ -360,12 +361,12 @@ def _opt_state(opt):
 
 
 def test_unrolling_moves_a_copy_not_d():
-    t = _trainer("train.unrolled_steps=3")
+    t = _trainer("train.unrolled_steps=3", "train.unrolled_order=1")
     t.d_step(0, log=False)
     D_before = _params(t.state.D)
     copies = []
-    original = t._unrolled_critic
-    t._unrolled_critic = lambda: copies.append(original()) or copies[-1]
+    original = t.unroller.critic
+    t.unroller.critic = lambda trainer: copies.append(original(trainer)) or copies[-1]
     t.g_step(log=False)
     assert len(copies) == 1 and copies[0][0] is not t.state.D
     for before, now, moved in zip(D_before, _params(t.state.D), _params(copies[0][0])):
@@ -376,12 +377,12 @@ def test_unrolling_moves_a_copy_not_d():
 def test_unrolling_leaves_d_optimizer_state_and_g_statistics_unchanged():
     # the copy's optimiser must not share state tensors with state.d_opt, and the copy's
     # extra batches must not move G's BatchNorm running statistics
-    t = _trainer("train.unrolled_steps=2")
+    t = _trainer("train.unrolled_steps=2", "train.unrolled_order=1")
     t.d_step(0, log=False)
     before = _opt_state(t.state.d_opt)
     t.state.G.requires_grad_(False)  # isolate: only the unrolling could touch G's buffers
     buffers = [b.clone() for b in t.state.G.buffers()]
-    D, _ = t._unrolled_critic()
+    D, _ = t.unroller.critic(t)
     after = _opt_state(t.state.d_opt)
     for i in before:
         for k in before[i]:
@@ -393,14 +394,15 @@ def test_unrolling_leaves_d_optimizer_state_and_g_statistics_unchanged():
 def test_weight_clipping_holds_for_the_unrolled_copy():
     # a large RMSprop step moves weights far past c = 0.01; the copy must be clamped after
     # each of its updates, as the real critic is
-    t = _trainer("train.unrolled_steps=2", "d_optimizer.lr=0.5", "hooks.weight_clip.clip=0.01")
+    t = _trainer("train.unrolled_steps=2", "train.unrolled_order=1", "d_optimizer.lr=0.5",
+                 "hooks.weight_clip.clip=0.01")
     t.d_step(0, log=False)
     c = torch.tensor(0.01).item()  # 0.01 in float32
     assert max(p.abs().max().item() for p in t.state.D.parameters()) == c
-    D, _ = t._unrolled_critic()
+    D, _ = t.unroller.critic(t)
     assert max(p.abs().max().item() for p in D.parameters()) == c
-    unclipped = _trainer("train.unrolled_steps=2", "d_optimizer.lr=0.5")
-    D, _ = unclipped._unrolled_critic()
+    unclipped = _trainer("train.unrolled_steps=2", "train.unrolled_order=1", "d_optimizer.lr=0.5")
+    D, _ = unclipped.unroller.critic(unclipped)
     assert max(p.abs().max().item() for p in D.parameters()) > 0.1
 
 
@@ -420,7 +422,7 @@ def test_unrolling_changes_g_update_not_the_main_data_stream(monkeypatch):
             t.d_step(step, log=False)
             t.g_step(log=False)
     assert not torch.equal(_params(plain.state.G)[0], _params(unrolled.state.G)[0])
-    offset = loop_module._UNROLL_OFFSET
+    offset = UNROLL_OFFSET
     main = [(s, r) for s, r in seen[2] if s < offset]
     extra = [s for s, _ in seen[2] if s >= offset]
     assert [s for s, _ in main] == [s for s, _ in seen[0]] == [0, 1, 2]
@@ -534,7 +536,7 @@ def test_batch_schedule_stage_draws_its_own_data_order():
     t = _trainer("train.batch_schedule=[[2, 24]]", "train.seed=5")
     t.state.step = 2
     real, _ = t._batch(2)
-    expected = BatchSampler(len(t.real_x), 24, epoch_seed(5, loop_module._STAGE_SEED + 1))
+    expected = BatchSampler(len(t.real_x), 24, epoch_seed(5, loop._STAGE_SEED + 1))
     assert torch.equal(real, t.real_x[expected.indices(0)])
     t.state.step = 1
     assert torch.equal(t._batch(1)[0], t.real_x[BatchSampler(len(t.real_x), 16, 5).indices(1)])

@@ -9,13 +9,13 @@ Only the main process writes files (``is_main``), so the loop can later run unde
 
 from __future__ import annotations
 
-import copy
 import json
 import sys
 import time
 from pathlib import Path
 
 import torch
+from torch.func import functional_call
 
 from gankit.data import BatchSampler
 from gankit.data._sampler import epoch_seed
@@ -25,11 +25,11 @@ from gankit.training.context import StepContext
 from gankit.training.faults import DivergenceGuard, TrainingInterrupted, stop_on_signals
 from gankit.training.health import HealthMonitor
 from gankit.training.schedule import lr_factor, schedule_for
+from gankit.training.unroll import Unroller
 from gankit.training.self_condition import SelfConditioner
 from gankit.utils.images import save_grid, scatter_png
 from gankit.utils.precision import autocast, check_bf16
 
-_UNROLL_OFFSET = 1 << 40  # data steps of the unrolled critic never meet the main stream
 _STAGE_SEED = 1 << 41  # seeds of the batch_schedule stages' data orders, apart from epochs'
 
 
@@ -82,6 +82,8 @@ class Trainer:
         self.last: dict[str, torch.Tensor] = {}
         self.step_losses: dict[str, torch.Tensor] = {}  # this step's losses, checked finite
         self.guard = DivergenceGuard(cfg)
+        self.unroller = (Unroller(cfg.unrolled_steps, cfg.unrolled_order)
+                         if cfg.unrolled_steps else None)
         state.extra["lr_schedule"] = schedule_for(cfg, state.step, state.extra.get("lr_schedule"))
         health = state.config.health
         self.health = HealthMonitor(self, health) if health.enabled else None
@@ -174,20 +176,26 @@ class Trainer:
             x = aug(x, self.state.step, self.state.generator)
         return x
 
-    def _d_update(self, D, opt, data_step: int, log: bool, main: bool = True,
-                  update: int | None = None) -> tuple:
-        """One D update on a fresh real batch and fresh fakes (also used for unrolling).
+    def d_objective(self, D, data_step: int, update: int, g_grad: bool = False) -> tuple:
+        """D's loss on a fresh real batch and fresh fakes, with the D-phase penalties due at
+        D update number ``update`` (a term runs on every ``interval``-th one).
 
-        ``update`` counts D updates for lazy regularisation (a D-phase term runs on every
-        ``interval``-th one); it defaults to ``data_step``, the index of the main D update.
-        Returns D's input of the real batch and its labels, (view, labels), detached."""
+        ``D`` is a module or any object with its ``score``/``__call__`` (the unrolled
+        critic's functional view). With ``g_grad`` the fakes keep G's graph (second-order
+        unrolling). Returns (loss, real_out, fake_out, (real view, labels) detached).
+        """
         s = self.state
         real, labels = self._batch(data_step)
         if not self.conditional:
             labels = None
         fake_labels = self._fake_labels(real.shape[0])
-        with torch.no_grad(), self._autocast():
-            fake = s.G(self._z(real.shape[0]), fake_labels).float()
+        with torch.set_grad_enabled(g_grad), self._autocast():
+            z = self._z(real.shape[0])
+            if g_grad:  # G's graph is kept: its BatchNorm statistics go to copies
+                buffers = {n: b.clone() for n, b in s.G.named_buffers()}
+                fake = _full(functional_call(s.G, buffers, (z, fake_labels)))
+            else:
+                fake = _full(s.G(z, fake_labels))
         if self.real_grad:
             real.requires_grad_(True)
         real_view = self._d_view(real)
@@ -199,15 +207,22 @@ class Trainer:
                           s.step, s.generator, phase="D", fake_labels=fake_labels,
                           real_out=real_out, fake_out=fake_out, real_view=real_view,
                           pack=s.config.pack, low_precision=self.bf16)
-        update = data_step if update is None else update
         for reg in self.d_regs:
             if update % reg.interval == 0:
                 loss = loss + reg(ctx)
+        return loss, real_out, fake_out, (real_view.detach(), labels)
+
+    def d_update(self, D, opt, data_step: int, update: int, log: bool = False,
+                 main: bool = True) -> tuple:
+        """One optimiser step of module ``D`` on `d_objective` (the main D, or the unrolled
+        critic's copy when not ``main``); returns the real batch's (view, labels)."""
+        s = self.state
+        loss, real_out, fake_out, real_view = self.d_objective(D, data_step, update)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if main:
             self.step_losses["loss/D"] = loss.detach()
-            self.last_real_view = (real_view.detach(), labels)
+            self.last_real_view = real_view
             if log:
                 r, f = real_out["logits"].detach(), fake_out["logits"].detach()
                 self.last.update({"loss/D": loss.detach(), "scores/real": r.mean(),
@@ -223,44 +238,23 @@ class Trainer:
         if main:
             for hook in self.hooks:
                 hook.after_d_step(s, s.step)
-        return real_view.detach(), labels
+        return real_view
 
     def d_step(self, data_step: int, log: bool) -> None:
-        self._d_update(self.state.D, self.state.d_opt, data_step, log)
-
-    def _unrolled_critic(self):
-        """Metz et al. 2017: a copy of D advanced k steps, against which G is updated
-        (first-order variant: G's gradient does not flow through the k updates).
-
-        Returns the copy and its input of its last real batch, (view, labels). The real D,
-        its optimiser state and G's BatchNorm statistics are left untouched; D constraints
-        (``constrain_d``, e.g. weight clipping) hold for the copy too.
-        """
-        s, k = self.state, self.state.config.train.unrolled_steps
-        D = copy.deepcopy(s.D)
-        opt = type(s.d_opt)(D.parameters(), **s.d_opt.defaults)
-        opt.load_state_dict(copy.deepcopy(s.d_opt.state_dict()))
-        g_buffers = [b.clone() for b in s.G.buffers()]
-        real_view = None
-        for j in range(k):  # a separate, deterministic stream of real batches
-            real_view = self._d_update(D, opt, _UNROLL_OFFSET + s.step * k + j, log=False,
-                                       main=False, update=j)
-        with torch.no_grad():
-            for b, saved in zip(s.G.buffers(), g_buffers):
-                b.copy_(saved)
-        return D, real_view
+        """The main D update number ``data_step`` (= G step * d_steps + i)."""
+        self.d_update(self.state.D, self.state.d_opt, data_step, data_step, log)
 
     def g_step(self, log: bool) -> None:
         s = self.state
         batch = self.batch_size()
         D, real_view = s.D, self.last_real_view
-        if s.config.train.unrolled_steps > 0:
-            D, real_view = self._unrolled_critic()
+        if self.unroller is not None:
+            D, real_view = self.unroller.critic(self)
         D.requires_grad_(False)
         fake_labels = self._fake_labels(batch)
         with self._autocast():
             fake = s.G(self._z(batch), fake_labels)
-        fake = fake.float()
+        fake = _full(fake)
         if log:
             fake.retain_grad()
         real_out: dict = {}
@@ -470,9 +464,14 @@ class Trainer:
         return save_checkpoint(self.run_dir, self.state, self.state.config.train.keep_checkpoints)
 
 
+def _full(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in float32 when autocast left it in a 16-bit type; other dtypes as they are."""
+    return x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
+
+
 def _as_float(out: dict) -> dict:
     """D's outputs (logits, features, ...) in float32, whatever precision D ran in."""
-    return {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v
+    return {k: _full(v) if torch.is_tensor(v) else v
             for k, v in out.items()}
 
 
