@@ -27,8 +27,8 @@ from gankit.layers.minibatch import MinibatchDiscrimination, MinibatchStdDev
 from gankit.models._base import Discriminator, PackedDiscriminator
 from gankit.registry import AUGMENTATIONS, DISCRIMINATORS, GENERATORS, LOSSES
 from gankit.regularizers.feature_matching import FeatureMatching
-from gankit.training.context import StepContext
 from gankit.training import loop
+from gankit.training.context import StepContext
 from gankit.training.loop import Trainer
 from gankit.training.state import DataInfo, build_networks, build_state
 from gankit.training.unroll import UNROLL_OFFSET

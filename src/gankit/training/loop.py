@@ -25,8 +25,8 @@ from gankit.training.context import StepContext
 from gankit.training.faults import DivergenceGuard, TrainingInterrupted, stop_on_signals
 from gankit.training.health import HealthMonitor
 from gankit.training.schedule import lr_factor, schedule_for
-from gankit.training.unroll import Unroller
 from gankit.training.self_condition import SelfConditioner
+from gankit.training.unroll import Unroller
 from gankit.utils.images import save_grid, scatter_png
 from gankit.utils.precision import autocast, check_bf16
 
