@@ -15,7 +15,16 @@ from torch import nn
 from gankit import config as C
 from gankit.data import load_dataset
 from gankit.evaluation import TrainingEvaluator
-from gankit.training.checkpoint import list_checkpoints, load_latest, load_weights
+from gankit.training.checkpoint import (
+    NonFiniteStateError,
+    checkpoint_step,
+    kept_steps,
+    list_checkpoints,
+    load_latest,
+    load_newest,
+    load_weights,
+    nonfinite_tensor,
+)
 from gankit.training.loop import Trainer
 from gankit.training.state import DataInfo, build_networks, build_state, resolve_device
 from gankit.utils.io import atomic_write_json, atomic_write_text
@@ -142,7 +151,7 @@ def _finish(trainer: Trainer, record: dict) -> RunResult:
                                  state.device)
         if run_dir is not None and metrics:
             atomic_write_json(run_dir / "metrics.json", metrics)
-    ckpts = list_checkpoints(run_dir) if run_dir is not None else []
+    ckpts = list_checkpoints(run_dir, quiet=True) if run_dir is not None else []
     samples = sorted((run_dir / "samples").glob("step_*.png")) if run_dir is not None else []
     return RunResult(state, run_dir, ckpts[-1] if ckpts else None,
                      samples[-1] if samples else None, record, metrics)
@@ -189,18 +198,32 @@ class LoadedRun:
 
 
 def load(run_dir: str | Path, device: str = "cpu", step: int | None = None) -> LoadedRun:
-    """Load G and G_ema from the newest checkpoint of ``run_dir`` (safetensors weights), or
-    from the checkpoint of ``step`` when given."""
+    """Load G and G_ema from the newest complete checkpoint of ``run_dir`` (safetensors
+    weights; a corrupt one falls back to the one before, with a warning), or from the
+    checkpoint of ``step`` when given.
+
+    Raises:
+        FileNotFoundError: the run has no checkpoint.
+        ValueError: no checkpoint of ``step``, or none readable.
+        NonFiniteStateError: the weights hold a NaN or an infinity (a ValueError).
+    """
     paths = list_checkpoints(run_dir)
-    if not paths:
-        load_latest(run_dir)  # raises the clear 'no checkpoint' error
+    kept = paths
     if step is not None:
-        chosen = [p for p in paths if p.stem == f"step_{step:08d}"]
-        if not chosen:
-            kept = ", ".join(str(int(p.stem[5:])) for p in paths if p.stem.startswith("step_"))
-            raise ValueError(f"{run_dir} has no checkpoint of step {step}; kept steps: {kept}")
-        paths = chosen
-    tensors, meta = load_weights(paths[-1].with_suffix(".safetensors"))
+        paths = [p for p in paths if checkpoint_step(p) == step]
+        if not paths:
+            raise ValueError(f"{run_dir} has no checkpoint of step {step}; kept steps: "
+                             f"{kept_steps(kept)}")
+    (tensors, meta), path = load_newest(
+        run_dir, lambda p: load_weights(p.with_suffix(".safetensors")), paths)
+    bad = nonfinite_tensor(tensors)
+    if bad is not None:
+        earlier = [p for p in kept if checkpoint_step(p) < checkpoint_step(path)]
+        fix = (f"load an earlier checkpoint with step={checkpoint_step(earlier[-1])}"
+               if earlier else "no earlier checkpoint is kept")
+        raise NonFiniteStateError(
+            f"{path.with_suffix('.safetensors')}: {bad} holds non-finite values (NaN or inf), "
+            f"the run diverged before this checkpoint; {fix} (kept steps: {kept_steps(kept)})")
     config = C.from_dict(json.loads(meta["config"]))
     info = DataInfo.from_dict(json.loads(meta["data_info"]))
     dev = resolve_device(device)
