@@ -27,7 +27,7 @@ from gankit.training.checkpoint import (
 )
 from gankit.training.loop import Trainer
 from gankit.training.state import DataInfo, build_networks, build_state, resolve_device
-from gankit.utils.io import atomic_write_json, atomic_write_text
+from gankit.utils.io import atomic_write_json, atomic_write_text, json_record, read_jsonl
 
 
 def make_config(preset: str | None = None, *, data: str | None = None, steps: int | None = None,
@@ -123,12 +123,12 @@ def resume(run_dir: str | Path, *, steps: int | None = None, overrides: Sequence
 
 
 def _truncate_log(path: Path, step: int) -> None:
-    """Drop log records written after the checkpoint we resume from (a crash left them)."""
+    """Drop log records written after the checkpoint we resume from (a crash left them),
+    and a last line cut short (with a warning); rewrite the rest as strict JSON."""
     if not path.exists():
         return
-    keep = [ln for ln in path.read_text().splitlines() if ln.strip()
-            and json.loads(ln).get("step", 0) <= step]
-    atomic_write_text(path, "".join(ln + "\n" for ln in keep))
+    keep = [r for r in read_jsonl(path) if r.get("step", 0) <= step]
+    atomic_write_text(path, "".join(json_record(r) + "\n" for r in keep))
 
 
 @dataclass

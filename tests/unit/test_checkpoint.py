@@ -273,3 +273,21 @@ def test_load_refuses_non_finite_weights_naming_the_file_and_the_kept_steps(tmp_
     assert "G_ema.net.0.weight" in message and "kept steps: 2, 4" in message
     assert "step=2" in message
     assert api.load(tmp_path, step=2).step == 2
+
+
+def test_write_log_writes_strict_json(tmp_path):
+    from types import SimpleNamespace
+
+    from gankit.training.loop import Trainer
+
+    trainer = SimpleNamespace(is_main=True, run_dir=tmp_path)
+    Trainer._write_log(trainer, {"step": 2, "loss/D": float("nan")})
+    assert (tmp_path / "log.jsonl").read_text() == '{"step": 2, "loss/D": "nan"}\n'
+
+
+def test_truncate_log_drops_a_torn_line_and_later_records(tmp_path, capsys):
+    path = tmp_path / "log.jsonl"
+    path.write_text('{"step": 2, "loss/D": NaN}\n{"step": 4}\n{"step": 6}\n{"step": 8, "l')
+    api._truncate_log(path, 4)
+    assert path.read_text() == '{"step": 2, "loss/D": "nan"}\n{"step": 4}\n'
+    assert f"{path}, line 4" in capsys.readouterr().err

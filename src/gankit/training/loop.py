@@ -10,7 +10,6 @@ Only the main process writes files (``is_main``), so the loop can later run unde
 from __future__ import annotations
 
 import copy
-import json
 import math
 import sys
 import time
@@ -26,6 +25,7 @@ from gankit.training.context import StepContext
 from gankit.training.health import HealthMonitor
 from gankit.training.self_condition import SelfConditioner
 from gankit.utils.images import save_grid, scatter_png
+from gankit.utils.io import append_jsonl
 from gankit.utils.precision import autocast, check_bf16
 
 _UNROLL_OFFSET = 1 << 40  # data steps of the unrolled critic never meet the main stream
@@ -370,9 +370,10 @@ class Trainer:
 
     # -- outputs (main process only) -------------------------------------------------------
     def _write_log(self, record: dict) -> None:
+        """Append ``record`` to ``log.jsonl`` as one line of strict JSON, a NaN or infinite
+        value as the string "nan", "inf" or "-inf" (`gankit.utils.io.json_record`)."""
         if self.is_main and self.run_dir is not None:
-            with open(self.run_dir / "log.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
+            append_jsonl(self.run_dir / "log.jsonl", record)
 
     @torch.no_grad()
     def generate_fixed(self) -> torch.Tensor:
