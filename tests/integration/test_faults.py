@@ -1,8 +1,14 @@
 """Faults around a run directory, through the CLI: kills, stray files, a second run on the
 same directory, a full disk, a torn log. Each run is a few steps of a tiny DCGAN."""
 
+import errno
 import json
 import math
+import os
+import socket
+import subprocess
+import sys
+import textwrap
 
 from gankit.cli import main
 from gankit.utils.io import json_record
@@ -28,6 +34,101 @@ def _one_line_error(capsys, *parts):
     for part in parts:
         assert part in line[0], line[0]
     return line[0]
+
+
+def test_a_run_killed_before_its_first_checkpoint_is_replaced(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("killed: true\n")
+    (run / "log.jsonl").write_text('{"step": 2, "loss/D": 1.0}\n{"step": 4, "lo')
+    (run / ".lock").write_text(json.dumps({"pid": 2 ** 22 + 12345, "host":
+                                           socket.gethostname(), "started": "earlier"}))
+    assert _train(run) == 0
+    err = capsys.readouterr().err
+    assert f"gankit: note: {run} holds an unfinished run with no checkpoint" in err
+    assert _steps(run) == [2, 4] and "killed" not in (run / "config.yaml").read_text()
+    assert not (run / ".lock").exists()
+    assert _train(run) == 2  # a run with a checkpoint is still refused
+    _one_line_error(capsys, "already holds a run", f"--resume {run}")
+
+
+def test_out_naming_a_file_or_an_unwritable_directory_is_one_line(tmp_path, capsys,
+                                                                  monkeypatch):
+    (tmp_path / "file").write_text("mine")
+    assert _train(tmp_path / "file") == 2
+    _one_line_error(capsys, f"--out {tmp_path / 'file'}", "not a directory")
+    assert (tmp_path / "file").read_text() == "mine"
+    assert _train(tmp_path / "file" / "run") == 2
+    _one_line_error(capsys, f"--out {tmp_path / 'file' / 'run'}")
+
+    from gankit.training import lock as lock_mod
+
+    real_open = os.open
+
+    def denied(path, flags, *args):
+        if str(path).endswith(".lock"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(lock_mod.os, "open", denied)
+    assert _train(tmp_path / "ro") == 2
+    _one_line_error(capsys, f"{tmp_path / 'ro'}", "Permission denied")
+    assert not (tmp_path / "ro" / "log.jsonl").exists()
+
+
+_HOLD = textwrap.dedent("""
+    import sys, time
+    from gankit.training.lock import run_lock
+    with run_lock(sys.argv[1]):
+        print("locked", flush=True)
+        time.sleep(60)
+""")
+
+
+def test_a_second_run_on_a_locked_directory_is_refused_and_a_stale_lock_taken_over(
+        tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(run)], env=env,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert _train(run) == 2
+        _one_line_error(capsys, f"{run} is in use by process {holder.pid} on "
+                        f"{socket.gethostname()}")
+        assert not (run / "log.jsonl").exists()
+    finally:
+        holder.kill()  # SIGKILL: its lock stays behind, naming a dead process
+        holder.wait()
+    assert json.loads((run / ".lock").read_text())["pid"] == holder.pid
+    assert _train(run) == 0
+    err = capsys.readouterr().err
+    assert f"gankit: warning: {run / '.lock'}: taking over the lock of process " \
+           f"{holder.pid}" in err
+    assert not (run / ".lock").exists()
+    # resume takes the lock too: here held by a live process, this one
+    (run / ".lock").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+    assert main(["train", "--resume", str(run), "--steps", "6", "--no-progress"]) == 2
+    _one_line_error(capsys, f"{run} is in use by process {os.getpid()}")
+    assert _steps(run) == [2, 4]
+
+
+def test_a_lock_of_another_host_is_not_taken_over(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".lock").write_text(json.dumps({"pid": 1, "host": "elsewhere.example",
+                                           "started": "2024-01-01T00:00:00+00:00"}))
+    assert _train(run) == 2
+    _one_line_error(capsys, "process 1 on elsewhere.example", f"rm {run / '.lock'}")
+    assert (run / ".lock").exists()
+
+
+def test_the_lock_is_released_when_training_fails(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert _train(run, 4, "--data", "folder:/no/such/dir") == 2
+    _one_line_error(capsys, "/no/such/dir")
+    assert not (run / ".lock").exists()
 
 
 def test_resume_after_a_kill_mid_log_line(tmp_path, capsys):
