@@ -11,6 +11,8 @@ import sys
 import textwrap
 
 from gankit.cli import main
+from gankit.training.checkpoint import list_checkpoints, load_checkpoint
+from gankit.utils import io as io_mod
 from gankit.utils.io import json_record
 
 TINY = ["--set", "generator.width=8", "--set", "discriminator.width=8",
@@ -153,3 +155,43 @@ def test_doctor_reads_a_logged_non_finite_loss(tmp_path, capsys):
     assert ("1. non-finite loss (loss_nonfinite): from step 200, still present at the last "
             "record (step 300)") in out
     assert "evidence at step 200: loss/D = nan, loss/G = 0.7" in out
+
+
+def test_disk_full_while_checkpointing_is_one_line_and_keeps_the_last_checkpoint(
+        tmp_path, capsys, monkeypatch):
+    run = tmp_path / "run"
+    real_fsync = os.fsync
+
+    def full_at_step_4(fd):
+        if "/checkpoints/.step_00000004" in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(io_mod.os, "fsync", full_at_step_4)
+    assert _train(run) == 2
+    line = _one_line_error(capsys)
+    assert line.startswith(f"gankit: error: disk full writing {run / 'checkpoints'}"
+                           "/step_00000004.")
+    assert line.endswith(f"; free space and resume with --resume {run}")
+    assert [p.name for p in list_checkpoints(run)] == ["step_00000002.pt"]
+    assert sorted(os.listdir(run / "checkpoints")) == ["step_00000002.pt",
+                                                       "step_00000002.safetensors"]
+    assert not (run / ".lock").exists()
+    monkeypatch.undo()
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+    assert load_checkpoint(list_checkpoints(run)[-1])["step"] == 4
+    assert _steps(run) == [2, 4]
+
+
+def test_disk_full_message_for_other_commands(tmp_path, capsys, monkeypatch):
+    run = tmp_path / "run"
+    assert _train(run, 2) == 0
+    out = tmp_path / "s.png"
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(io_mod.os, "fsync", full)
+    assert main(["sample", str(run), "--n", "4", "--out", str(out)]) == 2
+    _one_line_error(capsys, f"disk full writing {out}; free space and run the command again")
+    assert not out.exists() and sorted(os.listdir(tmp_path)) == ["run"]
