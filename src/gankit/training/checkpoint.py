@@ -90,10 +90,13 @@ def save_checkpoint(run_dir: str | Path, state, keep: int, name: str | None = No
     full = state.state_dict()
     bad = nonfinite_tensor(full)
     if bad is not None:
+        saved = list_checkpoints(run_dir, quiet=True)
+        fix = (f"the last checkpoint, step {checkpoint_step(saved[-1])}, is kept: see gankit "
+               f"doctor {run_dir}, then continue from it with --resume {run_dir}" if saved else
+               f"no checkpoint was saved before: see gankit doctor {run_dir}")
         raise NonFiniteStateError(
             f"not saving checkpoint {stem}: {bad} holds non-finite values (NaN or inf), the "
-            f"run diverged by step {state.step}; the checkpoints saved before are kept (see "
-            f"gankit doctor {run_dir}, then continue with --resume {run_dir})")
+            f"run diverged by step {state.step}; {fix}")
     tensors = {f"G.{k}": v.detach().cpu().contiguous() for k, v in full["G"].items()}
     if full["G_ema"] is not None:
         tensors.update({f"G_ema.{k}": v.detach().cpu().contiguous()
