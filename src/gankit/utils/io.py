@@ -106,8 +106,8 @@ def append_jsonl(path: str | os.PathLike, record: dict) -> None:
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
     """The records of a JSON-lines file (as `json_record` writes them), in order.
 
-    Blank lines are skipped. A last line that does not parse, cut short by a kill while it
-    was written, is dropped with a warning naming the file and line.
+    Blank lines are skipped. A last line that does not parse (cut short by a kill, or still
+    being written) is dropped with a warning naming the file and line.
 
     Raises:
         ValueError: a line before the last is not a JSON object (names the file and line).
@@ -124,8 +124,8 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
                 raise ValueError(f"a {type(record).__name__}, not a record")
         except ValueError as err:  # json.JSONDecodeError is a ValueError
             if k == len(lines) - 1:
-                warn(f"{path}, line {number}: dropped a record cut short (the run was "
-                     "stopped while writing it)")
+                warn(f"{path}, line {number}: dropped an incomplete last record (the run "
+                     "was stopped while writing it, or is writing it now)")
                 break
             raise ValueError(f"{path}, line {number}: not JSON ({err}); fix or delete that "
                              "line") from None
