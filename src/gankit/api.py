@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,10 +17,27 @@ from torch import nn
 from gankit import config as C
 from gankit.data import load_dataset
 from gankit.evaluation import TrainingEvaluator
-from gankit.training.checkpoint import list_checkpoints, load_latest, load_weights
+from gankit.training.checkpoint import (
+    NonFiniteStateError,
+    checkpoint_dir,
+    checkpoint_step,
+    kept_steps,
+    list_checkpoints,
+    load_latest,
+    load_newest,
+    load_weights,
+    nonfinite_tensor,
+)
+from gankit.training.lock import run_lock
 from gankit.training.loop import Trainer
 from gankit.training.state import DataInfo, build_networks, build_state, resolve_device
-from gankit.utils.io import atomic_write_json, atomic_write_text
+from gankit.utils.console import note
+from gankit.utils.io import (
+    atomic_write_json,
+    atomic_write_text,
+    remove_stale_temps,
+    truncate_log,
+)
 
 
 def make_config(preset: str | None = None, *, data: str | None = None, steps: int | None = None,
@@ -50,76 +69,118 @@ def train(preset: str | None = "dcgan", *, out: str | Path | None = None,
           data: str | None = None, steps: int | None = None, seed: int | None = None,
           device: str | None = None, overrides: Sequence[str] = (), progress: bool = True,
           config: C.Config | None = None, callbacks=()) -> RunResult:
-    """Train a fresh run and write it to ``out``.
+    """Train a fresh run and write it to ``out``, holding the directory's lock
+    (`gankit.training.lock`) while it trains.
 
     Args:
         preset: a preset name (``gankit list`` shows them).
-        out: the run directory; must not already hold a run.
+        out: the run directory; it must not hold a checkpoint. What a run stopped before
+            its first checkpoint left there (log, samples) is replaced, with a note.
         data, steps, seed, device: shortcuts for the matching config keys.
         overrides: ``"key=value"`` strings as for ``--set``.
         progress: show a progress bar.
         config: a ready Config instead of preset + overrides.
+
+    Raises:
+        ValueError: ``out`` is a file, cannot be written, holds a run, or another process
+            trains in it.
     """
     if config is None:
         config = make_config(preset, data=data, steps=steps, seed=seed, device=device,
                              overrides=overrides)
-    run_dir = Path(out) if out is not None else None
-    if run_dir is not None:
-        if list_checkpoints(run_dir) or (run_dir / "log.jsonl").exists():
-            raise ValueError(f"{run_dir} already holds a run; continue it with "
-                             f"--resume {run_dir}, or choose another --out")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "config.yaml", C.dump_yaml(config))
-    ds = dataset_for(config)
-    info = data_info(ds, config)
-    state = build_state(config, info, resolve_device(config.train.device))
-    trainer = Trainer(state, ds, run_dir, progress=progress, callbacks=callbacks,
-                      evaluator=TrainingEvaluator.from_config(config, info.kind))
-    record = trainer.run(config.train.steps)
-    return _finish(trainer, record)
+    run_dir = _make_run_dir(out) if out is not None else None
+    with run_lock(run_dir) if run_dir is not None else nullcontext():
+        if run_dir is not None:
+            _replace_unfinished(run_dir)
+            atomic_write_text(run_dir / "config.yaml", C.dump_yaml(config))
+        ds = dataset_for(config)
+        info = data_info(ds, config)
+        state = build_state(config, info, resolve_device(config.train.device))
+        return _run(state, ds, run_dir, progress, callbacks)
 
 
 def resume(run_dir: str | Path, *, steps: int | None = None, overrides: Sequence[str] = (),
            device: str | None = None, progress: bool = True, callbacks=()) -> RunResult:
-    """Continue a run from its newest checkpoint up to ``steps`` generator steps in total."""
+    """Continue a run from its newest checkpoint up to ``steps`` generator steps in total,
+    holding the directory's lock while it trains."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"--resume {run_dir}: no such run directory")
-    ckpt, path = load_latest(run_dir)
-    old = ckpt["config"]
-    config = make_config(base=old, steps=steps, device=device, overrides=overrides)
-    # the checkpoint's config with today's defaults filled in: a field added to gankit
-    # since the run started is not a change
-    changed = [d for d in C.diff(C.from_dict(old).to_dict(), config.to_dict())
-               if C.is_architecture_key(d.split(":")[0])]
-    if changed:
-        raise ValueError(f"--resume {run_dir}: the config changes the architecture or data, "
-                         f"which a checkpoint cannot continue: {'; '.join(changed)}")
-    if config.train.steps <= ckpt["step"]:
-        raise ValueError(f"--resume {run_dir}: the run is already at step {ckpt['step']}; "
-                         f"pass --steps N with N > {ckpt['step']} (the new total)")
-    ds = dataset_for(config)
-    info = data_info(ds, config)
-    if info != DataInfo.from_dict(ckpt["data_info"]):
-        raise ValueError(f"--resume {run_dir}: the data now gives {info}, the checkpoint was "
-                         f"trained on {DataInfo.from_dict(ckpt['data_info'])}")
-    state = build_state(config, info, resolve_device(config.train.device))
-    state.load_state_dict(ckpt)
-    _truncate_log(run_dir / "log.jsonl", state.step)
-    atomic_write_text(run_dir / "config.yaml", C.dump_yaml(config))
+    with run_lock(run_dir):
+        _remove_stale_temps(run_dir)
+        ckpt, path = load_latest(run_dir)
+        old = ckpt["config"]
+        config = make_config(base=old, steps=steps, device=device, overrides=overrides)
+        # the checkpoint's config with today's defaults filled in: a field added to gankit
+        # since the run started is not a change
+        changed = [d for d in C.diff(C.from_dict(old).to_dict(), config.to_dict())
+                   if C.is_architecture_key(d.split(":")[0])]
+        if changed:
+            raise ValueError(f"--resume {run_dir}: the config changes the architecture or "
+                             f"data, which a checkpoint cannot continue: {'; '.join(changed)}")
+        if config.train.steps <= ckpt["step"]:
+            raise ValueError(f"--resume {run_dir}: the run is already at step {ckpt['step']}; "
+                             f"pass --steps N with N > {ckpt['step']} (the new total)")
+        ds = dataset_for(config)
+        info = data_info(ds, config)
+        if info != DataInfo.from_dict(ckpt["data_info"]):
+            raise ValueError(f"--resume {run_dir}: the data now gives {info}, the checkpoint "
+                             f"was trained on {DataInfo.from_dict(ckpt['data_info'])}")
+        state = build_state(config, info, resolve_device(config.train.device))
+        state.load_state_dict(ckpt)
+        truncate_log(run_dir / "log.jsonl", state.step)
+        atomic_write_text(run_dir / "config.yaml", C.dump_yaml(config))
+        return _run(state, ds, run_dir, progress, callbacks)
+
+
+def _run(state, ds, run_dir: Path | None, progress: bool, callbacks) -> RunResult:
+    """Train ``state`` on ``ds`` up to its config's total steps."""
     trainer = Trainer(state, ds, run_dir, progress=progress, callbacks=callbacks,
-                      evaluator=TrainingEvaluator.from_config(config, info.kind))
-    record = trainer.run(config.train.steps)
+                      evaluator=TrainingEvaluator.from_config(state.config, state.info.kind))
+    record = trainer.run(state.config.train.steps)
     return _finish(trainer, record)
 
 
-def _truncate_log(path: Path, step: int) -> None:
-    """Drop log records written after the checkpoint we resume from (a crash left them)."""
-    if not path.exists():
-        return
-    keep = [ln for ln in path.read_text().splitlines() if ln.strip()
-            and json.loads(ln).get("step", 0) <= step]
-    atomic_write_text(path, "".join(ln + "\n" for ln in keep))
+def _make_run_dir(out: str | Path) -> Path:
+    """Create the run directory ``out`` (``--out``) or fail with a one-line error."""
+    run_dir = Path(out)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"--out {run_dir} is a file, not a directory; choose another --out")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise
+        raise ValueError(f"--out {run_dir}: cannot create the directory ({exc.strerror}); "
+                         "choose another --out") from None
+    return run_dir
+
+
+def _replace_unfinished(run_dir: Path) -> None:
+    """Refuse ``run_dir`` when it holds a checkpoint; otherwise remove what a run stopped
+    before its first checkpoint left there (config, log, samples, temp files), with a note."""
+    if list_checkpoints(run_dir):
+        raise ValueError(f"{run_dir} already holds a run; continue it with "
+                         f"--resume {run_dir}, or choose another --out")
+    best = checkpoint_dir(run_dir) / "best.pt"
+    if best.exists():
+        raise ValueError(f"{run_dir} holds {best} but no step checkpoint to continue from; "
+                         f"move it away to train again in {run_dir}, or choose another --out")
+    names = ("config.yaml", "log.jsonl", "metrics.json")
+    leftovers = [run_dir / n for n in names if (run_dir / n).is_file()]
+    leftovers += sorted((run_dir / "samples").glob("step_*.png"))
+    if leftovers:
+        note(f"{run_dir} holds an unfinished run with no checkpoint (stopped before its first "
+             "save); replacing it")
+        for path in leftovers:
+            path.unlink()
+    _remove_stale_temps(run_dir)
+
+
+def _remove_stale_temps(run_dir: Path) -> None:
+    """Remove the temp files of killed writes from the folders the training writes."""
+    for folder in (run_dir, run_dir / "samples", checkpoint_dir(run_dir)):
+        remove_stale_temps(folder)
 
 
 @dataclass
@@ -142,7 +203,7 @@ def _finish(trainer: Trainer, record: dict) -> RunResult:
                                  state.device)
         if run_dir is not None and metrics:
             atomic_write_json(run_dir / "metrics.json", metrics)
-    ckpts = list_checkpoints(run_dir) if run_dir is not None else []
+    ckpts = list_checkpoints(run_dir, quiet=True) if run_dir is not None else []
     samples = sorted((run_dir / "samples").glob("step_*.png")) if run_dir is not None else []
     return RunResult(state, run_dir, ckpts[-1] if ckpts else None,
                      samples[-1] if samples else None, record, metrics)
@@ -189,18 +250,32 @@ class LoadedRun:
 
 
 def load(run_dir: str | Path, device: str = "cpu", step: int | None = None) -> LoadedRun:
-    """Load G and G_ema from the newest checkpoint of ``run_dir`` (safetensors weights), or
-    from the checkpoint of ``step`` when given."""
+    """Load G and G_ema from the newest complete checkpoint of ``run_dir`` (safetensors
+    weights; a corrupt one falls back to the one before, with a warning), or from the
+    checkpoint of ``step`` when given.
+
+    Raises:
+        FileNotFoundError: the run has no checkpoint.
+        ValueError: no checkpoint of ``step``, or none readable.
+        NonFiniteStateError: the weights hold a NaN or an infinity (a ValueError).
+    """
     paths = list_checkpoints(run_dir)
-    if not paths:
-        load_latest(run_dir)  # raises the clear 'no checkpoint' error
+    kept = paths
     if step is not None:
-        chosen = [p for p in paths if p.stem == f"step_{step:08d}"]
-        if not chosen:
-            kept = ", ".join(str(int(p.stem[5:])) for p in paths if p.stem.startswith("step_"))
-            raise ValueError(f"{run_dir} has no checkpoint of step {step}; kept steps: {kept}")
-        paths = chosen
-    tensors, meta = load_weights(paths[-1].with_suffix(".safetensors"))
+        paths = [p for p in paths if checkpoint_step(p) == step]
+        if not paths:
+            raise ValueError(f"{run_dir} has no checkpoint of step {step}; kept steps: "
+                             f"{kept_steps(kept)}")
+    (tensors, meta), path = load_newest(
+        run_dir, lambda p: load_weights(p.with_suffix(".safetensors")), paths)
+    bad = nonfinite_tensor(tensors)
+    if bad is not None:
+        earlier = [p for p in kept if checkpoint_step(p) < checkpoint_step(path)]
+        fix = (f"load an earlier checkpoint with step={checkpoint_step(earlier[-1])}"
+               if earlier else "no earlier checkpoint is kept")
+        raise NonFiniteStateError(
+            f"{path.with_suffix('.safetensors')}: {bad} holds non-finite values (NaN or inf), "
+            f"the run diverged before this checkpoint; {fix} (kept steps: {kept_steps(kept)})")
     config = C.from_dict(json.loads(meta["config"]))
     info = DataInfo.from_dict(json.loads(meta["data_info"]))
     dev = resolve_device(device)

@@ -6,6 +6,7 @@ User errors (bad names, values, paths) print one line ``gankit: error: ...`` and
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from pathlib import Path
 
@@ -324,6 +325,14 @@ def main(argv: list[str] | None = None) -> int:
         print("gankit: interrupted (nothing was saved since the last checkpoint)",
               file=sys.stderr)
         return 130
+    except OSError as exc:  # a full disk: the atomic writes left every older file intact
+        if exc.errno != errno.ENOSPC:
+            raise
+        run = (args.resume or args.out) if args.command == "train" else None
+        fix = f"resume with --resume {run}" if run else "run the command again"
+        print(f"gankit: error: disk full writing {exc.filename}; free space and {fix}",
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

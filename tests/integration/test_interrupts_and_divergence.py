@@ -104,7 +104,7 @@ def test_a_transient_nan_rolls_back_to_the_last_good_state(tmp_path, monkeypatch
     # steps count updates done, as everywhere in the log: update 6 failed, back to step 4
     assert events == [{"step": 4, "event": "rollback", "failed_step": 6,
                        "reason": "loss/G = nan", "lr_scale": 0.5}]
-    assert "non-finite loss at step 6 (loss/G = nan); rolled back to step 4" in \
+    assert "non-finite values at step 6 (loss/G = nan); rolled back to step 4" in \
         capsys.readouterr().err
     last = load_checkpoint(list_checkpoints(run)[-1])
     assert last["step"] == 8 and last["extra"]["lr_scale"] == 0.5

@@ -6,10 +6,12 @@ longer finite.
   `TrainingInterrupted`, so ``--resume`` continues exactly where the run stopped. A second
   SIGINT stops at once, without a checkpoint (the last one on disk is intact).
 - **Divergence** (``train.on_nonfinite``). A NaN or infinite loss never reaches a
-  checkpoint. With ``rollback`` (the default) the state returns to the last good snapshot
-  (taken at the start and at every checkpoint), both learning rates are multiplied by
-  ``train.nonfinite_lr_factor``, and training goes on; after ``train.nonfinite_retries``
-  rollbacks, or at once with ``stop``, training raises `TrainingDiverged`.
+  checkpoint. Nor does a NaN or infinite weight: a state found non-finite when a checkpoint
+  is due counts as diverged too. With ``rollback`` (the default) the state returns to the
+  last good snapshot (taken at the start and at every checkpoint), both learning rates are
+  multiplied by ``train.nonfinite_lr_factor``, and training goes on; after
+  ``train.nonfinite_retries`` rollbacks, or at once with ``stop``, training raises
+  `TrainingDiverged`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import threading
 from collections.abc import Iterator
 
 import torch
+
+from gankit.training.checkpoint import nonfinite_tensor
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -68,14 +72,6 @@ def stop_on_signals() -> Iterator[StopRequest]:
             signal.signal(s, handler)
 
 
-def nonfinite_tensor(named: dict[str, torch.Tensor]) -> str | None:
-    """The name of the first floating tensor with a NaN or infinite entry, or None."""
-    for name, t in named.items():
-        if torch.is_tensor(t) and t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            return name
-    return None
-
-
 class DivergenceGuard:
     """Keeps the last good state in memory and rolls back to it (see the module docstring).
 
@@ -89,16 +85,17 @@ class DivergenceGuard:
         self._good: bytes | None = None
         self.good_step: int | None = None
 
-    def snapshot(self, state) -> bool:
-        """Keep ``state`` as the rollback point, if its networks are finite; True if kept."""
-        nets = {f"{n}.{k}": v for n in ("G", "D") for k, v in
-                getattr(state, n).state_dict().items()}
-        if nonfinite_tensor(nets) is not None:
-            return False
+    def snapshot(self, state) -> str | None:
+        """Keep ``state`` as the rollback point; when a tensor of it is NaN or infinite,
+        keep the previous one and return that tensor's name."""
+        full = state.state_dict()
+        bad = nonfinite_tensor(full)
+        if bad is not None:
+            return bad
         buf = io.BytesIO()
-        torch.save(state.state_dict(), buf)
+        torch.save(full, buf)
         self._good, self.good_step = buf.getvalue(), state.step
-        return True
+        return None
 
     def rollback(self, state, reason: str) -> dict:
         """Restore the snapshot with lowered rates; returns the log record of the event.

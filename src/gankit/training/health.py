@@ -41,7 +41,6 @@ run from the first record:
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from dataclasses import dataclass, field
@@ -49,6 +48,7 @@ from dataclasses import dataclass, field
 import torch
 
 from gankit.config import HealthConfig
+from gankit.utils.io import read_jsonl
 
 KINDS = ("loss_nonfinite", "loss_diverged", "d_saturated", "g_grad_vanished",
          "diversity_collapsed")
@@ -285,11 +285,7 @@ class HealthMonitor:
                              if s.conditional else None)
         log = trainer.run_dir / "log.jsonl" if trainer.run_dir is not None else None
         if log is not None and log.is_file():
-            for line in log.read_text().splitlines():
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
+            for record in read_jsonl(log):
                 if record.get("step", 0) <= s.step:
                     self.rules.update(record)
 

@@ -9,7 +9,6 @@ Only the main process writes files (``is_main``), so the loop can later run unde
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from torch.func import functional_call
 from gankit.data import BatchSampler
 from gankit.data._sampler import epoch_seed
 from gankit.layers.minibatch import MinibatchDiscrimination, MinibatchStdDev
-from gankit.training.checkpoint import save_checkpoint
+from gankit.training.checkpoint import NonFiniteStateError, save_checkpoint
 from gankit.training.context import StepContext
 from gankit.training.faults import DivergenceGuard, TrainingInterrupted, stop_on_signals
 from gankit.training.health import HealthMonitor
@@ -28,6 +27,7 @@ from gankit.training.schedule import lr_factor, schedule_for
 from gankit.training.self_condition import SelfConditioner
 from gankit.training.unroll import Unroller
 from gankit.utils.images import save_grid, scatter_png
+from gankit.utils.io import append_jsonl, truncate_log
 from gankit.utils.precision import autocast, check_bf16
 
 _STAGE_SEED = 1 << 41  # seeds of the batch_schedule stages' data orders, apart from epochs'
@@ -330,7 +330,9 @@ class Trainer:
             self.g_step(log)
             steps_timed += 1
             if not bool(torch.isfinite(torch.stack(list(self.step_losses.values()))).all()):
-                self._rollback(bar)
+                self._rollback(bar, ", ".join(f"{k} = {float(v)}" for k, v in
+                                              self.step_losses.items()
+                                              if not bool(torch.isfinite(v))))
                 t0, steps_timed = time.perf_counter(), 0
                 continue
             if log:
@@ -353,7 +355,12 @@ class Trainer:
             if self.evaluator is not None and s.step % self.evaluator.interval == 0:
                 self.evaluate()
             if cfg.checkpoint_interval and s.step % cfg.checkpoint_interval == 0:
-                self.save_checkpoint()
+                try:
+                    self.save_checkpoint()
+                except NonFiniteStateError as exc:
+                    self._rollback(bar, f"{exc.tensor} is not finite")
+                    t0, steps_timed = time.perf_counter(), 0
+                    continue
             if bar is not None:
                 bar.update(1)
             if stop.signum is not None:
@@ -366,23 +373,19 @@ class Trainer:
             lead = "\n" if bar is not None else ""  # off the progress bar's line
             print(f"{lead}gankit: warning: {message}{hint}", file=sys.stderr)
 
-    def _rollback(self, bar) -> None:
-        """A loss is NaN or infinite: back to the last good state with lower rates (or
-        raise `TrainingDiverged`)."""
-        bad = ", ".join(f"{k} = {float(v)}" for k, v in self.step_losses.items()
-                        if not bool(torch.isfinite(v)))
+    def _rollback(self, bar, bad: str) -> None:
+        """A loss or a weight is NaN or infinite (``bad`` says which): back to the last good
+        state with lower rates (or raise `TrainingDiverged`)."""
         event = self.guard.rollback(self.state, bad)
         self.last_real_view, self.last, self.step_losses = None, {}, {}
         if self.self_cond is not None:
             self._use_clusters()
         if self.is_main and self.run_dir is not None:  # drop the failed attempt's records
-            from gankit.api import _truncate_log
-
-            _truncate_log(self.run_dir / "log.jsonl", self.state.step)
+            truncate_log(self.run_dir / "log.jsonl", self.state.step)
         self._write_log(event)
         if self.health is not None:  # its rules replay the log up to the restored step
             self.health = HealthMonitor(self, self.state.config.health)
-        self._warn(f"non-finite loss at step {event['failed_step']} ({bad}); rolled back to "
+        self._warn(f"non-finite values at step {event['failed_step']} ({bad}); rolled back to "
                    f"step {event['step']} with the learning rates scaled by "
                    f"{event['lr_scale']:g}", bar)
         if bar is not None:
@@ -427,9 +430,10 @@ class Trainer:
 
     # -- outputs (main process only) -------------------------------------------------------
     def _write_log(self, record: dict) -> None:
+        """Append ``record`` to ``log.jsonl`` as one line of strict JSON, a NaN or infinite
+        value as the string "nan", "inf" or "-inf" (`gankit.utils.io.json_record`)."""
         if self.is_main and self.run_dir is not None:
-            with open(self.run_dir / "log.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
+            append_jsonl(self.run_dir / "log.jsonl", record)
 
     @torch.no_grad()
     def generate_fixed(self) -> torch.Tensor:
@@ -457,8 +461,15 @@ class Trainer:
 
     def save_checkpoint(self) -> Path | None:
         """Write a checkpoint of the current step (main process, with a run directory); the
-        state also becomes the rollback point of divergence (`DivergenceGuard`)."""
-        self.guard.snapshot(self.state)
+        state also becomes the rollback point of divergence (`DivergenceGuard`).
+
+        Raises:
+            NonFiniteStateError: a tensor of the state is NaN or infinite; nothing is kept.
+        """
+        bad = self.guard.snapshot(self.state)
+        if bad is not None:
+            raise NonFiniteStateError(f"step {self.state.step}: {bad} holds non-finite "
+                                      "values (NaN or inf); not saved", tensor=bad)
         if not self.is_main or self.run_dir is None:
             return None
         return save_checkpoint(self.run_dir, self.state, self.state.config.train.keep_checkpoints)

@@ -8,11 +8,10 @@ was. matplotlib is imported only when a plot is drawn (``pip install 'gankit[plo
 from __future__ import annotations
 
 import io
-import json
 import math
 from pathlib import Path
 
-from gankit.utils.io import atomic_write_bytes
+from gankit.utils.io import atomic_write_bytes, read_jsonl
 
 # The figure is a grid of panels, each PANEL_SIZE inches at DPI, at most MAX_COLUMNS wide.
 PANEL_SIZE = (5.0, 3.2)
@@ -24,26 +23,17 @@ IGNORED = ("time/",)  # timing is not a training curve
 
 
 def read_log(run_dir: str | Path) -> list[dict]:
-    """The records of ``run_dir/log.jsonl``, in file order.
-
-    A last line cut short (a crash mid-write) is skipped; a bad line elsewhere is an error.
+    """The records of ``run_dir/log.jsonl``, in file order (`gankit.utils.io.read_jsonl`:
+    non-finite values read back as floats, a last line cut short dropped with a warning).
 
     Raises:
-        ValueError: the log is missing, empty or corrupt.
+        ValueError: the log is missing, empty or corrupt before its last line.
     """
     path = Path(run_dir) / "log.jsonl"
     if not path.is_file():
         raise ValueError(f"{run_dir}: no log.jsonl: train first "
                          f"(gankit train PRESET --out {run_dir})")
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
-    records = []
-    for i, line in enumerate(lines):
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as err:
-            if i == len(lines) - 1:
-                break
-            raise ValueError(f"{path}, line {i + 1}: not JSON ({err})") from None
+    records = read_jsonl(path)
     if not records:
         raise ValueError(f"{path} holds no records yet: train first "
                          f"(records are written every train.log_interval steps)")
