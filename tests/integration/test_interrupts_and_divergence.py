@@ -130,3 +130,21 @@ def test_a_diverging_run_stops_with_an_error_and_keeps_its_good_checkpoint(
     assert sum(r.get("event") == "rollback" for r in _records(run)) == rollbacks
     for path in list_checkpoints(run):  # whatever was saved is finite
         assert all(torch.isfinite(v).all() for v in _nets(load_checkpoint(path)).values())
+
+
+def test_a_non_finite_optimiser_state_at_a_checkpoint_rolls_back(tmp_path):
+    fired = []
+
+    def poison(trainer):  # once, at step 4: D's Adam moment goes NaN, the losses stay finite
+        if trainer.state.step == 4 and not fired:
+            fired.append(1)
+            first = next(iter(trainer.state.d_opt.state.values()))
+            first["exp_avg"].view(-1)[0] = float("nan")
+
+    run = tmp_path / "run"
+    api.train("dcgan", out=run, data="digits", steps=6, overrides=SETS, progress=False,
+              callbacks=[poison])
+    events = [r for r in _records(run) if r.get("event") == "rollback"]
+    assert events == [{"step": 2, "event": "rollback", "failed_step": 4,
+                       "reason": "d_opt.state.0.exp_avg is not finite", "lr_scale": 0.5}]
+    assert [int(p.stem[5:]) for p in list_checkpoints(run)] == [2, 4, 6]
