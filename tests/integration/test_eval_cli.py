@@ -59,8 +59,8 @@ def test_eval_of_a_run_and_training_time_metrics_with_best_checkpoint(tmp_path):
     assert best["step"] == metric_records[int(np.argmin(fids))]["step"]
     assert main(["eval", str(run), "-n", "300"]) == 0
     res = json.loads((run / "metrics" / "eval_n300.json").read_text())
-    assert sorted(res) == ["fid_300_digits_lenet", "kid_mean_300_digits_lenet",
-                           "kid_std_300_digits_lenet"]
+    assert sorted(res) == ["fid_300_digits_lenet", "kid_sub300_mean_300_digits_lenet",
+                           "kid_sub300_std_300_digits_lenet"]
 
 
 def test_eval_mixture_run_uses_raw_points(tmp_path):

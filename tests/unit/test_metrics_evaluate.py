@@ -104,8 +104,8 @@ def test_compute_metrics_keys_and_values_match_direct_calls(tmp_path):
     assert out == {f"{k}_400_blobs_raw": v for k, v in direct.items()}
     assert set(direct) == {
         "fid",
-        "kid_mean",
-        "kid_std",
+        "kid_sub100_mean",
+        "kid_sub100_std",
         "pr_k3_precision",
         "pr_k3_recall",
         "dc_k5_density",
