@@ -81,6 +81,10 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--no-ema", dest="ema", action="store_false", default=True)
     e.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
     e.add_argument("--no-cache", action="store_true", help="do not cache real statistics")
+    e.add_argument("--no-quantize", dest="quantize", action="store_false", default=True,
+                   help="feed the extractor float images instead of rounding them to 8-bit "
+                   "levels first (the default, as StyleGAN2-ADA and clean-fid); keys end "
+                   "in _float")
     _refine_arguments(e, "a run's ")
 
     x = sub.add_parser("extractor", help="train a feature extractor (a small classifier)")
@@ -214,13 +218,14 @@ def cmd_eval(args) -> int:
     out = args.out
     source = Path(args.source)
     if out is None:
-        tag = "_refined" if refine is not None else ""
+        tag = ("_refined" if refine is not None else "") + ("" if args.quantize else "_float")
         out = (source / "metrics" / f"eval_n{args.n or 10_000}{tag}.json" if source.is_dir()
-               else source.with_suffix(".metrics.json"))
+               else source.with_name(f"{source.stem}{tag}.metrics.json"))
     results = evaluate(args.source, metrics=metrics, against=args.against, n=args.n,
                        extractor=args.extractor, seed=args.seed, ema=args.ema,
                        device=args.device, cache=None if args.no_cache else "default", out=out,
-                       refine=refine, log=lambda m: print(f"gankit: {m}", file=sys.stderr))
+                       refine=refine, quantize=args.quantize,
+                       log=lambda m: print(f"gankit: {m}", file=sys.stderr))
     print(format_table(results))
     print(f"wrote {out}")
     return 0

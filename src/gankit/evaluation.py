@@ -93,7 +93,7 @@ def _load_source(source, n: int | None, seed: int, ema: bool, device: str, refin
 def evaluate(source: Any, *, metrics: Sequence[str] | None = None, against: str | None = None,
              n: int | None = None, extractor: str | None = None, seed: int = 0,
              ema: bool = True, device: str = "cpu", cache: str | os.PathLike | None = "default",
-             out: str | os.PathLike | None = None, refine=None,
+             out: str | os.PathLike | None = None, refine=None, quantize: bool = True,
              log=None) -> dict[str, float]:
     """Compute metrics of generated samples against a real dataset.
 
@@ -114,6 +114,9 @@ def evaluate(source: Any, *, metrics: Sequence[str] | None = None, against: str 
             (`gankit.api.refined_sampler`, the samples ``gankit sample --refine`` draws
             with the same seed). The results gain ``refine_acceptance`` and
             ``refine_heldout_accuracy`` (the first round's critic). Run directories only.
+        quantize: round generated and real images to 8-bit levels before extracting
+            features (the StyleGAN2-ADA and clean-fid protocol); False keeps the floats and
+            tags the keys ``_float``. Points are never quantised.
         log: called with the refine critics' progress lines.
 
     Returns:
@@ -146,7 +149,7 @@ def evaluate(source: Any, *, metrics: Sequence[str] | None = None, against: str 
         options["mixture"] = {"means": means, "std": std}
     results = compute_metrics(
         fake, real.x, metrics, extractor or default_extractor(against, kind),
-        short_name(against), len(fake), seed=seed, options=options,
+        short_name(against), len(fake), seed=seed, options=options, quantize=quantize,
         cache_dir=cache_dir() if cache == "default" else cache)
     if refined is not None:
         results["refine_acceptance"] = float(refined["acceptance"])

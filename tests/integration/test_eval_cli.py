@@ -152,3 +152,29 @@ def test_eval_refine_of_a_tensor_names_it_without_printing_it():
 
     with pytest.raises(ValueError, match=r"got a tensor of samples; refine while sampling"):
         evaluation.evaluate(torch.zeros(4, 1, 8, 8), against="digits", refine=RefineOptions())
+
+
+def test_eval_no_quantize_names_float_results_apart(tmp_path):
+    x = load_dataset("digits").x[:400]
+    g = torch.Generator().manual_seed(0)
+    fake = (x + 0.02 * torch.randn(x.shape, generator=g)).clamp(-1, 1)
+    samples = tmp_path / "s.npz"
+    np.savez(samples, x=fake.numpy())
+    argv = ["eval", str(samples), "--against", "digits", "--metrics", "fid,is"]
+    assert main(argv) == 0
+    assert main([*argv, "--no-quantize"]) == 0
+    quantized = json.loads((tmp_path / "s.metrics.json").read_text())
+    floats = json.loads((tmp_path / "s_float.metrics.json").read_text())
+    assert sorted(quantized) == ["fid_400_digits_lenet", "is_mean_400_digits_lenet",
+                                 "is_std_400_digits_lenet"]
+    assert sorted(floats) == [k + "_float" for k in sorted(quantized)]
+    assert floats["fid_400_digits_lenet_float"] != quantized["fid_400_digits_lenet"]
+    # the API: quantize=False on the floats, and quantisation by default on 8-bit copies
+    from gankit.utils.images import quantize_8bit
+
+    assert evaluation.evaluate(fake, against="digits", metrics=["fid"], cache=None,
+                               quantize=False) == {"fid_400_digits_lenet_float":
+                                                   floats["fid_400_digits_lenet_float"]}
+    assert evaluation.evaluate(quantize_8bit(fake), against="digits", metrics=["fid"],
+                               cache=None) == {"fid_400_digits_lenet":
+                                               quantized["fid_400_digits_lenet"]}
