@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from gankit.data import load_dataset, mixture_spec
+from gankit.utils.guards import finite_float32
 from gankit.utils.io import atomic_write_json
 
 # The classifier gankit ships for a built-in dataset; other image data uses Inception.
@@ -81,7 +82,7 @@ def _load_source(source, n: int | None, seed: int, ema: bool, device: str, refin
             if "x" not in f.files:
                 raise ValueError(f"{path}: expected an array 'x' of samples, found keys "
                                  f"{sorted(f.files)} (gankit sample --out FILE.npz writes 'x')")
-            x = torch.from_numpy(np.asarray(f["x"], dtype=np.float32))
+            x = torch.from_numpy(finite_float32(f["x"], str(path)))
         if n is not None:
             if n > len(x):
                 raise ValueError(f"-n {n} but {path} holds only {len(x)} samples")

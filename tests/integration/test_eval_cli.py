@@ -84,11 +84,17 @@ def test_eval_mixture_run_uses_raw_points(tmp_path):
     (["show", "RUN"], "show needs at least one of"),
     (["eval", "SAMPLES", "--against", "digits", "--refine"], "refine needs a run directory"),
     (["eval", "SAMPLES", "--against", "digits", "--refine-set", "alpha=-1"], "alpha=-1.0"),
+    (["eval", "BAD_SAMPLES", "--against", "digits"], "s_bad.npz: x[3, 0, 2, 1] (sample 3) "
+     "= 1e+300 overflows float32"),
 ])
 def test_eval_errors(tmp_path, monkeypatch, capsys, argv, message):
     monkeypatch.chdir(tmp_path)
     np.savez(tmp_path / "s.npz", x=np.zeros((4, 1, 8, 8), np.float32))
+    bad = np.zeros((4, 1, 8, 8))
+    bad[3, 0, 2, 1] = 1e300
+    np.savez(tmp_path / "s_bad.npz", x=bad)
     argv = [str(tmp_path / "s.npz") if a == "SAMPLES" else a for a in argv]
+    argv = [str(tmp_path / "s_bad.npz") if a == "BAD_SAMPLES" else a for a in argv]
     argv = [str(tmp_path) if a == "RUN" else a for a in argv]
     if "--against" not in argv and argv[0] == "eval" and "fdi" in argv:
         argv += ["--against", "digits"]

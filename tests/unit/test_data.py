@@ -354,6 +354,26 @@ def test_npz_errors(tmp_path):
         load_dataset(f"npz:{tmp_path / 'junk.npz'}")
 
 
+def test_npz_refuses_non_finite_values_naming_the_first(tmp_path):
+    pts = np.zeros((4, 2))
+    pts[2, 1], pts[3, 0] = np.nan, np.inf
+    path = _npz(tmp_path, x=pts)
+    with pytest.raises(ValueError, match=rf"^{path}: x\[2, 1\] \(row 2, column 1\) is nan; "
+                       r"x must hold finite values"):
+        load_dataset(path)
+    pts[2, 1] = 1e300  # finite in float64, inf in float32: refused after the conversion
+    with pytest.raises(ValueError, match=r"x\[2, 1\] \(row 2, column 1\) = 1e\+300 overflows "
+                       "float32"):
+        load_dataset(_npz(tmp_path, x=pts))
+    pts[2, 1] = -3.4e38  # still fits float32
+    with pytest.raises(ValueError, match=r"x\[3, 0\] \(row 3, column 0\) is inf"):
+        load_dataset(_npz(tmp_path, x=pts))
+    images = np.zeros((3, 4, 4, 1), dtype=np.float32)  # NHWC, as the file holds it
+    images[1, 2, 3, 0] = -np.inf
+    with pytest.raises(ValueError, match=r"x\[1, 2, 3, 0\] \(sample 1\) is -inf"):
+        load_dataset(_npz(tmp_path, x=images))
+
+
 # ----------------------------------------------------------------------------- BatchSampler
 
 

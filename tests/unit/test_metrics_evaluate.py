@@ -215,3 +215,14 @@ def test_points_are_never_quantized():
         assert set(out) == {"fid_400_blobs_raw"}
         assert out["fid_400_blobs_raw"] == evaluate_features(
             {"features": fake.numpy()}, {"features": real.numpy()}, ["fid"])["fid"]
+
+
+def test_non_finite_inputs_are_refused_naming_the_first():
+    fake, real = _images(0), _images(1)
+    fake[5, 0, 1, 2] = float("nan")
+    with pytest.raises(ValueError, match=r"fake_x\[5, 0, 1, 2\] \(sample 5\) is nan"):
+        compute_metrics(fake, real, ["fid"], "raw", "blobs")
+    points = torch.zeros(10, 2)
+    points[7, 1] = float("inf")
+    with pytest.raises(ValueError, match=r"real_x\[7, 1\] \(row 7, column 1\) is inf"):
+        compute_metrics(torch.zeros(10, 2), points, ["fid"], "raw", "blobs")

@@ -27,6 +27,7 @@ import torch
 from gankit.metrics._common import FEATURES, POINTS, PROBS, Metric, protocol_key
 from gankit.metrics.features import Extractor, build_extractor
 from gankit.registry import METRICS
+from gankit.utils.guards import check_finite
 from gankit.utils.images import quantize_8bit
 from gankit.utils.io import atomic_open
 
@@ -184,6 +185,9 @@ def compute_metrics(
         n = len(fake_x)
     if n != len(fake_x):
         raise ValueError(f"n={n} but fake_x holds {len(fake_x)} samples")
+    check_finite(fake_x, "compute_metrics", "fake_x")
+    if real_x is not None:
+        check_finite(real_x, "compute_metrics", "real_x")
     images = fake_x.dim() == 4
     if images and quantize:
         fake_x = quantize_8bit(fake_x)
