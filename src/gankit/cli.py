@@ -81,6 +81,10 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--no-ema", dest="ema", action="store_false", default=True)
     e.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
     e.add_argument("--no-cache", action="store_true", help="do not cache real statistics")
+    e.add_argument("--resize", action="store_true",
+                   help="resize the --against images to the samples' resolution and "
+                   "channels when they differ (else an error); keys name it, e.g. "
+                   "digits_at32x3")
     e.add_argument("--no-quantize", dest="quantize", action="store_false", default=True,
                    help="feed the extractor float images instead of rounding them to 8-bit "
                    "levels first (the default, as StyleGAN2-ADA and clean-fid); keys end "
@@ -224,7 +228,7 @@ def cmd_eval(args) -> int:
     results = evaluate(args.source, metrics=metrics, against=args.against, n=args.n,
                        extractor=args.extractor, seed=args.seed, ema=args.ema,
                        device=args.device, cache=None if args.no_cache else "default", out=out,
-                       refine=refine, quantize=args.quantize,
+                       refine=refine, quantize=args.quantize, resize=args.resize,
                        log=lambda m: print(f"gankit: {m}", file=sys.stderr))
     print(format_table(results))
     print(f"wrote {out}")

@@ -184,3 +184,40 @@ def test_eval_no_quantize_names_float_results_apart(tmp_path):
     assert evaluation.evaluate(quantize_8bit(fake), against="digits", metrics=["fid"],
                                cache=None) == {"fid_400_digits_lenet":
                                                quantized["fid_400_digits_lenet"]}
+
+
+def test_eval_refuses_samples_of_another_shape_unless_resize_is_asked(tmp_path, capsys):
+    g = torch.Generator().manual_seed(0)
+    fake = torch.rand(300, 3, 32, 32, generator=g) * 2 - 1
+    samples = tmp_path / "s.npz"
+    np.savez(samples, x=fake.numpy())
+    argv = ["eval", str(samples), "--against", "digits", "--metrics", "fid",
+            "--out", str(tmp_path / "m.json")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("gankit: error:")
+    assert "(3, 32, 32)" in err and "(1, 8, 8)" in err and "--resize" in err
+    assert main([*argv, "--resize"]) == 0
+    res = json.loads((tmp_path / "m.json").read_text())
+    # the key names the resized reference; the value is FID against digits at 32 x 32 RGB
+    reference = load_dataset("digits", resolution=32, channels=3).x
+    from gankit.metrics import compute_metrics
+
+    assert res == compute_metrics(fake, reference, ["fid"], "lenet_digits", "digits",
+                                  real_tag="_at32x3")
+    assert list(res) == ["fid_300_digits_at32x3_lenet"]
+
+
+def test_a_run_is_evaluated_against_its_data_as_it_was_trained_on(tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", "dcgan", "--steps", "2", "--out", str(run), *TINY,
+                 "--set", "data.resolution=16", "--set", "eval.interval=2",
+                 "--set", "eval.n=200", "--set", "eval.metrics=[fid]"]) == 0
+    records = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    logged = [r["fid_200_digits_at16x1_lenet"] for r in records
+              if "fid_200_digits_at16x1_lenet" in r]
+    assert len(logged) == 1
+    # no option needed: the run's data.resolution gives the reference, and the key says so
+    assert main(["eval", str(run), "-n", "200", "--metrics", "fid"]) == 0
+    res = json.loads((run / "metrics" / "eval_n200.json").read_text())
+    assert list(res) == ["fid_200_digits_at16x1_lenet"]

@@ -154,6 +154,7 @@ def compute_metrics(
     batch_size: int | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
     quantize: bool = True,
+    real_tag: str = "",
 ) -> dict[str, float]:
     """Extract features once and compute metrics with protocol-named keys.
 
@@ -173,6 +174,10 @@ def compute_metrics(
             8-bit levels (`gankit.utils.images.quantize_8bit`) before extracting features; a
             no-op on data that is already 8-bit. False computes on the floats and tags the
             extractor part of every key with ``_float``. Points are never quantised.
+        real_tag: appended to the dataset part of the keys of metrics that read ``real_x``,
+            naming how the reference was derived from ``dataset_name`` (``_at32x3``:
+            resized; ``_heldout``: a held-out split). Metrics of the samples alone (IS,
+            mode counts) keep ``dataset_name``.
 
     Returns:
         ``{protocol_key: value}``, e.g. ``{"fid_10k_mnist5k_lenet": 3.2,
@@ -223,7 +228,8 @@ def compute_metrics(
     if real_kinds & {FEATURES, PROBS}:
         cache = Path(cache_dir) if cache_dir is not None else None
         arrays, summaries = _real_arrays(
-            _as_images(real_x, "real_x"), extractor, dataset_name, built, cache, batch_size
+            _as_images(real_x, "real_x"), extractor, dataset_name + real_tag, built, cache,
+            batch_size,
         )
         real.update(arrays)
 
@@ -239,7 +245,8 @@ def compute_metrics(
             real_summaries=summaries,
         )
         label = "raw" if POINTS in metric.needs else ext_key
-        results.update({protocol_key(k, n, dataset_name, label): v for k, v in values.items()})
+        dataset = dataset_name + real_tag if metric.needs_real else dataset_name
+        results.update({protocol_key(k, n, dataset, label): v for k, v in values.items()})
     return results
 
 
