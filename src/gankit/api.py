@@ -259,7 +259,8 @@ def refined_sampler(run: str | Path | LoadedRun, options=None, *, ema: bool = Tr
     """A critic-guided rejection sampler for a trained unconditional image run
     (`gankit.refine`): a critic is fitted on the run's training images against its
     generator's samples, then ``.sample(n, seed)`` keeps each sample with probability
-    min(1, exp(alpha * logit - M)).
+    min(1, exp(alpha * logit - M)). The critic never sees the training images of
+    `gankit.refine.reference_split`, the reference of ``gankit eval --refine``.
 
     Args:
         run: a run directory or a `LoadedRun`.
@@ -267,11 +268,12 @@ def refined_sampler(run: str | Path | LoadedRun, options=None, *, ema: bool = Tr
         ema: refine the EMA generator when the run kept one.
         log: called with the critic's progress lines.
     """
-    from gankit.refine import refine
+    from gankit import refine
 
     run = load(run, device) if not isinstance(run, LoadedRun) else run
     real = dataset_for(run.config).x  # refine() refuses a conditional generator
-    return refine(run.net(ema), run.config.z_dim, real, options, log=log)
+    critic_rows, _ = refine.reference_split(len(real))
+    return refine.refine(run.net(ema), run.config.z_dim, real[critic_rows], options, log=log)
 
 
 _UNCONDITIONAL = ("{what}: this run's generator is unconditional (generator.conditioning="

@@ -96,12 +96,14 @@ def _shape_tag(shape: Sequence[int]) -> str:
     return f"_at{shape[-1]}x{shape[0]}"
 
 
-def _reference(against: str, fake: torch.Tensor, config, resize: bool):
+def _reference(against: str, fake: torch.Tensor, config, resize: bool, heldout: bool):
     """The real data to compare ``fake`` with: ``(dataset, its rows used, key tag)``.
 
     The run's own training data (``against`` is ``config.data.name``) is loaded as the run
     trained on it, at its ``data.resolution`` and ``data.channels`` (tag ``_at{R}x{C}`` when
-    either is set). Other data is loaded as it is, and images of a shape other than
+    either is set); with ``heldout``, only its reference split
+    (`gankit.refine.reference_split`, tag ``_heldout``), which a refine critic never sees.
+    Other data is loaded as it is, and images of a shape other than
     ``fake``'s are refused unless ``resize`` (tag ``_at{R}x{C}``).
     """
     from gankit import api
@@ -132,7 +134,13 @@ def _reference(against: str, fake: torch.Tensor, config, resize: bool):
                              f"{want[1]}x{want[2]}; evaluate against data of their shape")
         real = load_dataset(against, resolution=want[1], channels=want[0])
         tag = _shape_tag(want)
-    return real, real.x, tag
+    rows = real.x
+    if heldout and own:
+        from gankit.refine import reference_split
+
+        rows = rows[reference_split(len(rows))[1]]
+        tag += "_heldout"
+    return real, rows, tag
 
 
 def evaluate(source: Any, *, metrics: Sequence[str] | None = None, against: str | None = None,
@@ -159,8 +167,11 @@ def evaluate(source: Any, *, metrics: Sequence[str] | None = None, against: str 
         out: write the results as JSON here (atomically).
         refine: a `gankit.refine.RefineOptions`: score a run's refined samples instead
             (`gankit.api.refined_sampler`, the samples ``gankit sample --refine`` draws
-            with the same seed). The results gain ``refine_acceptance`` and
-            ``refine_heldout_accuracy`` (the first round's critic). Run directories only.
+            with the same seed). Metrics that compare with the run's training data use
+            only its reference split, which the critic never saw (keys ``mnist5k_heldout``;
+            IS and mode counts, which use no reference, are unchanged). The results gain
+            ``refine_acceptance`` and ``refine_heldout_accuracy`` (the first round's
+            critic). Run directories only.
         quantize: round generated and real images to 8-bit levels before extracting
             features (the StyleGAN2-ADA and clean-fid protocol); False keeps the floats and
             tags the keys ``_float``. Points are never quantised.
@@ -188,7 +199,7 @@ def evaluate(source: Any, *, metrics: Sequence[str] | None = None, against: str 
         if config is None:
             raise ValueError("--against DATA is required when evaluating a samples file")
         against = config.data.name
-    real, real_x, tag = _reference(against, fake, config, resize)
+    real, real_x, tag = _reference(against, fake, config, resize, heldout=refined is not None)
     kind = real.kind
     metrics = list(metrics or default_metrics(kind))
     options: dict[str, Any] = {}

@@ -143,14 +143,24 @@ def test_eval_refine_scores_the_samples_gankit_sample_refine_draws(tmp_path, cap
     from_file = json.loads((tmp_path / "file.json").read_text())
     refined = json.loads((run / "metrics" / "eval_n300_refined.json").read_text())
     plain = json.loads((run / "metrics" / "eval_n300.json").read_text())
-    # eval --refine scores exactly the samples gankit sample --refine drew with that seed
-    for key, value in from_file.items():
-        assert refined[key] == value, key
+    # eval --refine scores exactly the samples gankit sample --refine drew with that seed:
+    # the same mode counts, and FID against the rows the critic never saw
+    modes = [k for k in from_file if k.startswith("modes_")]
+    assert modes and all(refined[k] == from_file[k] for k in modes)
+    assert sorted(refined) == sorted([*modes, "fid_300_digits_heldout_lenet",
+                                      "refine_acceptance", "refine_heldout_accuracy"])
+    from gankit.metrics import compute_metrics
+    from gankit.refine import reference_split
+
+    digits = load_dataset("digits").x
+    heldout = compute_metrics(torch.from_numpy(np.load(drawn)["x"]),
+                              digits[reference_split(len(digits))[1]], ["fid"],
+                              "lenet_digits", "digits", seed=3, real_tag="_heldout")
+    assert heldout == {"fid_300_digits_heldout_lenet": refined["fid_300_digits_heldout_lenet"]}
     assert round(refined["refine_acceptance"], 3) == acceptance
     assert 0 < refined["refine_acceptance"] <= 1
     assert 0.5 <= refined["refine_heldout_accuracy"] <= 1
-    assert refined["fid_300_digits_lenet"] != plain["fid_300_digits_lenet"]
-    assert "refine_acceptance" not in plain
+    assert "fid_300_digits_heldout_lenet" not in plain and "refine_acceptance" not in plain
 
 
 def test_eval_refine_of_a_tensor_names_it_without_printing_it():
