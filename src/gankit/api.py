@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from gankit.evaluation import TrainingEvaluator
 from gankit.training.checkpoint import list_checkpoints, load_latest, load_weights
 from gankit.training.loop import Trainer
 from gankit.training.state import DataInfo, build_networks, build_state, resolve_device
+from gankit.utils.guards import check_memory
 from gankit.utils.io import atomic_write_json, atomic_write_text
 
 
@@ -216,6 +218,15 @@ def load(run_dir: str | Path, device: str = "cpu", step: int | None = None) -> L
     return LoadedRun(config, info, nets[0], nets[1], int(meta.get("step", 0)))
 
 
+def check_sample_memory(run: LoadedRun, n: int) -> None:
+    """Refuse ``n`` samples of ``run`` whose latents and two copies of the samples (the
+    batches and their concatenation) would not fit in the memory available."""
+    shape = tuple(run.info.sample_shape)
+    nbytes = n * 4 * (run.config.z_dim + 2 * math.prod(shape))
+    check_memory(nbytes, f"--n {n} samples of shape {shape}",
+                 "use a smaller --n, or several calls with different --seed")
+
+
 @torch.no_grad()
 def sample(run: str | Path | LoadedRun, n: int, *, classes=None, seed: int = 0,
            ema: bool = True, batch_size: int = 500, device: str = "cpu",
@@ -237,11 +248,13 @@ def sample(run: str | Path | LoadedRun, n: int, *, classes=None, seed: int = 0,
         x [n, ...] on the CPU, or ``(x, labels)`` with ``return_labels``.
 
     Raises:
-        ValueError: ``classes`` given for an unconditional run, out of range or mis-sized.
+        ValueError: ``classes`` given for an unconditional run, out of range or mis-sized;
+            ``n`` samples that would not fit in memory (`check_sample_memory`).
     """
     if n < 1:
         raise ValueError(f"--n must be at least 1, got {n}")
     run = load(run, device) if not isinstance(run, LoadedRun) else run
+    check_sample_memory(run, n)
     net = run.net(ema)
     dev = next(net.parameters()).device
     gen = torch.Generator(device=dev).manual_seed(seed)

@@ -187,6 +187,7 @@ def cmd_sample(args) -> int:
         if classes is not None:
             raise ValueError("--refine cannot be combined with --class or --class-grid: "
                              "refined sampling supports unconditional runs only")
+        api.check_sample_memory(run, n)  # before the critic's fit
         sampler = api.refined_sampler(run, options, ema=args.ema, device=args.device,
                                       log=lambda m: print(f"gankit: {m}", file=sys.stderr))
         x, y = sampler.sample(n, seed=args.seed), None

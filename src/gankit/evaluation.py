@@ -70,6 +70,7 @@ def _load_source(source, n: int | None, seed: int, ema: bool, device: str, refin
     if path.is_dir():
         run = api.load(path, device=device)
         if refine is not None:
+            api.check_sample_memory(run, n or 10_000)  # before the critic's fit
             sampler = api.refined_sampler(run, refine, ema=ema, device=device, log=log)
             x = sampler.sample(n or 10_000, seed=seed)
             return x, run.config, dict(sampler.report)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from gankit.data._common import Dataset, LoadOptions, need_arg
+from gankit.data._common import Dataset, LoadOptions, check_image_memory, need_arg
 from gankit.registry import DATASETS
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -70,7 +70,7 @@ def folder(arg: str | None, opts: LoadOptions) -> Dataset:
     if not files:
         raise ValueError(f"folder:{arg}: no images ({', '.join(EXTENSIONS)}) found under {root}")
     resolution = opts.resolution or DEFAULT_RESOLUTION
-
+    check_image_memory(f"folder:{arg}", len(files), opts.channels or 3, resolution)
     pixels = np.empty((len(files), resolution, resolution, 3), dtype=np.uint8)
     kept: list[Path] = []
     skipped: list[tuple[Path, Exception]] = []

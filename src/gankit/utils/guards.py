@@ -5,8 +5,13 @@ Each raises a one-line ``ValueError`` that names the input, the bad value and th
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import torch
+
+MEMINFO = Path("/proc/meminfo")
 
 
 def _where(index: tuple[int, ...]) -> str:
@@ -48,3 +53,38 @@ def finite_float32(x: np.ndarray, where: str, name: str = "x") -> np.ndarray:
         out = x.astype(np.float32, copy=False)
     check_finite(out, where, name, original=x)
     return out
+
+
+def format_bytes(n: float) -> str:
+    """A byte count for messages, in powers of 1000: 999 B, 1.5 kB, 2.5 MB, 72.0 TB."""
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+def available_memory(meminfo: str | os.PathLike | None = None) -> int | None:
+    """Bytes of memory available for new allocations: ``MemAvailable`` of ``/proc/meminfo``
+    (``meminfo``), else free pages times the page size from ``os.sysconf``, else None."""
+    try:
+        for line in Path(meminfo or MEMINFO).read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024  # the value is in kB
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (AttributeError, OSError, ValueError):  # not a POSIX system
+        return None
+
+
+def check_memory(nbytes: int, what: str, fix: str) -> None:
+    """Raise ValueError when ``nbytes`` exceed `available_memory` (unknown: no check).
+
+    The message reads ``{what} would need {nbytes} but {available} of memory is
+    available; {fix}``.
+    """
+    available = available_memory()
+    if available is not None and nbytes > available:
+        raise ValueError(f"{what} would need {format_bytes(nbytes)} but "
+                         f"{format_bytes(available)} of memory is available; {fix}")
