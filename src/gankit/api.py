@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import sys
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -32,6 +33,7 @@ from gankit.training.lock import run_lock
 from gankit.training.loop import Trainer
 from gankit.training.state import DataInfo, build_networks, build_state, resolve_device
 from gankit.utils.console import note
+from gankit.utils.guards import check_memory
 from gankit.utils.io import (
     atomic_write_json,
     atomic_write_text,
@@ -291,6 +293,15 @@ def load(run_dir: str | Path, device: str = "cpu", step: int | None = None) -> L
     return LoadedRun(config, info, nets[0], nets[1], int(meta.get("step", 0)))
 
 
+def check_sample_memory(run: LoadedRun, n: int) -> None:
+    """Refuse ``n`` samples of ``run`` whose latents and two copies of the samples (the
+    batches and their concatenation) would not fit in the memory available."""
+    shape = tuple(run.info.sample_shape)
+    nbytes = n * 4 * (run.config.z_dim + 2 * math.prod(shape))
+    check_memory(nbytes, f"--n {n} samples of shape {shape}",
+                 "use a smaller --n, or several calls with different --seed")
+
+
 @torch.no_grad()
 def sample(run: str | Path | LoadedRun, n: int, *, classes=None, seed: int = 0,
            ema: bool = True, batch_size: int = 500, device: str = "cpu",
@@ -312,11 +323,13 @@ def sample(run: str | Path | LoadedRun, n: int, *, classes=None, seed: int = 0,
         x [n, ...] on the CPU, or ``(x, labels)`` with ``return_labels``.
 
     Raises:
-        ValueError: ``classes`` given for an unconditional run, out of range or mis-sized.
+        ValueError: ``classes`` given for an unconditional run, out of range or mis-sized;
+            ``n`` samples that would not fit in memory (`check_sample_memory`).
     """
     if n < 1:
         raise ValueError(f"--n must be at least 1, got {n}")
     run = load(run, device) if not isinstance(run, LoadedRun) else run
+    check_sample_memory(run, n)
     net = run.net(ema)
     dev = next(net.parameters()).device
     gen = torch.Generator(device=dev).manual_seed(seed)
@@ -334,7 +347,8 @@ def refined_sampler(run: str | Path | LoadedRun, options=None, *, ema: bool = Tr
     """A critic-guided rejection sampler for a trained unconditional image run
     (`gankit.refine`): a critic is fitted on the run's training images against its
     generator's samples, then ``.sample(n, seed)`` keeps each sample with probability
-    min(1, exp(alpha * logit - M)).
+    min(1, exp(alpha * logit - M)). The critic never sees the training images of
+    `gankit.refine.reference_split`, the reference of ``gankit eval --refine``.
 
     Args:
         run: a run directory or a `LoadedRun`.
@@ -342,11 +356,12 @@ def refined_sampler(run: str | Path | LoadedRun, options=None, *, ema: bool = Tr
         ema: refine the EMA generator when the run kept one.
         log: called with the critic's progress lines.
     """
-    from gankit.refine import refine
+    from gankit import refine
 
     run = load(run, device) if not isinstance(run, LoadedRun) else run
     real = dataset_for(run.config).x  # refine() refuses a conditional generator
-    return refine(run.net(ema), run.config.z_dim, real, options, log=log)
+    critic_rows, _ = refine.reference_split(len(real))
+    return refine.refine(run.net(ema), run.config.z_dim, real[critic_rows], options, log=log)
 
 
 _UNCONDITIONAL = ("{what}: this run's generator is unconditional (generator.conditioning="

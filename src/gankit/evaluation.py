@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from gankit.data import load_dataset, mixture_spec
+from gankit.utils.guards import finite_float32
 from gankit.utils.io import atomic_write_json
 
 # The classifier gankit ships for a built-in dataset; other image data uses Inception.
@@ -54,7 +55,7 @@ def lower_is_better(key: str) -> bool:
 
 def _load_source(source, n: int | None, seed: int, ema: bool, device: str, refine=None,
                  log=None):
-    """Samples [n, ...], the training-data spec of their run (None for files) and the
+    """Samples [n, ...], the Config of their run (None for files and tensors) and the
     refined sampler's report (None without ``refine``)."""
     from gankit import api
 
@@ -69,11 +70,12 @@ def _load_source(source, n: int | None, seed: int, ema: bool, device: str, refin
     if path.is_dir():
         run = api.load(path, device=device)
         if refine is not None:
+            api.check_sample_memory(run, n or 10_000)  # before the critic's fit
             sampler = api.refined_sampler(run, refine, ema=ema, device=device, log=log)
             x = sampler.sample(n or 10_000, seed=seed)
-            return x, run.config.data, dict(sampler.report)
+            return x, run.config, dict(sampler.report)
         x = api.sample(run, n or 10_000, seed=seed, ema=ema, device=device)
-        return x, run.config.data, None
+        return x, run.config, None
     if path.suffix.lower() == ".npz":
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such samples file")
@@ -81,7 +83,7 @@ def _load_source(source, n: int | None, seed: int, ema: bool, device: str, refin
             if "x" not in f.files:
                 raise ValueError(f"{path}: expected an array 'x' of samples, found keys "
                                  f"{sorted(f.files)} (gankit sample --out FILE.npz writes 'x')")
-            x = torch.from_numpy(np.asarray(f["x"], dtype=np.float32))
+            x = torch.from_numpy(finite_float32(f["x"], str(path)))
         if n is not None:
             if n > len(x):
                 raise ValueError(f"-n {n} but {path} holds only {len(x)} samples")
@@ -90,18 +92,72 @@ def _load_source(source, n: int | None, seed: int, ema: bool, device: str, refin
     raise ValueError(f"{source}: expected a run directory or a samples .npz file")
 
 
+def _shape_tag(shape: Sequence[int]) -> str:
+    """The dataset part of keys for a reference loaded at ``shape`` (C, R, R): ``_at{R}x{C}``."""
+    return f"_at{shape[-1]}x{shape[0]}"
+
+
+def _reference(against: str, fake: torch.Tensor, config, resize: bool, heldout: bool):
+    """The real data to compare ``fake`` with: ``(dataset, its rows used, key tag)``.
+
+    The run's own training data (``against`` is ``config.data.name``) is loaded as the run
+    trained on it, at its ``data.resolution`` and ``data.channels`` (tag ``_at{R}x{C}`` when
+    either is set); with ``heldout``, only its reference split
+    (`gankit.refine.reference_split`, tag ``_heldout``), which a refine critic never sees.
+    Other data is loaded as it is, and images of a shape other than
+    ``fake``'s are refused unless ``resize`` (tag ``_at{R}x{C}``).
+    """
+    from gankit import api
+
+    if fake.dim() not in (2, 4):
+        raise ValueError(f"samples must be points [N, D] or images [N, C, H, W], got shape "
+                         f"{tuple(fake.shape)}")
+    own = config is not None and against == config.data.name
+    real = api.dataset_for(config) if own else load_dataset(against)
+    kind = "points" if fake.dim() == 2 else "image"
+    if real.kind != kind:
+        what = {"points": "2-D points", "image": "images"}
+        raise ValueError(f"--against {against}: holds {what[real.kind]} but the samples are "
+                         f"{what[kind]} of shape {tuple(fake.shape[1:])}")
+    tag = ""
+    if own and (config.data.resolution is not None or config.data.channels is not None):
+        tag = _shape_tag(real.shape)
+    want = tuple(fake.shape[1:])
+    if kind == "image" and real.shape != want:
+        if not resize:
+            raise ValueError(
+                f"--against {against}: holds images of shape {real.shape} but the samples "
+                f"have shape {want}; evaluate against data of the samples' shape, or pass "
+                f"--resize (resize=True) to resize the real images to it (the keys then say "
+                f"{short_name(against)}{_shape_tag(want)})")
+        if want[1] != want[2]:
+            raise ValueError(f"--resize makes square images, but the samples are "
+                             f"{want[1]}x{want[2]}; evaluate against data of their shape")
+        real = load_dataset(against, resolution=want[1], channels=want[0])
+        tag = _shape_tag(want)
+    rows = real.x
+    if heldout and own:
+        from gankit.refine import reference_split
+
+        rows = rows[reference_split(len(rows))[1]]
+        tag += "_heldout"
+    return real, rows, tag
+
+
 def evaluate(source: Any, *, metrics: Sequence[str] | None = None, against: str | None = None,
              n: int | None = None, extractor: str | None = None, seed: int = 0,
              ema: bool = True, device: str = "cpu", cache: str | os.PathLike | None = "default",
-             out: str | os.PathLike | None = None, refine=None,
-             log=None) -> dict[str, float]:
+             out: str | os.PathLike | None = None, refine=None, quantize: bool = True,
+             resize: bool = False, run_config=None, log=None) -> dict[str, float]:
     """Compute metrics of generated samples against a real dataset.
 
     Args:
         source: a run directory (samples are drawn from its EMA generator), a ``.npz`` file
             with an array ``x``, or a tensor of samples.
         metrics: registered metric names; default fid, kid (images) or mixture (2D points).
-        against: the real dataset spec; default the run's training data.
+        against: the real dataset spec; default the run's training data, which is then
+            loaded at the run's ``data.resolution`` and ``data.channels`` (keys
+            ``mnist5k_at32x1`` when the run set them).
         n: number of generated samples (a run draws this many, default 10,000; a file's
             first n, default all).
         extractor: feature extractor; default the shipped classifier for mnist5k/digits,
@@ -112,8 +168,20 @@ def evaluate(source: Any, *, metrics: Sequence[str] | None = None, against: str 
         out: write the results as JSON here (atomically).
         refine: a `gankit.refine.RefineOptions`: score a run's refined samples instead
             (`gankit.api.refined_sampler`, the samples ``gankit sample --refine`` draws
-            with the same seed). The results gain ``refine_acceptance`` and
-            ``refine_heldout_accuracy`` (the first round's critic). Run directories only.
+            with the same seed). Metrics that compare with the run's training data use
+            only its reference split, which the critic never saw (keys ``mnist5k_heldout``;
+            IS and mode counts, which use no reference, are unchanged). The results gain
+            ``refine_acceptance`` and ``refine_heldout_accuracy`` (the first round's
+            critic). Run directories only.
+        quantize: round generated and real images to 8-bit levels before extracting
+            features (the StyleGAN2-ADA and clean-fid protocol); False keeps the floats and
+            tags the keys ``_float``. Points are never quantised.
+        resize: compare with ``against`` resized to the samples' resolution and channels
+            when its images have another shape (keys ``digits_at32x3``); without it a
+            mismatch is an error.
+        run_config: the Config of the run that drew a tensor ``source`` (the training-time
+            evaluator passes it): its data is then the default ``against``, loaded as the
+            run trained on it.
         log: called with the refine critics' progress lines.
 
     Returns:
@@ -126,28 +194,23 @@ def evaluate(source: Any, *, metrics: Sequence[str] | None = None, against: str 
         METRICS.get(name)  # an unknown name fails before any sampling
     if n is not None and n < 2:
         raise ValueError(f"-n must be at least 2, got {n}")
-    fake, data_cfg, refined = _load_source(source, n, seed, ema, device, refine, log)
+    fake, config, refined = _load_source(source, n, seed, ema, device, refine, log)
+    config = config or run_config
     if against is None:
-        if data_cfg is None:
+        if config is None:
             raise ValueError("--against DATA is required when evaluating a samples file")
-        against = data_cfg.name
-    kind = "points" if fake.dim() == 2 else "image"
-    opts: dict[str, Any] = {}
-    if kind == "image":
-        opts = {"resolution": fake.shape[-1], "channels": fake.shape[1]}
-    real = load_dataset(against, **opts)
-    if real.kind != kind:
-        raise ValueError(f"--against {against}: holds {real.kind} data but the samples are "
-                         f"{kind}s of shape {tuple(fake.shape[1:])}")
+        against = config.data.name
+    real, real_x, tag = _reference(against, fake, config, resize, heldout=refined is not None)
+    kind = real.kind
     metrics = list(metrics or default_metrics(kind))
     options: dict[str, Any] = {}
     if "mixture" in metrics:
         means, std = mixture_spec(against)  # raises a clear error for non-mixture data
         options["mixture"] = {"means": means, "std": std}
     results = compute_metrics(
-        fake, real.x, metrics, extractor or default_extractor(against, kind),
-        short_name(against), len(fake), seed=seed, options=options,
-        cache_dir=cache_dir() if cache == "default" else cache)
+        fake, real_x, metrics, extractor or default_extractor(against, kind),
+        short_name(against), len(fake), seed=seed, options=options, quantize=quantize,
+        real_tag=tag, cache_dir=cache_dir() if cache == "default" else cache)
     if refined is not None:
         results["refine_acceptance"] = float(refined["acceptance"])
         results["refine_heldout_accuracy"] = float(refined["heldout_accuracy"])
@@ -191,7 +254,8 @@ class TrainingEvaluator:
         fake = torch.cat([G(zb) for zb in z.split(500)]).float().cpu()
         G.train(was)
         return evaluate(fake, metrics=self.metrics, against=self.against, n=None,
-                        extractor=self.extractor, seed=state.config.train.seed)
+                        extractor=self.extractor, seed=state.config.train.seed,
+                        run_config=state.config)
 
     def best_key(self, results: dict[str, float]) -> str | None:
         if not self.best:

@@ -38,6 +38,10 @@ on the Stacked MNIST recipe). It is about twice as fast (bench/refine_precision.
 CPU with AVX-512 BF16 or AMX and on GPUs from Ampere on; elsewhere bf16 is emulated and
 slower.
 
+A run's critic (`gankit.api.refined_sampler`) never sees a fixed share of its training
+data, `reference_split`: ``gankit eval --refine`` compares the refined samples with those
+rows, since a comparison with the images the critic was fitted on would flatter them.
+
 Only unconditional image generators are supported. Everything is seeded: the same run,
 data, options and thread count give the same samples.
 """
@@ -56,6 +60,29 @@ from gankit.utils.precision import autocast, check_bf16
 
 VIEWS = ("ink", "pixels")
 PRECISIONS = ("fp32", "bf16")
+REFERENCE_SHARE = 0.2  # of a run's real rows, held out from its critic as the reference
+_REFERENCE_SEED = 33_033  # fixed: the split depends on the number of rows only
+
+
+def reference_split(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split ``n`` real rows into the critic's rows and the held-out reference rows.
+
+    The reference is ``round(REFERENCE_SHARE * n)`` rows (at least 1, and at least 1 row
+    left for the critic) chosen by a permutation from a fixed seed, so the same ``n``
+    always gives the same split, whatever the options or the global RNG.
+
+    Returns:
+        ``(critic_rows, reference_rows)``: sorted int64 indices, disjoint, together 0..n-1.
+
+    Raises:
+        ValueError: ``n`` < 2.
+    """
+    if n < 2:
+        raise ValueError(f"refine needs at least 2 real images to hold some out as the "
+                         f"reference, got {n}")
+    k = min(max(1, round(REFERENCE_SHARE * n)), n - 1)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(_REFERENCE_SEED))
+    return perm[k:].sort().values, perm[:k].sort().values
 
 
 @dataclass(frozen=True)

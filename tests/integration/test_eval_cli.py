@@ -59,8 +59,8 @@ def test_eval_of_a_run_and_training_time_metrics_with_best_checkpoint(tmp_path):
     assert best["step"] == metric_records[int(np.argmin(fids))]["step"]
     assert main(["eval", str(run), "-n", "300"]) == 0
     res = json.loads((run / "metrics" / "eval_n300.json").read_text())
-    assert sorted(res) == ["fid_300_digits_lenet", "kid_mean_300_digits_lenet",
-                           "kid_std_300_digits_lenet"]
+    assert sorted(res) == ["fid_300_digits_lenet", "kid_sub300_mean_300_digits_lenet",
+                           "kid_sub300_std_300_digits_lenet"]
 
 
 def test_eval_mixture_run_uses_raw_points(tmp_path):
@@ -84,11 +84,17 @@ def test_eval_mixture_run_uses_raw_points(tmp_path):
     (["show", "RUN"], "show needs at least one of"),
     (["eval", "SAMPLES", "--against", "digits", "--refine"], "refine needs a run directory"),
     (["eval", "SAMPLES", "--against", "digits", "--refine-set", "alpha=-1"], "alpha=-1.0"),
+    (["eval", "BAD_SAMPLES", "--against", "digits"], "s_bad.npz: x[3, 0, 2, 1] (sample 3) "
+     "= 1e+300 overflows float32"),
 ])
 def test_eval_errors(tmp_path, monkeypatch, capsys, argv, message):
     monkeypatch.chdir(tmp_path)
     np.savez(tmp_path / "s.npz", x=np.zeros((4, 1, 8, 8), np.float32))
+    bad = np.zeros((4, 1, 8, 8))
+    bad[3, 0, 2, 1] = 1e300
+    np.savez(tmp_path / "s_bad.npz", x=bad)
     argv = [str(tmp_path / "s.npz") if a == "SAMPLES" else a for a in argv]
+    argv = [str(tmp_path / "s_bad.npz") if a == "BAD_SAMPLES" else a for a in argv]
     argv = [str(tmp_path) if a == "RUN" else a for a in argv]
     if "--against" not in argv and argv[0] == "eval" and "fdi" in argv:
         argv += ["--against", "digits"]
@@ -137,14 +143,24 @@ def test_eval_refine_scores_the_samples_gankit_sample_refine_draws(tmp_path, cap
     from_file = json.loads((tmp_path / "file.json").read_text())
     refined = json.loads((run / "metrics" / "eval_n300_refined.json").read_text())
     plain = json.loads((run / "metrics" / "eval_n300.json").read_text())
-    # eval --refine scores exactly the samples gankit sample --refine drew with that seed
-    for key, value in from_file.items():
-        assert refined[key] == value, key
+    # eval --refine scores exactly the samples gankit sample --refine drew with that seed:
+    # the same mode counts, and FID against the rows the critic never saw
+    modes = [k for k in from_file if k.startswith("modes_")]
+    assert modes and all(refined[k] == from_file[k] for k in modes)
+    assert sorted(refined) == sorted([*modes, "fid_300_digits_heldout_lenet",
+                                      "refine_acceptance", "refine_heldout_accuracy"])
+    from gankit.metrics import compute_metrics
+    from gankit.refine import reference_split
+
+    digits = load_dataset("digits").x
+    heldout = compute_metrics(torch.from_numpy(np.load(drawn)["x"]),
+                              digits[reference_split(len(digits))[1]], ["fid"],
+                              "lenet_digits", "digits", seed=3, real_tag="_heldout")
+    assert heldout == {"fid_300_digits_heldout_lenet": refined["fid_300_digits_heldout_lenet"]}
     assert round(refined["refine_acceptance"], 3) == acceptance
     assert 0 < refined["refine_acceptance"] <= 1
     assert 0.5 <= refined["refine_heldout_accuracy"] <= 1
-    assert refined["fid_300_digits_lenet"] != plain["fid_300_digits_lenet"]
-    assert "refine_acceptance" not in plain
+    assert "fid_300_digits_heldout_lenet" not in plain and "refine_acceptance" not in plain
 
 
 def test_eval_refine_of_a_tensor_names_it_without_printing_it():
@@ -152,3 +168,66 @@ def test_eval_refine_of_a_tensor_names_it_without_printing_it():
 
     with pytest.raises(ValueError, match=r"got a tensor of samples; refine while sampling"):
         evaluation.evaluate(torch.zeros(4, 1, 8, 8), against="digits", refine=RefineOptions())
+
+
+def test_eval_no_quantize_names_float_results_apart(tmp_path):
+    x = load_dataset("digits").x[:400]
+    g = torch.Generator().manual_seed(0)
+    fake = (x + 0.02 * torch.randn(x.shape, generator=g)).clamp(-1, 1)
+    samples = tmp_path / "s.npz"
+    np.savez(samples, x=fake.numpy())
+    argv = ["eval", str(samples), "--against", "digits", "--metrics", "fid,is"]
+    assert main(argv) == 0
+    assert main([*argv, "--no-quantize"]) == 0
+    quantized = json.loads((tmp_path / "s.metrics.json").read_text())
+    floats = json.loads((tmp_path / "s_float.metrics.json").read_text())
+    assert sorted(quantized) == ["fid_400_digits_lenet", "is_mean_400_digits_lenet",
+                                 "is_std_400_digits_lenet"]
+    assert sorted(floats) == [k + "_float" for k in sorted(quantized)]
+    assert floats["fid_400_digits_lenet_float"] != quantized["fid_400_digits_lenet"]
+    # the API: quantize=False on the floats, and quantisation by default on 8-bit copies
+    from gankit.utils.images import quantize_8bit
+
+    assert evaluation.evaluate(fake, against="digits", metrics=["fid"], cache=None,
+                               quantize=False) == {"fid_400_digits_lenet_float":
+                                                   floats["fid_400_digits_lenet_float"]}
+    assert evaluation.evaluate(quantize_8bit(fake), against="digits", metrics=["fid"],
+                               cache=None) == {"fid_400_digits_lenet":
+                                               quantized["fid_400_digits_lenet"]}
+
+
+def test_eval_refuses_samples_of_another_shape_unless_resize_is_asked(tmp_path, capsys):
+    g = torch.Generator().manual_seed(0)
+    fake = torch.rand(300, 3, 32, 32, generator=g) * 2 - 1
+    samples = tmp_path / "s.npz"
+    np.savez(samples, x=fake.numpy())
+    argv = ["eval", str(samples), "--against", "digits", "--metrics", "fid",
+            "--out", str(tmp_path / "m.json")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("gankit: error:")
+    assert "(3, 32, 32)" in err and "(1, 8, 8)" in err and "--resize" in err
+    assert main([*argv, "--resize"]) == 0
+    res = json.loads((tmp_path / "m.json").read_text())
+    # the key names the resized reference; the value is FID against digits at 32 x 32 RGB
+    reference = load_dataset("digits", resolution=32, channels=3).x
+    from gankit.metrics import compute_metrics
+
+    assert res == compute_metrics(fake, reference, ["fid"], "lenet_digits", "digits",
+                                  real_tag="_at32x3")
+    assert list(res) == ["fid_300_digits_at32x3_lenet"]
+
+
+def test_a_run_is_evaluated_against_its_data_as_it_was_trained_on(tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", "dcgan", "--steps", "2", "--out", str(run), *TINY,
+                 "--set", "data.resolution=16", "--set", "eval.interval=2",
+                 "--set", "eval.n=200", "--set", "eval.metrics=[fid]"]) == 0
+    records = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    logged = [r["fid_200_digits_at16x1_lenet"] for r in records
+              if "fid_200_digits_at16x1_lenet" in r]
+    assert len(logged) == 1
+    # no option needed: the run's data.resolution gives the reference, and the key says so
+    assert main(["eval", str(run), "-n", "200", "--metrics", "fid"]) == 0
+    res = json.loads((run / "metrics" / "eval_n200.json").read_text())
+    assert list(res) == ["fid_200_digits_at16x1_lenet"]

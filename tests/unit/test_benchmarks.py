@@ -299,6 +299,25 @@ def test_stacked_mnist_table_by_hand():
     assert paper.split() == ["paper", "PacDCGAN2", "1000.0", "±", "0.0", "0.06", "±", "0.00"]
 
 
+def test_stacked_mnist_table_labels_refined_rows_apart_from_plain_sampling():
+    row = {"modes": 1000, "kl": 0.05, "kl_channels": 0.03, "uncertain": 0.01, "seconds": 9}
+    report = {"runs": {"plain": [dict(row)], "sharp": [dict(row, acceptance=0.3)],
+                       "old_sharp": [dict(row, acceptance=0.4)]},
+              "recipes": {"plain": {"preset": "dcgan", "set": []},
+                          "sharp": {"preset": "dcgan", "set": [], "refine": {}}},
+              "paper": {"PacDCGAN2": [1000.0, 0.0, 0.06, 0.003]},
+              "samples": 26000, "seeds": 1, "steps": 5}
+    lines = stacked_mnist.table(report).splitlines()
+    # a recipe with refine: (or, in a report without recipes, rows with an acceptance) is
+    # marked refined; plain sampling, which the paper rows use, is not
+    assert lines[1].split()[:3] == ["gankit", "plain", "(mnist5k)"]
+    assert lines[2].split()[:4] == ["gankit", "sharp", "(mnist5k,", "refined)"]
+    assert lines[3].split()[:4] == ["gankit", "old_sharp", "(mnist5k,", "refined)"]
+    assert "refined: critic-guided rejection sampling" in lines[-1]
+    del report["runs"]["sharp"], report["runs"]["old_sharp"]
+    assert "refined" not in stacked_mnist.table(report)
+
+
 def test_a_refine_recipe_scores_refined_samples(monkeypatch):
     """A recipe's ``refine:`` options make the bench count critic-refined samples; bad
     options are refused before any training, with the recipe named."""

@@ -241,6 +241,21 @@ def test_folder_rgb_to_grey_matches_pillow(tmp_path):
     assert reference == 124
 
 
+def test_folder_scales_16_bit_grey_pngs_to_8_bit(tmp_path):
+    # a 16 x 16 gradient 0, 257, ..., 65535 (8-bit level i is 257 i), its first row
+    # replaced by values between levels: v -> round(v / 257) = round(v * 255 / 65535)
+    values = np.arange(256, dtype=np.int64) * 257
+    values[:8] = [0, 128, 129, 385, 65535, 32767, 32768, 65407]
+    Image.fromarray(values.astype(np.uint16).reshape(16, 16)).save(tmp_path / "deep.png")
+    with Image.open(tmp_path / "deep.png") as img:
+        assert img.mode == "I;16"  # what Pillow makes of a 16-bit grey PNG
+    ds = load_dataset(f"folder:{tmp_path}", resolution=16)
+    assert ds.shape == (1, 16, 16)  # grey
+    expected = np.arange(256)
+    expected[:8] = [0, 0, 1, 1, 255, 127, 128, 255]
+    assert torch.equal(ds.x.flatten(), torch.from_numpy(expected).float() / 127.5 - 1)
+
+
 def test_folder_skips_corrupt_with_one_warning(tmp_path):
     _save(tmp_path / "a.png", (8, 8), RED)
     _save(tmp_path / "c.png", (8, 8), BLUE)
@@ -337,6 +352,26 @@ def test_npz_errors(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"junk")
     with pytest.raises(ValueError, match="not a readable .npz archive"):
         load_dataset(f"npz:{tmp_path / 'junk.npz'}")
+
+
+def test_npz_refuses_non_finite_values_naming_the_first(tmp_path):
+    pts = np.zeros((4, 2))
+    pts[2, 1], pts[3, 0] = np.nan, np.inf
+    path = _npz(tmp_path, x=pts)
+    with pytest.raises(ValueError, match=rf"^{path}: x\[2, 1\] \(row 2, column 1\) is nan; "
+                       r"x must hold finite values"):
+        load_dataset(path)
+    pts[2, 1] = 1e300  # finite in float64, inf in float32: refused after the conversion
+    with pytest.raises(ValueError, match=r"x\[2, 1\] \(row 2, column 1\) = 1e\+300 overflows "
+                       "float32"):
+        load_dataset(_npz(tmp_path, x=pts))
+    pts[2, 1] = -3.4e38  # still fits float32
+    with pytest.raises(ValueError, match=r"x\[3, 0\] \(row 3, column 0\) is inf"):
+        load_dataset(_npz(tmp_path, x=pts))
+    images = np.zeros((3, 4, 4, 1), dtype=np.float32)  # NHWC, as the file holds it
+    images[1, 2, 3, 0] = -np.inf
+    with pytest.raises(ValueError, match=r"x\[1, 2, 3, 0\] \(sample 1\) is -inf"):
+        load_dataset(_npz(tmp_path, x=images))
 
 
 # ----------------------------------------------------------------------------- BatchSampler

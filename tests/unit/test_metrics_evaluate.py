@@ -104,8 +104,8 @@ def test_compute_metrics_keys_and_values_match_direct_calls(tmp_path):
     assert out == {f"{k}_400_blobs_raw": v for k, v in direct.items()}
     assert set(direct) == {
         "fid",
-        "kid_mean",
-        "kid_std",
+        "kid_sub100_mean",
+        "kid_sub100_std",
         "pr_k3_precision",
         "pr_k3_recall",
         "dc_k5_density",
@@ -166,3 +166,63 @@ def test_argument_errors():
         compute_metrics(fake, real, ["fid"], "raw", "blobs", options={"pr": {"k": 5}})
     with pytest.raises(ValueError, match="twice"):
         compute_metrics(fake, real, ["fid", "fid"], "raw", "blobs")
+
+
+def test_quantize_8bit_by_hand():
+    from gankit.utils.images import quantize_8bit
+
+    x = torch.tensor([-1.0, -0.999, 0.0, 0.5, 1.0, 1.3, -2.0, 0.00392])
+    # (x + 1) * 127.5 = 0, 0.1275, 127.5, 191.25, 255, 293.25, -127.5, 127.9998: rounded
+    # (half to even) to 0, 0, 128, 191, 255, 255 (clamped), 0 (clamped), 128 of 255
+    levels = torch.tensor([0, 0, 128, 191, 255, 255, 0, 128], dtype=torch.float64)
+    out = quantize_8bit(x.view(1, 1, 2, 4))
+    assert out.dtype == torch.float32 and out.shape == (1, 1, 2, 4)
+    torch.testing.assert_close(out.flatten().double(), levels * 2 / 255 - 1,
+                               rtol=0, atol=1e-7)
+    assert quantize_8bit(out).equal(out)  # already on the 8-bit grid: unchanged
+    # 8-bit data as the readers scale it (p / 127.5 - 1) is left bit for bit as it is
+    levels = torch.arange(256).float() / 127.5 - 1
+    assert quantize_8bit(levels).equal(levels)
+
+
+def _images(seed, n=60):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(n, 1, 4, 4, generator=g) * 2 - 1).float()
+
+
+def test_generated_images_are_quantized_before_features_unless_asked_not_to():
+    from gankit.utils.images import quantize_8bit
+
+    fake, real = _images(0), quantize_8bit(_images(1))
+    names, ext = ["fid", "kid", "pr"], "raw"
+    plain = compute_metrics(fake, real, names, ext, "blobs")
+    # a sample and its 8-bit copy give identical features, hence identical metrics
+    assert plain == compute_metrics(quantize_8bit(fake), real, names, ext, "blobs")
+    assert "fid_60_blobs_raw" in plain
+    floats = compute_metrics(fake, real, names, ext, "blobs", quantize=False)
+    # unquantised results carry their own tag, and differ
+    assert set(floats) == {k + "_float" for k in plain}
+    assert floats["fid_60_blobs_raw_float"] != plain["fid_60_blobs_raw"]
+    assert floats["fid_60_blobs_raw_float"] == compute_metrics(
+        fake, real, ["fid"], ext, "blobs", quantize=False)["fid_60_blobs_raw_float"]
+
+
+def test_points_are_never_quantized():
+    fake, real = _clouds(2)
+    fake = fake / 10  # inside [-1, 1], where 8-bit rounding would move them
+    for quantize in (True, False):
+        out = compute_metrics(fake, real, ["fid"], "raw", "blobs", quantize=quantize)
+        assert set(out) == {"fid_400_blobs_raw"}
+        assert out["fid_400_blobs_raw"] == evaluate_features(
+            {"features": fake.numpy()}, {"features": real.numpy()}, ["fid"])["fid"]
+
+
+def test_non_finite_inputs_are_refused_naming_the_first():
+    fake, real = _images(0), _images(1)
+    fake[5, 0, 1, 2] = float("nan")
+    with pytest.raises(ValueError, match=r"fake_x\[5, 0, 1, 2\] \(sample 5\) is nan"):
+        compute_metrics(fake, real, ["fid"], "raw", "blobs")
+    points = torch.zeros(10, 2)
+    points[7, 1] = float("inf")
+    with pytest.raises(ValueError, match=r"real_x\[7, 1\] \(row 7, column 1\) is inf"):
+        compute_metrics(torch.zeros(10, 2), points, ["fid"], "raw", "blobs")

@@ -133,3 +133,27 @@ def test_is_rejects_non_probabilities():
         inception_score(np.ones((20, 3)))
     with pytest.raises(ValueError, match="splits must lie"):
         inception_score(np.full((5, 2), 0.5), splits=10)
+
+
+def test_kid_key_names_a_subset_size_below_the_protocol():
+    from gankit.metrics import compute_metrics, protocol_key
+
+    rng = np.random.default_rng(8)
+    fake = (rng.normal(size=(500, 6)) + 0.2).astype(np.float32)  # the raw extractor's dtype
+    real = rng.normal(size=(2000, 6)).astype(np.float32)
+    out = compute_metrics(torch.from_numpy(fake), torch.from_numpy(real), ["kid"], "raw",
+                          "blobs", seed=1)
+    # 500 fake samples hold no subset of 1,000: the key says the subsets had 500
+    mean, std = kernel_inception_distance(fake, real, subset_size=500, seed=1)
+    assert out == {protocol_key("kid_sub500_mean", 500, "blobs", "raw"): mean,
+                   protocol_key("kid_sub500_std", 500, "blobs", "raw"): std}
+    assert set(out) == {"kid_sub500_mean_500_blobs_raw", "kid_sub500_std_500_blobs_raw"}
+    # so does a smaller real set, and an explicit smaller subset_size
+    small_real = METRICS.build("kid").compute(real[:300], fake, seed=1)
+    assert set(small_real) == {"kid_sub300_mean", "kid_sub300_std"}
+    chosen = METRICS.build("kid").compute(real, fake, seed=1, subset_size=64)
+    assert chosen["kid_sub64_mean"] == kernel_inception_distance(real, fake, subset_size=64,
+                                                                 seed=1)[0]
+    # the protocol's 1,000 keeps the plain key
+    full = METRICS.build("kid").compute(real[:1000], real[1000:], seed=1)
+    assert set(full) == {"kid_mean", "kid_std"}

@@ -354,3 +354,37 @@ def test_rounds_must_be_positive():
     with pytest.raises(ValueError, match="refine rounds=0: must be at least 1"):
         RefineOptions(rounds=0)
     assert RefineOptions.parse(["rounds=2"]).rounds == 2
+
+
+def test_the_reference_split_is_fixed_disjoint_and_complete():
+    from gankit.refine import REFERENCE_SHARE, reference_split
+
+    critic, reference = reference_split(1797)
+    torch.manual_seed(123)  # the global RNG plays no part
+    again = reference_split(1797)
+    assert torch.equal(critic, again[0]) and torch.equal(reference, again[1])
+    assert REFERENCE_SHARE == 0.2 and len(reference) == 359 and len(critic) == 1438
+    assert torch.equal(torch.cat([critic, reference]).sort().values, torch.arange(1797))
+    assert not set(critic.tolist()) & set(reference.tolist())
+    assert torch.equal(critic, critic.sort().values)  # rows kept in the data's order
+    assert not torch.equal(reference, torch.arange(1438, 1797))  # a shuffled choice
+    with pytest.raises(ValueError, match="at least 2 real images"):
+        reference_split(1)
+
+
+def test_refined_sampler_never_shows_the_critic_the_reference_split(tmp_path, monkeypatch):
+    import gankit.refine
+    from gankit import api
+    from gankit.refine import reference_split
+
+    run = tmp_path / "run"
+    api.train("dcgan", out=run, data="digits", steps=1, progress=False,
+              overrides=["generator.width=8", "discriminator.width=8", "train.batch_size=16"])
+    seen = {}
+    monkeypatch.setattr(gankit.refine, "refine",
+                        lambda G, z_dim, real, options=None, log=None: seen.setdefault("x", real))
+    api.refined_sampler(run)
+    digits = load_dataset("digits").x
+    critic_rows, reference_rows = reference_split(len(digits))
+    assert torch.equal(seen["x"], digits[critic_rows])
+    assert not set(critic_rows.tolist()) & set(reference_rows.tolist())

@@ -216,17 +216,30 @@ def run(recipes: Sequence[str] = ("dcgan", "pacdcgan2"), seeds: int = 1,
     return report
 
 
+def refined(report: dict, name: str) -> bool:
+    """Whether recipe ``name``'s samples were refined: its recipe has ``refine:``, or (a
+    report that keeps no recipes) its rows have an acceptance."""
+    recipe = (report.get("recipes") or {}).get(name)
+    if recipe is not None:
+        return "refine" in recipe
+    return any("acceptance" in r for r in report["runs"][name])
+
+
 def table(report: dict) -> str:
-    """Mean ± standard error over seeds (the published rows' form), and the worst run's KL."""
+    """Mean ± standard error over seeds (the published rows' form), and the worst run's KL.
+    Rows of refined samples say ``refined``: the paper rows sample G plainly."""
     lines = [f"{'method':<32}{'modes (of 1000)':>18}{'KL':>16}{'worst KL':>10}{'s/run':>8}"
              f"{'KL channels':>14}{'uncertain':>11}"]
+    any_refined = False
     for name, rows in report["runs"].items():
         modes, kl = mean_se([r["modes"] for r in rows]), mean_se([r["kl"] for r in rows])
         worst = max(r["kl"] for r in rows)
         secs = sum(r["seconds"] for r in rows) / len(rows)
         kl_ch = sum(r["kl_channels"] for r in rows) / len(rows)
         unsure = sum(r["uncertain"] for r in rows) / len(rows)
-        lines.append(f"{'gankit ' + name + ' (mnist5k)':<32}{fmt(*modes, 1):>18}"
+        label = f"gankit {name} (mnist5k{', refined' if refined(report, name) else ''})"
+        any_refined = any_refined or refined(report, name)
+        lines.append(f"{label:<32}{fmt(*modes, 1):>18}"
                      f"{fmt(*kl, 4):>16}{worst:>10.4f}{secs:>8.0f}{kl_ch:>14.3f}"
                      f"{unsure:>10.1%}")
     for name, v in report["paper"].items():
@@ -235,5 +248,8 @@ def table(report: dict) -> str:
                  f"{seed_label(report)}, steps {report['steps'] or 'preset default'}; "
                  "mean ± standard error over seeds; paper rows: full 60k MNIST; KL channels: "
                  "the part of KL due to unbalanced digits within a channel; uncertain: channel "
-                 "digits the classifier gives < 0.9)")
+                 "digits the classifier gives < 0.9"
+                 + ("; refined: critic-guided rejection sampling (gankit.refine) of G's "
+                    "samples, where the paper rows draw from G plainly" if any_refined else "")
+                 + ")")
     return "\n".join(lines)

@@ -24,6 +24,7 @@ import pkgutil
 from gankit.data._common import (
     Dataset,
     LoadOptions,
+    check_image_memory,
     check_options,
     convert_channels,
     resize_images,
@@ -61,7 +62,8 @@ def load_dataset(
         points float32 ``[N, D]``.
 
     Raises:
-        ValueError: unknown name (with the closest match), bad path or file, bad options.
+        ValueError: unknown name (with the closest match), bad path or file, bad options,
+            a resolution whose images would not fit in memory.
     """
     if not isinstance(spec, str):
         raise TypeError(f"dataset spec must be a str, got {type(spec).__name__}")
@@ -78,6 +80,7 @@ def load_dataset(
         )
     x = ds.x
     if ds.kind == "image" and resolution is not None:
+        check_image_memory(spec, len(x), channels or x.shape[1], resolution)
         x = resize_images(x, resolution)
     if ds.kind == "image" and channels is not None:
         x = convert_channels(x, channels)

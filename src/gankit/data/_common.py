@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from gankit.utils.guards import check_memory
+
 KINDS = ("image", "points")
 # ITU-R BT.601 luma weights, the ones Pillow's RGB -> L conversion uses.
 _LUMA = (0.299, 0.587, 0.114)
@@ -91,6 +93,14 @@ def check_options(resolution: object, channels: object) -> None:
         raise ValueError(f"resolution must be a positive integer or None, got {resolution!r}")
     if channels is not None and (isinstance(channels, bool) or channels not in (1, 3)):
         raise ValueError(f"channels must be 1, 3 or None, got {channels!r}")
+
+
+def check_image_memory(where: str, n: int, channels: int, resolution: int) -> None:
+    """Refuse ``n`` float32 images ``[channels, resolution, resolution]`` that would not fit
+    in the memory available, before they are allocated."""
+    check_memory(n * channels * resolution * resolution * 4,
+                 f"{where} at resolution {resolution}: {n} x {channels} x {resolution} x "
+                 f"{resolution} float32 images", "choose a smaller resolution (data.resolution)")
 
 
 def no_arg(name: str, arg: str | None) -> None:

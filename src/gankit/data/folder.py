@@ -6,9 +6,10 @@ sits below an immediate subfolder (``PATH/<class>/.../img``), the classes are th
 of the subfolders that hold images and ``y`` is their index; if any image lies directly in
 PATH, the dataset is unlabelled.
 
-Each image is EXIF-rotated, converted to RGB, scaled (bicubic) so its shorter side equals the
-resolution (default 64) and centre-cropped to a square. Channels default to 3 if any image has
-colour (some pixel with R, G, B not all equal), else 1; grey is Pillow's BT.601 luma.
+Each image is EXIF-rotated, converted to RGB (16-bit grey is first scaled to 8 bits,
+round(v * 255 / 65535)), scaled (bicubic) so its shorter side equals the resolution
+(default 64) and centre-cropped to a square. Channels default to 3 if any image has colour
+(some pixel with R, G, B not all equal), else 1; grey is Pillow's BT.601 luma.
 Unreadable files are skipped with one warning, or raise with ``strict_images=True``.
 """
 
@@ -21,12 +22,14 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from gankit.data._common import Dataset, LoadOptions, need_arg
+from gankit.data._common import Dataset, LoadOptions, check_image_memory, need_arg
 from gankit.registry import DATASETS
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 DEFAULT_RESOLUTION = 64
 _READ_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+# Pillow's modes for 16-bit grey (a 16-bit PNG opens as I;16, in older Pillows as I)
+_SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
 
 def find_images(root: Path) -> list[Path]:
@@ -35,11 +38,21 @@ def find_images(root: Path) -> list[Path]:
     return sorted(files, key=lambda p: p.relative_to(root).parts)
 
 
+def _to_8bit(img: Image.Image) -> Image.Image:
+    """16-bit grey -> 8-bit grey: v -> round(v * 255 / 65535). (Pillow's own conversion
+    clips every value above 255 to white.)"""
+    v = np.clip(np.asarray(img, dtype=np.int64), 0, 65535)
+    return Image.fromarray(((v * 255 + 32767) // 65535).astype(np.uint8))  # mode L
+
+
 def _read(path: Path, resolution: int) -> np.ndarray:
     """One image as uint8 ``[resolution, resolution, 3]``."""
     with Image.open(path) as img:
         img.draft("RGB", (resolution, resolution))  # JPEG: decode at a reduced scale, if >= res
-        img = ImageOps.exif_transpose(img).convert("RGB")
+        img = ImageOps.exif_transpose(img)
+        if img.mode in _SIXTEEN_BIT:
+            img = _to_8bit(img)
+        img = img.convert("RGB")
         # Crops the centred region of the target aspect, then resizes it: the same pixels as
         # resizing the shorter side to `resolution` and centre-cropping.
         img = ImageOps.fit(img, (resolution, resolution), method=Image.Resampling.BICUBIC)
@@ -57,7 +70,7 @@ def folder(arg: str | None, opts: LoadOptions) -> Dataset:
     if not files:
         raise ValueError(f"folder:{arg}: no images ({', '.join(EXTENSIONS)}) found under {root}")
     resolution = opts.resolution or DEFAULT_RESOLUTION
-
+    check_image_memory(f"folder:{arg}", len(files), opts.channels or 3, resolution)
     pixels = np.empty((len(files), resolution, resolution, 3), dtype=np.uint8)
     kept: list[Path] = []
     skipped: list[tuple[Path, Exception]] = []

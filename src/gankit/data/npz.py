@@ -6,6 +6,9 @@ Shape of ``x`` decides the kind:
   or ``[N, H, W]`` (one channel): images, returned as float32 ``[N, C, H, W]`` in [-1, 1].
 - ``[N, D]``: points, returned unchanged as float32 (any real dtype).
 
+NaN and infinite values are refused, naming the first (points after the conversion to
+float32, so 1e300 is refused too).
+
 Image value rule: uint8 is 0..255 and maps by ``x / 127.5 - 1``. Float arrays with every value
 in [0, 1] map by ``2x - 1``; otherwise values in [-1, 1] are kept as they are; anything else is
 an error (so a float set in [-1, 1] that happens to have no negative value is read as [0, 1]).
@@ -22,6 +25,7 @@ import torch
 
 from gankit.data._common import Dataset, LoadOptions, need_arg
 from gankit.registry import DATASETS
+from gankit.utils.guards import check_finite, finite_float32
 
 _EXPECTED = "x of shape [N, C, H, W], [N, H, W, C] (C = 1 or 3), [N, H, W] or points [N, D]"
 
@@ -42,8 +46,6 @@ def _scale(x: np.ndarray, where: str) -> torch.Tensor:
         return torch.from_numpy(x).float() / 127.5 - 1
     if not np.issubdtype(x.dtype, np.floating):
         raise ValueError(f"{where}: image x must be uint8 (0..255) or float, got {x.dtype}")
-    if not np.isfinite(x).all():
-        raise ValueError(f"{where}: x contains NaN or infinite values")
     low, high = float(x.min()), float(x.max())
     t = torch.from_numpy(x.astype(np.float32))
     if low >= 0 and high <= 1:
@@ -94,7 +96,9 @@ def npz(arg: str | None, opts: LoadOptions) -> Dataset:
     if x.ndim == 2:
         if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
             raise ValueError(f"{where}: points x must be a real numeric array, got {x.dtype}")
-        points = torch.from_numpy(x.astype(np.float32))
+        points = torch.from_numpy(finite_float32(x, where))
         return Dataset(x=points, y=y, num_classes=num_classes, kind="points", name=where)
+    if np.issubdtype(x.dtype, np.floating):
+        check_finite(x, where)  # indices in the file's own layout
     images = _scale(np.ascontiguousarray(_to_nchw(x, where)), where)
     return Dataset(x=images, y=y, num_classes=num_classes, kind="image", name=where)

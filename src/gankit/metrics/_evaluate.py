@@ -4,6 +4,10 @@ and cache the real data's features, probabilities and statistics.
 The cache is one ``.npz`` per (dataset, extractor, preprocessing, N, content fingerprint of the
 real images), written atomically; preprocessing strings include the extractor's weights
 checksum, so retrained weights never reuse stale features.
+
+Images are rounded to 8-bit levels before feature extraction by default (StyleGAN2-ADA and
+clean-fid feed the extractor 8-bit images); results computed without it are tagged
+``_float`` so the two never mix.
 """
 
 from __future__ import annotations
@@ -23,9 +27,12 @@ import torch
 from gankit.metrics._common import FEATURES, POINTS, PROBS, Metric, protocol_key
 from gankit.metrics.features import Extractor, build_extractor
 from gankit.registry import METRICS
+from gankit.utils.guards import check_finite
+from gankit.utils.images import quantize_8bit
 from gankit.utils.io import atomic_open
 
 CACHE_VERSION = "1"
+FLOAT_TAG = "_float"  # ends the extractor part of keys computed from unquantised images
 
 
 def build_metrics(names: list[str]) -> dict[str, Metric]:
@@ -146,6 +153,8 @@ def compute_metrics(
     seed: int = 0,
     batch_size: int | None = None,
     options: Mapping[str, Mapping[str, Any]] | None = None,
+    quantize: bool = True,
+    real_tag: str = "",
 ) -> dict[str, float]:
     """Extract features once and compute metrics with protocol-named keys.
 
@@ -161,10 +170,19 @@ def compute_metrics(
         seed: passed to the metrics (KID subsets, k-means).
         batch_size: extractor batch size (default: the extractor's).
         options: per-metric keyword options, e.g. ``{"mixture": {"means": m, "std": 0.01}}``.
+        quantize: images only (4-D ``fake_x``): round the generated and the real images to
+            8-bit levels (`gankit.utils.images.quantize_8bit`) before extracting features; a
+            no-op on data that is already 8-bit. False computes on the floats and tags the
+            extractor part of every key with ``_float``. Points are never quantised.
+        real_tag: appended to the dataset part of the keys of metrics that read ``real_x``,
+            naming how the reference was derived from ``dataset_name`` (``_at32x3``:
+            resized; ``_heldout``: a held-out split). Metrics of the samples alone (IS,
+            mode counts) keep ``dataset_name``.
 
     Returns:
         ``{protocol_key: value}``, e.g. ``{"fid_10k_mnist5k_lenet": 3.2,
-        "pr_k3_precision_10k_mnist5k_lenet": 0.71, ...}``.
+        "pr_k3_precision_10k_mnist5k_lenet": 0.71, ...}`` (``fid_10k_mnist5k_lenet_float``
+        with ``quantize=False``).
     """
     built = build_metrics(list(metrics))
     fake_x = _as_images(fake_x, "fake_x")
@@ -172,6 +190,14 @@ def compute_metrics(
         n = len(fake_x)
     if n != len(fake_x):
         raise ValueError(f"n={n} but fake_x holds {len(fake_x)} samples")
+    check_finite(fake_x, "compute_metrics", "fake_x")
+    if real_x is not None:
+        check_finite(real_x, "compute_metrics", "real_x")
+    images = fake_x.dim() == 4
+    if images and quantize:
+        fake_x = quantize_8bit(fake_x)
+        if real_x is not None:
+            real_x = quantize_8bit(_as_images(real_x, "real_x"))
     if isinstance(extractor, str):
         extractor = build_extractor(extractor)
     kinds = {kind for m in built.values() for kind in m.needs}
@@ -202,11 +228,12 @@ def compute_metrics(
     if real_kinds & {FEATURES, PROBS}:
         cache = Path(cache_dir) if cache_dir is not None else None
         arrays, summaries = _real_arrays(
-            _as_images(real_x, "real_x"), extractor, dataset_name, built, cache, batch_size
+            _as_images(real_x, "real_x"), extractor, dataset_name + real_tag, built, cache,
+            batch_size,
         )
         real.update(arrays)
 
-    ext_key = extractor.result_key(dataset_name)
+    ext_key = extractor.result_key(dataset_name) + (FLOAT_TAG if images and not quantize else "")
     results: dict[str, float] = {}
     for name, metric in built.items():
         values = evaluate_features(
@@ -218,7 +245,8 @@ def compute_metrics(
             real_summaries=summaries,
         )
         label = "raw" if POINTS in metric.needs else ext_key
-        results.update({protocol_key(k, n, dataset_name, label): v for k, v in values.items()})
+        dataset = dataset_name + real_tag if metric.needs_real else dataset_name
+        results.update({protocol_key(k, n, dataset, label): v for k, v in values.items()})
     return results
 
 

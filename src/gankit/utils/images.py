@@ -17,11 +17,22 @@ from PIL import Image, ImageDraw
 from gankit.utils.io import atomic_write_bytes
 
 
+def _levels(x: torch.Tensor) -> torch.Tensor:
+    """Float images in [-1, 1] -> their 8-bit levels round((x + 1) * 127.5) in 0..255
+    (as float32; values outside [-1, 1] are clamped, ties round half to even)."""
+    return x.detach().float().clamp(-1.0, 1.0).add_(1.0).mul_(127.5).round_()  # one copy
+
+
 def to_uint8(x: torch.Tensor) -> np.ndarray:
     """Images [N, C, H, W] in [-1, 1] -> uint8 array [N, H, W, C] in [0, 255]."""
-    x = x.detach().float().cpu().clamp(-1.0, 1.0)
-    x = ((x + 1.0) * 127.5).round().to(torch.uint8)
-    return x.permute(0, 2, 3, 1).numpy()
+    return _levels(x.cpu()).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def quantize_8bit(x: torch.Tensor) -> torch.Tensor:
+    """Round float images in [-1, 1] to the 256 values an 8-bit image holds, as the
+    StyleGAN2-ADA and clean-fid metric protocols do with generated images:
+    ``round((x + 1) * 127.5).clamp(0, 255) / 127.5 - 1``, float32, same shape and device."""
+    return _levels(x).div_(127.5).sub_(1.0)
 
 
 def make_grid(x: torch.Tensor, nrow: int | None = None, padding: int = 2,
