@@ -118,10 +118,10 @@ def _parser() -> argparse.ArgumentParser:
     b_sub = b.add_subparsers(dest="benchmark", required=True)
     bm = b_sub.add_parser("mixture", help="PacGAN Table 1 on the 2D ring or grid")
     bm.add_argument("--dataset", choices=["ring", "grid"], default="ring")
-    bm.add_argument("--recipes", default="gan,pacgan2,pacgan4",
+    bm.add_argument("--recipes", default="gan,pacgan2,pacgan4,recommended",
                     help="comma-separated recipe names (presets/bench/mixture.yaml)")
     bs = b_sub.add_parser("stacked-mnist", help="Stacked MNIST mode counting (1,000 modes)")
-    bs.add_argument("--recipes", default="dcgan,pacdcgan2",
+    bs.add_argument("--recipes", default="dcgan,pacdcgan2,recommended",
                     help="comma-separated recipe names (presets/bench/stacked_mnist.yaml)")
     bs.add_argument("--samples", type=int, default=26_000, help="samples counted (26000)")
     for parser, seeds in ((bm, 10), (bs, 1)):

@@ -1,7 +1,6 @@
 """Benchmark protocols: mode counting on Stacked MNIST, tables, recipe validation."""
 
 import math
-import os
 
 import pytest
 import torch
@@ -77,60 +76,6 @@ def test_mean_and_standard_error():
     assert _common.fmt(5.0, None, 2) == "5.00" and _common.fmt(3.0, 0.5, 1) == "3.0 ± 0.5"
 
 
-def test_busy_machine_warning_thresholds():
-    # idle: no warning, whatever the threads
-    assert _common.busy_warning(load=0.3, threads=2, cores=2) is None
-    # 1 busy core + 1 thread on 2 cores fits; + 2 threads does not (1.0 + 2 > 2.5)
-    assert _common.busy_warning(load=1.0, threads=1, cores=2) is None
-    text = _common.busy_warning(load=1.0, threads=2, cores=2)
-    assert "load average: 1.0 of 2 cores busy" in text and "adds 2 threads" in text
-    assert "OMP_NUM_THREADS" in text and "at most 2" in text
-    # a 16-core machine with 2 busy cores has room for 8 threads, not for 15
-    assert _common.busy_warning(load=2.0, threads=8, cores=16) is None
-    assert _common.busy_warning(load=2.0, threads=15, cores=16) is not None
-
-
-def test_the_bench_logs_the_busy_warning(monkeypatch):
-    lines = []
-    monkeypatch.setattr(_common, "busy_cores", lambda: None)  # no /proc/stat: load average
-    monkeypatch.setattr(_common.os, "getloadavg", lambda: (3.0, 3.0, 3.0))
-    monkeypatch.setattr(_common.os, "cpu_count", lambda: 2)
-    _common.prepare("mixture", ["stable"], 1, lines.append)
-    assert len(lines) == 1 and "load average: 3.0 of 2 cores busy" in lines[0]
-    monkeypatch.setattr(_common.os, "getloadavg", lambda: (0.1, 0.1, 0.1))
-    lines.clear()
-    _common.prepare("mixture", ["stable"], 1, lines.append)
-    assert lines == []
-    # /proc/stat wins over a load average that still remembers a finished job
-    monkeypatch.setattr(_common, "busy_cores", lambda: 0.1)
-    monkeypatch.setattr(_common.os, "getloadavg", lambda: (1.9, 1.9, 1.9))
-    _common.prepare("mixture", ["stable"], 1, lines.append)
-    assert lines == []
-    monkeypatch.setattr(_common, "busy_cores", lambda: 1.6)
-    _common.prepare("mixture", ["stable"], 1, lines.append)
-    assert len(lines) == 1 and "/proc/stat over 0.5 s: 1.6 of 2 cores busy" in lines[0]
-
-
-def test_cpu_busy_share_from_two_proc_stat_readings():
-    before = "cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 50 0 25 400 25 0 0 0 0 0\n"
-    # +60 user, +20 system, +100 idle, +20 iowait: 80 busy of 200
-    after = "cpu  160 0 70 900 70 0 0 0 0 0\ncpu0 80 0 35 450 35 0 0 0 0 0\n"
-    assert _common.cpu_busy_share(before, after) == pytest.approx(0.4)
-    assert _common.cpu_busy_share(before, before) == 0.0
-    with pytest.raises(ValueError, match="aggregate 'cpu' line"):
-        _common.cpu_busy_share("intr 1\n", after)
-    busy = _common.busy_cores(window=0.05)
-    assert busy is None or 0.0 <= busy <= (os.cpu_count() or 1)
-
-
-def test_an_unreadable_proc_stat_falls_back_instead_of_failing(monkeypatch):
-    def unreadable(before, after):
-        raise ValueError("/proc/stat: no aggregate 'cpu' line")
-
-    monkeypatch.setattr(_common, "cpu_busy_share", unreadable)
-    assert _common.busy_cores(window=0.0) is None
-
-
 def test_unknown_recipe_and_dataset():
     with pytest.raises(ValueError, match="Did you mean 'pacgan2'"):
         mixture.run("ring", ["pacgan22"], seeds=1, steps=1)
@@ -139,22 +84,24 @@ def test_unknown_recipe_and_dataset():
 
 
 def test_mixture_bench_runs_and_prints_paper_rows(tmp_path):
-    report = mixture.run("ring", ["stable"], seeds=2, steps=20, out=tmp_path, log=lambda s: None)
-    rows = report["runs"]["stable"]
+    report = mixture.run("ring", ["recommended"], seeds=2, steps=20, out=tmp_path,
+                         log=lambda s: None)
+    rows = report["runs"]["recommended"]
     assert len(rows) == 2 and all(0 <= r["modes"] <= 8 for r in rows)
     text = mixture.table(report)
-    assert "gankit stable" in text and "paper PacGAN4" in text and "7.8 ± 0.1" in text
+    assert "gankit recommended" in text and "paper PacGAN4" in text and "7.8 ± 0.1" in text
     assert (tmp_path / "results.json").exists()
 
 
 def test_first_seed_adds_seeds_that_match_a_longer_report(tmp_path):
-    both = mixture.run("ring", ["stable"], seeds=2, steps=15, log=lambda s: None)
-    later = mixture.run("ring", ["stable"], seeds=1, steps=15, out=tmp_path, first_seed=1,
+    both = mixture.run("ring", ["recommended"], seeds=2, steps=15, log=lambda s: None)
+    later = mixture.run("ring", ["recommended"], seeds=1, steps=15, out=tmp_path, first_seed=1,
                         log=lambda s: None)
     strip = [{k: v for k, v in r.items() if k != "seconds"} for r in
-             (both["runs"]["stable"][1], later["runs"]["stable"][0])]
+             (both["runs"]["recommended"][1], later["runs"]["recommended"][0])]
     assert strip[0] == strip[1]  # seed 1 run alone == seed 1 of seeds 0..1
-    assert (tmp_path / "stable" / "seed1").is_dir() and not (tmp_path / "stable" / "seed0").exists()
+    assert (tmp_path / "recommended" / "seed1").is_dir()
+    assert not (tmp_path / "recommended" / "seed0").exists()
     assert later["first_seed"] == 1 and "1 seed (1..1)" in mixture.table(later)
     assert "2 seeds (0..1)" in mixture.table(both)
     with pytest.raises(ValueError, match="--first-seed must be 0 or more, got -1"):
@@ -164,11 +111,11 @@ def test_first_seed_adds_seeds_that_match_a_longer_report(tmp_path):
 def test_bench_cli_prints_table_and_rejects_unknown_recipe(tmp_path, capsys):
     from gankit.cli import main
 
-    assert main(["bench", "mixture", "--recipes", "stable", "--seeds", "1", "--steps", "10",
+    assert main(["bench", "mixture", "--recipes", "recommended", "--seeds", "1", "--steps", "10",
                  "--first-seed", "4", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "gankit stable" in out and "paper GAN" in out and "1 seed (4..4)" in out
-    assert (tmp_path / "stable" / "seed4").is_dir()
+    assert "gankit recommended" in out and "paper GAN" in out and "1 seed (4..4)" in out
+    assert (tmp_path / "recommended" / "seed4").is_dir()
     assert main(["bench", "stacked-mnist", "--recipes", "dcgn"]) == 2
     assert "Did you mean 'dcgan'?" in capsys.readouterr().err
 
@@ -185,105 +132,25 @@ def test_every_recipe_resolves_to_a_valid_config(bench):
             stacked_mnist.recipe_snapshots(name, recipe, cfg.train.steps,
                                            cfg.train.log_interval)
             stacked_mnist.recipe_snapshot_critic(name, recipe)
-    fast = _common.load_recipes("stacked_mnist")["recipes"]["dcgan_fast"]
-    cfg = C.resolve(fast["preset"], list(fast["set"]))
-    assert (cfg.train.lr_decay, cfg.train.lr_decay_start, cfg.train.steps) == ("linear", 0.5, 18000)
-    assert cfg.g_optimizer.options["lr"] == cfg.d_optimizer.options["lr"] == 1e-3
-    wide_fm = _common.load_recipes("stacked_mnist")["recipes"]["dcgan_wide_fm"]
-    cfg = C.resolve(wide_fm["preset"], list(wide_fm["set"]))
-    assert cfg.regularizers["feature_matching"]["weight"] == 0.3
-    assert cfg.generator.options["width"] == cfg.discriminator.options["width"] == 128
-    assert (cfg.train.batch_size, cfg.train.steps, cfg.hooks) == (32, 12000, {})
-    fmu = _common.load_recipes("stacked_mnist")["recipes"]["dcgan_wide_fmu"]
-    cfg_u = C.resolve(fmu["preset"], list(fmu["set"]))
-    assert cfg_u.regularizers["feature_matching"] == {"weight": 0.3, "interval": 1,
-                                                      "unbiased": True}
-    # otherwise exactly dcgan_wide_fm
-    assert C.diff(cfg.to_dict(), cfg_u.to_dict()) == [
-        "regularizers.feature_matching.unbiased: False -> True"]
-    b64 = _common.load_recipes("stacked_mnist")["recipes"]["dcgan_wide_fm_b64"]
-    cfg_b = C.resolve(b64["preset"], list(b64["set"]))
-    assert cfg_b.train.batch_schedule == ((12000, 64),)
-    assert sorted(C.diff(cfg.to_dict(), cfg_b.to_dict())) == [
-        "train.batch_schedule: [] -> [[12000, 64]]", "train.steps: 12000 -> 16000"]
-    clamp = _common.load_recipes("stacked_mnist")["recipes"]["dcgan_wide_fm_b64_clamp"]
-    cfg_c = C.resolve(clamp["preset"], list(clamp["set"]))
-    # exactly dcgan_wide_fm_b64 with G's output clamp(1.5 * tanh, -1, 1)
-    assert C.diff(cfg_b.to_dict(), cfg_c.to_dict()) == [
-        "generator.options.output_scale: 1.0 -> 1.5"]
-    asym = _common.load_recipes("stacked_mnist")["recipes"]["dcgan_wide_fm_b64_asym"]
-    cfg_a = C.resolve(asym["preset"], list(asym["set"]))
-    # exactly dcgan_wide_fm_b64 with G's output clamp(-0.225 + 1.275 * tanh, -1, 1)
-    assert C.diff(cfg_b.to_dict(), cfg_a.to_dict()) == [
-        "generator.options.output_range: None -> [-1.5, 1.05]"]
-    joint = _common.load_recipes("stacked_mnist")["recipes"]["dcgan_joint_bf16"]
-    cfg_j = C.resolve(joint["preset"], list(joint["set"]))
-    # exactly dcgan_wide_fm_b64_clamp in bf16, D scoring real and fake jointly from 12,000
-    assert sorted(C.diff(cfg_c.to_dict(), cfg_j.to_dict())) == [
-        "train.d_joint_batch: False -> True", "train.d_joint_batch_from: 0 -> 12000",
-        "train.precision: 'fp32' -> 'bf16'"]
-    recipes = _common.load_recipes("stacked_mnist")["recipes"]
-    ctl, j8 = (C.resolve(recipes[k]["preset"], list(recipes[k]["set"])).to_dict()
-               for k in ("dcgan_wide_fm_b64_clamp_bf16", "dcgan_joint8k_bf16"))
-    assert C.diff(cfg_c.to_dict(), ctl) == ["train.precision: 'fp32' -> 'bf16'"]
-    assert C.diff(cfg_j.to_dict(), j8) == ["train.d_joint_batch_from: 12000 -> 8000"]
-    ffm = C.resolve(recipes["dcgan_joint_ffm_bf16"]["preset"],
-                    list(recipes["dcgan_joint_ffm_bf16"]["set"])).to_dict()
-    # exactly dcgan_joint_bf16 plus feature matching on D frozen at 12,000 (weight 0.02)
-    assert C.diff(cfg_j.to_dict(), ffm) == [
-        "regularizers.frozen_feature_matching: '<absent>' -> {'weight': 0.02, 'from_step': "
-        "12000, 'interval': 1, 'chunk': 1000, 'average': 0.0, 'refresh': 0}"]
-    # the refined recipe trains exactly as dcgan_joint_ffm_bf16 and samples through the
-    # critic with the default options; no other recipe refines
-    refined = recipes["dcgan_joint_ffm_bf16_refined"]
-    assert C.diff(ffm, C.resolve(refined["preset"], list(refined["set"])).to_dict()) == []
-    from gankit.refine import RefineOptions
+    assert set(_common.load_recipes(bench)["recipes"]) == (
+        {"gan", "pacgan2", "pacgan3", "pacgan4", "recommended"} if bench == "mixture" else
+        {"dcgan", "pacdcgan2", "recommended"})
 
-    assert stacked_mnist.recipe_refine_options("r", refined) == RefineOptions()
-    refined_j = recipes["dcgan_joint_bf16_refined"]
-    assert C.diff(cfg_j.to_dict(),
-                  C.resolve(refined_j["preset"], list(refined_j["set"])).to_dict()) == []
-    assert stacked_mnist.recipe_refine_options("r", refined_j) == RefineOptions()
-    # the short recipe: dcgan_joint_bf16 with its joint stage from 10,000 to 12,000, sampled
-    # with the cap at the 0.95 quantile
-    short = recipes["dcgan_joint_short_bf16_refined"]
-    assert sorted(C.diff(cfg_j.to_dict(),
-                         C.resolve(short["preset"], list(short["set"])).to_dict())) == [
-        "train.batch_schedule: [[12000, 64]] -> [[10000, 64]]",
-        "train.d_joint_batch_from: 12000 -> 10000", "train.steps: 16000 -> 12000"]
-    assert stacked_mnist.recipe_refine_options("r", short) == RefineOptions(quantile=0.95)
-    # ... and the same, refined with G in bf16
-    short16 = recipes["dcgan_joint_short_bf16_refined_bf16"]
-    assert short16["set"] == short["set"]
-    assert stacked_mnist.recipe_refine_options("r", short16) == RefineOptions(
-        quantile=0.95, precision="bf16")
-    long16 = recipes["dcgan_joint_bf16_refined_bf16"]
-    assert long16["set"] == refined_j["set"]
-    assert stacked_mnist.recipe_refine_options("r", long16) == RefineOptions(precision="bf16")
-    # the mixture recipe: the short one 1,000 steps longer, G at 12,000 and 13,000 sampled
-    mix = recipes["dcgan_joint_mix_bf16_refined_bf16"]
-    assert C.diff(C.resolve(short["preset"], list(short["set"])).to_dict(),
-                  C.resolve(mix["preset"], list(mix["set"])).to_dict()) == [
-        "train.steps: 12000 -> 13000"]
-    assert stacked_mnist.recipe_snapshots("r", mix, 13000, 50) == [12000]
-    assert stacked_mnist.recipe_refine_options("r", mix) == RefineOptions(
-        quantile=0.95, precision="bf16")
-    # the five-generator recipe: the short recipe's training, G at five steps 250 apart,
-    # one set of critics for the mixture, two rounds
-    mix5 = recipes["dcgan_joint_mix5_bf16_refined2_bf16"]
-    assert mix5["set"] == short["set"]
-    assert stacked_mnist.recipe_snapshots("r", mix5, 12000, 50) == [11000, 11250, 11500, 11750]
-    assert stacked_mnist.recipe_snapshot_critic("r", mix5) == "shared"
-    assert stacked_mnist.recipe_snapshot_critic("r", mix) == "each"
-    assert stacked_mnist.recipe_refine_options("r", mix5) == RefineOptions(
-        quantile=0.95, precision="bf16", rounds=2)
-    assert sorted(k for k, r in recipes.items() if "refine" in r) == [
-        "dcgan_joint_bf16_refined", "dcgan_joint_bf16_refined_bf16",
-        "dcgan_joint_ffm_bf16_refined", "dcgan_joint_mix5_bf16_refined2_bf16",
-        "dcgan_joint_mix_bf16_refined_bf16", "dcgan_joint_short_bf16_refined",
-        "dcgan_joint_short_bf16_refined_bf16"]
-    assert [k for k, r in recipes.items() if "snapshots" in r] == [
-        "dcgan_joint_mix_bf16_refined_bf16", "dcgan_joint_mix5_bf16_refined2_bf16"]
+
+def test_the_recommended_stacked_mnist_recipe():
+    from gankit import config as C
+
+    recipe = _common.load_recipes("stacked_mnist")["recipes"]["recommended"]
+    cfg = C.resolve(recipe["preset"], list(recipe["set"]))
+    assert cfg.generator.options["width"] == cfg.discriminator.options["width"] == 128
+    assert cfg.generator.options["output_scale"] == 1.5
+    assert cfg.regularizers == {"feature_matching": {"weight": 0.3, "interval": 1,
+                                                     "unbiased": False}}
+    assert (cfg.train.batch_size, cfg.train.steps, cfg.train.precision) == (32, 12000, "bf16")
+    assert (cfg.train.d_joint_batch, cfg.train.d_joint_batch_from) == (True, 10000)
+    assert cfg.train.batch_schedule == ((10000, 64),) and cfg.hooks == {}
+    assert recipe["snapshots"] == [11000, 11250, 11500, 11750]
+    assert recipe["refine"] == {"quantile": 0.95, "precision": "bf16", "rounds": 2}
 
 
 def test_stacked_mnist_table_by_hand():
@@ -554,11 +421,11 @@ def test_combine_refuses_what_cannot_share_a_table(tmp_path):
 def test_combined_seeds_equal_one_report_of_them_all(tmp_path):
     """Seeds 0 and 1 run apart and combined give the rows of one two-seed report."""
     quiet = {"steps": 15, "log": lambda s: None}
-    both = mixture.run("ring", ["stable"], seeds=2, **quiet)
-    mixture.run("ring", ["stable"], seeds=1, out=tmp_path / "s1", first_seed=1, **quiet)
-    mixture.run("ring", ["stable"], seeds=1, out=tmp_path / "s0", **quiet)
+    both = mixture.run("ring", ["recommended"], seeds=2, **quiet)
+    mixture.run("ring", ["recommended"], seeds=1, out=tmp_path / "s1", first_seed=1, **quiet)
+    mixture.run("ring", ["recommended"], seeds=1, out=tmp_path / "s0", **quiet)
     merged = _common.combine([tmp_path / "s1" / "results.json", tmp_path / "s0" / "results.json"])
-    strip = [[{k: v for k, v in r.items() if k != "seconds"} for r in rep["runs"]["stable"]]
+    strip = [[{k: v for k, v in r.items() if k != "seconds"} for r in rep["runs"]["recommended"]]
              for rep in (both, merged)]
     assert strip[0] == strip[1] and [r["seed"] for r in strip[1]] == [0, 1]
     assert merged["recipes"] == both["recipes"] and merged["benchmark"] == "mixture"

@@ -226,11 +226,13 @@ def test_conditional_networks_need_labelled_data(who, name, mode):
 
 def test_bad_conditioning_options_are_explained():
     with pytest.raises(ValueError, match="generator.conditioning must be one of none, concat"):
+        resolve("dcgan", ["generator.conditioning=projection"])
+    with pytest.raises(ValueError, match="conditioning must be one of none, concat"):
         _g("dcgan", (1, 16, 16), "projection")
     with pytest.raises(ValueError, match="discriminator.conditioning must be one of"):
-        _d("mlp", (2,), "cbn")
-    with pytest.raises(ValueError, match="needs generator.batch_norm=true"):
-        _g("mlp", (2,), "cbn", batch_norm=False)
+        resolve("gan", ["discriminator.conditioning=cbn"])
+    with pytest.raises(ValueError, match="generator: conditioning=cbn .* needs batch_norm=true"):
+        resolve("gan", ["generator.conditioning=cbn", "generator.batch_norm=false"])
     with pytest.raises(ValueError, match="needs class labels"):
         _d("dcgan", (1, 16, 16), "projection")(torch.randn(2, 1, 16, 16))
     with pytest.raises(ValueError, match=r"must have shape \[2\]"):

@@ -1,5 +1,4 @@
-"""G's bounded output: clamp(scale * tanh(a), -1, 1) (generator.output_scale) and its
-asymmetric form clamp(mid + half * tanh(a), -1, 1) (generator.output_range)."""
+"""G's bounded output: clamp(scale * tanh(a), -1, 1) (generator.output_scale)."""
 
 from __future__ import annotations
 
@@ -38,48 +37,11 @@ def test_scale_one_is_tanh_bit_for_bit():
     assert (torch.tanh(torch.linspace(-5, 5, 101)) > -1).all()
 
 
-def test_asymmetric_range_by_hand():
-    # range (-1.5, 1.05): mid = -0.225, half = 1.275. Exact -1 below a = -0.5 ln(4.1) = -0.7055
-    # and exact +1 above a = 0.5 ln(50) = 1.9560 (in general 0.5 ln((-1 - low) / (high + 1))
-    # ... 0.5 ln((1 - low) / (high - 1)))
-    layer = BoundedOutput(output_range=(-1.5, 1.05))
-    assert (layer.mid, layer.half) == (pytest.approx(-0.225), pytest.approx(1.275))
-    lo_t, hi_t = -0.5 * math.log(4.1), 0.5 * math.log(50)
-    assert abs(lo_t - 0.5 * math.log(0.5 / 2.05)) < 1e-12  # (-1 - low) / (high + 1)
-    assert abs(hi_t - 0.5 * math.log(2.5 / 0.05)) < 1e-12  # (1 - low) / (high - 1)
-    assert abs(-0.225 + 1.275 * math.tanh(lo_t) + 1) < 1e-12
-    assert abs(-0.225 + 1.275 * math.tanh(hi_t) - 1) < 1e-12
-    a = torch.tensor([-3.0, -0.72, -0.69, -0.5, 0.0, 0.5, 1.9, 1.95, 1.97, 3.0],
-                     requires_grad=True)
-    y = layer(a)
-    t = [math.tanh(v) for v in (-0.69, -0.5, 0.5, 1.9, 1.95)]
-    expected = torch.tensor([-1.0, -1.0, -0.225 + 1.275 * t[0], -0.225 + 1.275 * t[1], -0.225,
-                             -0.225 + 1.275 * t[2], -0.225 + 1.275 * t[3],
-                             -0.225 + 1.275 * t[4], 1.0, 1.0])
-    torch.testing.assert_close(y, expected, rtol=0, atol=1e-6)
-    # the numbers, for a reader: -0.5 -> -0.8142, 0.5 -> 0.3642, 1.9 -> 0.9942 (< 1)
-    assert [round(v, 4) for v in y[[3, 5, 6]].tolist()] == [-0.8142, 0.3642, 0.9942]
-    assert -1 < y[2].item() < -0.98 and 0.99 < y[7].item() < 1  # just inside both ends
-    y.sum().backward()
-    grad = [0.0, 0.0] + [1.275 * (1 - v ** 2) for v in t[:2]] + [1.275] + \
-        [1.275 * (1 - v ** 2) for v in t[2:]] + [0.0, 0.0]
-    torch.testing.assert_close(a.grad, torch.tensor(grad), rtol=0, atol=1e-6)
-
-
-def test_symmetric_range_is_output_scale_bit_for_bit():
-    a = torch.randn(1000, generator=torch.Generator().manual_seed(0)) * 4
-    assert torch.equal(BoundedOutput(output_range=(-1.5, 1.5))(a), BoundedOutput(1.5)(a))
-    assert torch.equal(BoundedOutput(output_range=(-1.0, 1.0))(a), torch.tanh(a))
-    assert torch.equal(BoundedOutput(1.5)(a), (1.5 * torch.tanh(a)).clamp(-1, 1))
-
-
 @pytest.mark.parametrize("family", ["dcgan", "mlp"])
-@pytest.mark.parametrize("option", ["scale", "range"])
-def test_generator_output_scale_rescales_the_same_network(family, option):
+def test_generator_output_scale_rescales_the_same_network(family):
     def build(scale):
         torch.manual_seed(3)
-        kw = ({"output_scale": scale} if option == "scale" or scale == 1.0
-              else {"output_range": (-scale, 1.05)})
+        kw = {"output_scale": scale}
         if family == "dcgan":
             return DCGANGenerator(16, (3, 28, 28), width=8, **kw)
         return MLPGenerator(16, (1, 8, 8), widths=(32,), **kw)
@@ -101,17 +63,12 @@ def test_generator_output_scale_rescales_the_same_network(family, option):
             if g.net[-2].bias is not None:
                 g.net[-2].bias.div_(pre[0])
         y1, y15 = g1(z), g15(z)
-    if option == "scale":
-        torch.testing.assert_close(y15, (1.5 * y1).clamp(-1, 1), rtol=0, atol=1e-6)
-    else:
-        torch.testing.assert_close(y15, (-0.225 + 1.275 * y1).clamp(-1, 1), rtol=0, atol=1e-6)
+    torch.testing.assert_close(y15, (1.5 * y1).clamp(-1, 1), rtol=0, atol=1e-6)
     assert (y1 > -1).all() and (y1 < 1).all()
     lows, highs = (y15 == -1).float().mean().item(), (y15 == 1).float().mean().item()
     assert 0.05 < lows + highs < 0.95  # exact -1 and +1 are now drawn, and not everywhere
-    if option == "scale":  # pre-activations of std 1: P(|a| > atanh(2/3) = 0.805) each side
-        assert 0.1 < lows < 0.35 and 0.1 < highs < 0.35
-    else:  # P(a < -0.7055) ~ 0.24 but P(a > 1.956) ~ 0.025: +1 is now rare
-        assert 0.1 < lows < 0.4 and highs < 0.08 and highs < lows / 4
+    # pre-activations of std 1: P(|a| > atanh(2/3) = 0.805) each side
+    assert 0.1 < lows < 0.35 and 0.1 < highs < 0.35
 
 
 def test_output_scale_errors():
@@ -120,30 +77,5 @@ def test_output_scale_errors():
             DCGANGenerator(16, (1, 28, 28), width=8, output_scale=bad)
     with pytest.raises(ValueError, match="unbounded points"):
         MLPGenerator(2, (2,), bounded=False, widths=(8,), output_scale=1.5)
-    with pytest.raises(ValueError, match="unbounded points"):
-        MLPGenerator(2, (2,), bounded=False, widths=(8,), output_range=(-1.5, 1.0))
-
-
-@pytest.mark.parametrize("bad", [(-0.9, 1.0), (-1.5, 0.99), (float("nan"), 1.0),
-                                 (-1.5, float("inf")), (-1.5,), (-2.0, 1.0, 2.0)])
-def test_output_range_errors(bad):
-    with pytest.raises(ValueError, match=r"generator\.output_range"):
-        DCGANGenerator(16, (1, 28, 28), width=8, output_range=bad)
-
-
-def test_output_range_and_scale_together_is_an_error():
-    with pytest.raises(ValueError, match="set one of generator.output_scale=1.5"):
-        DCGANGenerator(16, (1, 28, 28), width=8, output_scale=1.5, output_range=(-1.5, 1.05))
-
-
-def test_output_range_from_the_command_line():
-    cfg = resolve("dcgan", ["generator.output_range=[-1.5, 1.05]"])
-    assert cfg.generator.options["output_range"] == (-1.5, 1.05)
-    assert resolve("dcgan", []).generator.options["output_range"] is None
-    with pytest.raises(TypeError, match="output_range"):
-        resolve("dcgan", ["generator.output_range=[-1.5]"])
-    # bad bounds fail when the config resolves, before a run directory is written
-    with pytest.raises(ValueError, match=r"generator\.output_range=\[low, high\] needs"):
-        resolve("dcgan", ["generator.output_range=[-0.5, 1.2]"])
-    with pytest.raises(ValueError, match="set one of generator.output_scale=1.5"):
-        resolve("gan", ["generator.output_scale=1.5", "generator.output_range=[-2, 2]"])  # mlp G
+    with pytest.raises(ValueError, match=r"generator\.output_scale must be a finite"):
+        resolve("dcgan", ["generator.output_scale=0.5"])  # before a run directory is written

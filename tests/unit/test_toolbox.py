@@ -162,7 +162,7 @@ def test_feature_matching_in_the_loop_adds_to_g_loss():
     assert not torch.equal(_params(a.state.G)[0], _params(b.state.G)[0])
     for p, q in zip(_params(a.state.D), _params(b.state.D)):
         assert torch.equal(p, q)  # D is untouched by G's regulariser
-    with pytest.raises(ValueError, match="weight >= 0"):
+    with pytest.raises(ValueError, match="feature_matching.weight must be >= 0"):
         resolve("dcgan", ["regularizers.feature_matching.weight=-1"])
 
 
@@ -196,7 +196,7 @@ def test_instance_noise_is_zero_after_annealing_and_draws_nothing():
     for step in (10, 11, 1000):
         assert aug(x, step, gen) is x
     assert torch.equal(gen.get_state(), before)
-    with pytest.raises(ValueError, match="std >= 0"):
+    with pytest.raises(ValueError, match="std must be >= 0"):
         resolve("dcgan", ["augmentations.instance_noise.std=-0.1"])
 
 
@@ -212,7 +212,7 @@ def test_translate_known_shift():
 def test_translation_draws_per_sample_shifts_up_to_an_eighth(side, max_shift):
     n = 64
     x = torch.arange(1.0, n * 2 * side * side + 1).view(n, 2, side, side)
-    out = DiffAugment("translation")(x, 0, torch.Generator().manual_seed(0))
+    out = DiffAugment(policy="translation")(x, 0, torch.Generator().manual_seed(0))
     gen = torch.Generator().manual_seed(0)  # recompute the draws
     tx = torch.randint(-max_shift, max_shift + 1, (n,), generator=gen)
     ty = torch.randint(-max_shift, max_shift + 1, (n,), generator=gen)
@@ -230,7 +230,7 @@ def test_translation_draws_per_sample_shifts_up_to_an_eighth(side, max_shift):
 def test_cutout_zeroes_a_square_of_half_the_side():
     n, side = 200, 16
     x = torch.ones(n, 3, side, side)
-    out = DiffAugment("cutout")(x, 0, torch.Generator().manual_seed(0))
+    out = DiffAugment(policy="cutout")(x, 0, torch.Generator().manual_seed(0))
     gen = torch.Generator().manual_seed(0)
     cx = torch.randint(0, side + 1, (n,), generator=gen)  # centre, as the reference code
     cy = torch.randint(0, side + 1, (n,), generator=gen)
@@ -252,7 +252,7 @@ def test_brightness_shift_equals_the_drawn_value():
     # a grey constant image: saturation and contrast leave it unchanged, only the
     # brightness draw u (the first of the three per-sample draws) moves it, by u - 0.5
     x = torch.full((16, 3, 8, 8), 0.2, dtype=F64)
-    out = DiffAugment("color")(x, 0, torch.Generator().manual_seed(0))
+    out = DiffAugment(policy="color")(x, 0, torch.Generator().manual_seed(0))
     u = torch.rand(16, 1, 1, 1, generator=torch.Generator().manual_seed(0), dtype=F64)
     assert_close(out, x + (u - 0.5))
     assert out[:, 0, 0, 0].unique().numel() == 16  # per-sample parameters
@@ -272,7 +272,7 @@ def test_diffaugment_is_differentiable():
     assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
     # cutout alone: gradient 1 where the pixel survives, 0 where it was cut
     x.grad = None
-    out = DiffAugment("cutout")(x, 0, torch.Generator().manual_seed(0))
+    out = DiffAugment(policy="cutout")(x, 0, torch.Generator().manual_seed(0))
     out.sum().backward()
     assert torch.equal(x.grad, (out != 0).to(x.dtype))
 
@@ -282,7 +282,7 @@ def test_diffaugment_errors_on_points_and_bad_policy():
         DiffAugment()(torch.randn(8, 2), 0, torch.Generator())
     for bad in ("color,flip", "", "color,color"):
         with pytest.raises(ValueError, match="subset of color,translation,cutout"):
-            DiffAugment(bad)
+            DiffAugment(policy=bad)
     with pytest.raises(ValueError, match="diffaugment.policy"):
         resolve("dcgan", ["augmentations.diffaugment.policy=colour"])
     ops = resolve("dcgan", ["augmentations.diffaugment.policy=translation,color"])

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
+from gankit.components import AugmentationBase
 from gankit.registry import AUGMENTATIONS
 
 TRANSLATION_RATIO = 0.125  # reference code: shifts of up to 1/8 of the image side
@@ -100,13 +101,13 @@ def parse_policy(policy: str) -> tuple[str, ...]:
     ops = tuple(p.strip() for p in policy.split(",") if p.strip())
     bad = [p for p in ops if p not in OPS]
     if not ops or bad or len(set(ops)) != len(ops):
-        raise ValueError(f"augmentations.diffaugment.policy must be a comma-separated subset "
+        raise ValueError(f"policy must be a comma-separated subset "
                          f"of {','.join(OPS)} without repeats, got {policy!r}")
     return ops
 
 
 @AUGMENTATIONS.register("diffaugment", "differentiable color/translation/cutout, Zhao 2020")
-class DiffAugment:
+class DiffAugment(AugmentationBase):
     """images [N, C, H, W] -> augmented images [N, C, H, W] (differentiable)."""
 
     @dataclass(frozen=True)
@@ -116,9 +117,9 @@ class DiffAugment:
         def __post_init__(self) -> None:
             parse_policy(self.policy)
 
-    def __init__(self, policy: str = "color,translation,cutout") -> None:
-        self.policy = policy
-        self.ops = parse_policy(policy)
+    def __init__(self, options=None, /, **values) -> None:
+        super().__init__(options, **values)
+        self.ops = parse_policy(self.options.policy)
 
     def __call__(self, x: torch.Tensor, step: int, generator: torch.Generator) -> torch.Tensor:
         if x.dim() != 4:
@@ -128,9 +129,3 @@ class DiffAugment:
         for op in self.ops:
             x = OPS[op](x, generator)
         return x
-
-    def state_dict(self) -> dict:
-        return {}  # stateless: every draw comes from the run's generator
-
-    def load_state_dict(self, state: dict) -> None:
-        del state

@@ -12,11 +12,13 @@ from dataclasses import dataclass
 
 import torch
 
+from gankit.components import AugmentationBase
 from gankit.registry import AUGMENTATIONS
+from gankit.utils.checks import at_least
 
 
 @AUGMENTATIONS.register("instance_noise", "annealed Gaussian instance noise, Sønderby 2017")
-class InstanceNoise:
+class InstanceNoise(AugmentationBase):
     """x -> x + sigma(step) * N(0, I), for images and points."""
 
     @dataclass(frozen=True)
@@ -25,19 +27,15 @@ class InstanceNoise:
         anneal_steps: int = 0  # sigma decays linearly to 0 at this G step; 0 = constant
 
         def __post_init__(self) -> None:
-            if self.std < 0 or self.anneal_steps < 0:
-                raise ValueError(f"augmentations.instance_noise needs std >= 0 and "
-                                 f"anneal_steps >= 0, got {self}")
-
-    def __init__(self, std: float = 0.1, anneal_steps: int = 0) -> None:
-        self.Options(std, anneal_steps)  # validates
-        self.std, self.anneal_steps = std, anneal_steps
+            at_least("std", self.std, 0)
+            at_least("anneal_steps", self.anneal_steps, 0, " (0 = constant)")
 
     def sigma(self, step: int) -> float:
         """The noise standard deviation at G step ``step``."""
-        if self.anneal_steps == 0:
-            return self.std
-        return self.std * max(0.0, 1.0 - step / self.anneal_steps)
+        o = self.options
+        if o.anneal_steps == 0:
+            return o.std
+        return o.std * max(0.0, 1.0 - step / o.anneal_steps)
 
     def __call__(self, x: torch.Tensor, step: int, generator: torch.Generator) -> torch.Tensor:
         sigma = self.sigma(step)
@@ -45,9 +43,3 @@ class InstanceNoise:
             return x
         noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
         return x + sigma * noise
-
-    def state_dict(self) -> dict:
-        return {}  # sigma is a function of the step; nothing to save
-
-    def load_state_dict(self, state: dict) -> None:
-        del state

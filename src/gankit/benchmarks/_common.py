@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -83,77 +82,7 @@ def prepare(bench: str, recipes: Sequence[str], seeds: int, log, first_seed: int
     spec = load_recipes(bench)
     chosen = pick(spec["recipes"], recipes)
     log = log or (lambda s: print(s, file=sys.stderr))
-    warning = busy_warning()
-    if warning:
-        log(warning)
     return spec, chosen, log
-
-
-def cpu_busy_share(before: str, after: str) -> float:
-    """The share of CPU time spent busy between two readings of ``/proc/stat``.
-
-    Uses the aggregate ``cpu`` line: user nice system idle iowait irq softirq steal (guest
-    time is already inside user and nice); busy is everything but idle and iowait.
-    """
-    def fields(text: str) -> tuple[int, int]:
-        for line in text.splitlines():
-            if line.startswith("cpu "):
-                v = [int(x) for x in line.split()[1:9]]
-                return sum(v), v[3] + v[4]
-        raise ValueError("/proc/stat: no aggregate 'cpu' line")
-
-    (t0, i0), (t1, i1) = fields(before), fields(after)
-    total = t1 - t0
-    return 0.0 if total <= 0 else max(0.0, min(1.0, 1 - (i1 - i0) / total))
-
-
-def busy_cores(window: float = 0.5) -> float | None:
-    """Cores busy just now: the busy share of ``/proc/stat`` over ``window`` seconds times
-    the cores, or None where there is no ``/proc/stat``. Unlike the load average it does
-    not remember a job that ended a minute ago."""
-    stat = Path("/proc/stat")
-    try:
-        before = stat.read_text()
-        time.sleep(window)
-        after = stat.read_text()
-        share = cpu_busy_share(before, after)
-    except (OSError, ValueError):  # no /proc/stat, or one this parser cannot read
-        return None
-    return share * (os.cpu_count() or 1)
-
-
-def busy_warning(load: float | None = None, threads: int | None = None,
-                 cores: int | None = None, how: str = "1-minute load average") -> str | None:
-    """A warning when other work already keeps the cores busy, else None.
-
-    The bench's minutes are only meaningful on an otherwise idle machine: with more busy
-    threads than cores, each OpenMP thread spins while it waits for a core, and a training
-    step can take ten times as long. ``load`` (busy cores; by default measured over half a
-    second from ``/proc/stat``, else the 1-minute load average, as ``how`` says),
-    ``threads`` (torch's intra-op threads) and ``cores`` default to this machine's values;
-    the check is skipped where the OS offers neither.
-    """
-    if load is None:
-        load, how = busy_cores(), "/proc/stat over 0.5 s"
-        if load is None:
-            if not hasattr(os, "getloadavg"):
-                return None
-            load, how = os.getloadavg()[0], "1-minute load average"
-    threads = threads if threads is not None else torch_threads()
-    cores = cores if cores is not None else (os.cpu_count() or 1)
-    if load < 0.5 or load + threads <= cores + 0.5:
-        return None
-    return (f"warning: the machine is busy ({how}: {load:.1f} of {cores} cores busy) and "
-            f"this bench adds {threads} thread{'s' if threads != 1 else ''}; "
-            f"the times it reports will be slower than on an idle machine. Run it alone, "
-            f"or lower the threads of each job (OMP_NUM_THREADS) so that all jobs together "
-            f"use at most {cores}.")
-
-
-def torch_threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
 
 
 def row_seeds(report: dict, rows: Sequence[dict]) -> list[int]:

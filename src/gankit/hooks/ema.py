@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from gankit.components import HookBase
 from gankit.registry import HOOKS
 from gankit.utils.checks import at_least, fraction
 
@@ -35,7 +36,7 @@ _STANDING_SEED = 0x57A9D  # the standing statistics' latents, apart from the tra
 
 
 @HOOKS.register("ema", "exponential moving average of G's weights, kept as G_ema")
-class EMA:
+class EMA(HookBase):
     """Maintains ``state.G_ema``, the averaged generator used for samples and metrics."""
 
     @dataclass(frozen=True)
@@ -54,50 +55,43 @@ class EMA:
                                  f"{self.bn_stats!r}")
             at_least("standing_samples", self.standing_samples, 1)
 
-    def __init__(self, beta: float = 0.999, start_step: int = 0, warmup: bool = True,
-                 bn_stats: str = "standing", standing_samples: int = 1024) -> None:
-        self.Options(beta, start_step, warmup, bn_stats, standing_samples)  # validates
-        self.beta, self.start_step, self.warmup = beta, start_step, warmup
-        self.bn_stats, self.standing_samples = bn_stats, standing_samples
+    def __init__(self, options=None, /, **values) -> None:
+        super().__init__(options, **values)
         self._stale = False  # G_ema's weights moved since its statistics were estimated
 
     def decay(self, step: int) -> float:
         """The decay used after generator step ``step`` (1-based)."""
-        if step < self.start_step:
+        o = self.options
+        if step < o.start_step:
             return 0.0
-        t = step - self.start_step
-        return min(self.beta, (1.0 + t) / (10.0 + t)) if self.warmup else self.beta
+        t = step - o.start_step
+        return min(o.beta, (1.0 + t) / (10.0 + t)) if o.warmup else o.beta
 
     def setup(self, state) -> None:
         if state.G_ema is None:
             state.G_ema = copy.deepcopy(state.G).eval().requires_grad_(False)
-
-    def after_d_step(self, state, step: int) -> None:
-        pass
 
     @torch.no_grad()
     def after_g_step(self, state, step: int) -> None:
         beta = self.decay(step)
         torch._foreach_lerp_(list(state.G_ema.parameters()), list(state.G.parameters()),
                              1.0 - beta)
-        averaged = _bn_running_stats(state.G_ema) if self.bn_stats == "average" else set()
+        mode = self.options.bn_stats
+        averaged = _bn_running_stats(state.G_ema) if mode == "average" else set()
         for (name, b_ema), b in zip(state.G_ema.named_buffers(), state.G.buffers()):
             if name in averaged:
                 b_ema.lerp_(b, 1.0 - beta)
             else:
                 b_ema.copy_(b)
-        self._stale = self.bn_stats == "standing"
+        self._stale = mode == "standing"
 
     def before_sampling(self, state) -> None:
         """Bring G_ema's BatchNorm statistics up to date (``standing``) before it is used."""
         if self._stale:
             cfg = state.config
-            standing_statistics(state.G_ema, cfg.z_dim, self.standing_samples,
+            standing_statistics(state.G_ema, cfg.z_dim, self.options.standing_samples,
                                 cfg.train.batch_size, cfg.train.seed + _STANDING_SEED)
             self._stale = False
-
-    def state_dict(self) -> dict:
-        return {}
 
     def load_state_dict(self, state: dict) -> None:
         self._stale = False  # the checkpoint's statistics were estimated when it was saved

@@ -3,11 +3,12 @@
 import torch
 import torch.nn.functional as F
 
+from gankit.components import LossBase
 from gankit.registry import LOSSES
 
 
 @LOSSES.register("hinge", "hinge loss of Lim and Ye 2017, used by SNGAN (Miyato et al. 2018)")
-class Hinge:
+class Hinge(LossBase):
     """D: E[relu(1 - D(x))] + E[relu(1 + D(G(z)))]; G: -E[D(G(z))]."""
 
     real_threshold = 0.0  # D says "real" above 0, the midpoint of the margins -1 and +1

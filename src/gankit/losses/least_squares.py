@@ -2,11 +2,12 @@
 
 import torch
 
+from gankit.components import LossBase
 from gankit.registry import LOSSES
 
 
 @LOSSES.register("least_squares", "least-squares loss of Mao et al. 2017 (LSGAN)")
-class LeastSquares:
+class LeastSquares(LossBase):
     """D: ½E[(D(x) - 1)²] + ½E[D(G(z))²]; G: ½E[(D(G(z)) - 1)²], on raw D outputs."""
 
     real_threshold = 0.5  # D says "real" when its output is nearer the real target 1 than 0

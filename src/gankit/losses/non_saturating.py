@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from gankit.components import LossBase
 from gankit.registry import LOSSES
 
 
@@ -31,7 +32,7 @@ def real_term(real_logits: torch.Tensor, real_label: float) -> torch.Tensor:
 
 
 @LOSSES.register("non_saturating", "-log D(G(z)) generator loss, Goodfellow et al. 2014")
-class NonSaturating:
+class NonSaturating(LossBase):
     """The standard BCE-with-logits GAN objective."""
 
     real_threshold = 0.0  # D says "real" when its logit is above this (sigmoid > 1/2)
@@ -44,12 +45,8 @@ class NonSaturating:
         def __post_init__(self) -> None:
             check_real_label(self.real_label)
 
-    def __init__(self, real_label: float = 1.0) -> None:
-        check_real_label(real_label)
-        self.real_label = real_label
-
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-        return real_term(real_logits, self.real_label) + F.softplus(fake_logits).mean()
+        return real_term(real_logits, self.options.real_label) + F.softplus(fake_logits).mean()
 
     def g_loss(self, fake_logits: torch.Tensor, real_logits=None) -> torch.Tensor:
         return F.softplus(-fake_logits).mean()  # = -mean log sigmoid(l)

@@ -5,11 +5,12 @@ Needs a Lipschitz constraint: weight clipping (WGAN) or a gradient penalty (WGAN
 
 import torch
 
+from gankit.components import LossBase
 from gankit.registry import LOSSES
 
 
 @LOSSES.register("wasserstein", "Wasserstein critic loss, Arjovsky et al. 2017")
-class Wasserstein:
+class Wasserstein(LossBase):
     """Critic scores are unbounded; the loss is a difference of means."""
 
     real_threshold = None  # a critic's score has no real/fake threshold: no D accuracy

@@ -11,17 +11,30 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from gankit.components import make_options
+
 
 class Generator(nn.Module):
-    """Base of registered generators: ``forward(z [N, z_dim], c [N] | None) -> x``."""
+    """Base of registered generators: ``forward(z [N, z_dim], c [N] | None) -> x``; the
+    constructor's ``options`` (or keyword values) become ``self.options``."""
 
     conditional: bool = False  # True when the output depends on class labels c
 
+    def __init__(self, options=None, values: dict | None = None) -> None:
+        super().__init__()
+        self.options = make_options(type(self), options, values)
+
 
 class Discriminator(nn.Module):
-    """Base of registered discriminators."""
+    """Base of registered discriminators; ``options`` as for `Generator` (none for a
+    wrapper such as `PackedDiscriminator`)."""
 
     conditional: bool = False  # True when the score depends on class labels c
+
+    def __init__(self, options=None, values: dict | None = None) -> None:
+        super().__init__()
+        has_options = hasattr(type(self), "Options")
+        self.options = make_options(type(self), options, values) if has_options else None
 
     def score(self, x: torch.Tensor, c: torch.Tensor | None = None) -> dict:
         """The common layout: ``cond.attach`` -> ``body`` (features) -> optional minibatch

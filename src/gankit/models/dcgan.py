@@ -22,6 +22,8 @@ import torch
 from torch import nn
 
 from gankit.layers.conditioning import (
+    D_MODES,
+    G_MODES,
     DiscriminatorConditioning,
     GeneratorConditioning,
     LabelSequential,
@@ -31,7 +33,7 @@ from gankit.layers.output import BoundedOutput, output_bounds
 from gankit.layers.spectral import apply_spectral_norm
 from gankit.models._base import Discriminator, Generator
 from gankit.registry import DISCRIMINATORS, GENERATORS
-from gankit.utils.checks import at_least
+from gankit.utils.checks import at_least, one_of
 
 
 def _plan(resolution: int) -> tuple[int, int]:
@@ -65,24 +67,23 @@ class DCGANGenerator(Generator):
         conditioning: str = "none"  # none, concat (label code + z, cGAN) or cbn (class BN)
         embed_dim: int = 0  # concat: size of a learned label embedding; 0 = one-hot
         output_scale: float = 1.0  # >1: clamp(scale*tanh, -1, 1), exact -1/+1 reachable
-        output_range: tuple[float, float] | None = None  # [low, high]: asymmetric output_scale
 
         def __post_init__(self) -> None:  # bad values fail when the config resolves
             at_least("width", self.width, 1)
+            one_of("conditioning", self.conditioning, G_MODES)
             at_least("embed_dim", self.embed_dim, 0, " (0 = one-hot)")
-            output_bounds(self.output_scale, self.output_range)
+            output_bounds(self.output_scale)
 
     def __init__(self, z_dim: int, out_shape: tuple[int, ...], bounded: bool = True,
-                 width: int = 64, num_classes: int = 0, conditioning: str = "none",
-                 embed_dim: int = 0, output_scale: float = 1.0,
-                 output_range: tuple[float, float] | None = None) -> None:
-        super().__init__()
-        self.cond = GeneratorConditioning(conditioning, num_classes, embed_dim)
+                 num_classes: int = 0, options: Options | None = None, **values) -> None:
+        super().__init__(options, values)
+        o = self.options
+        self.cond = GeneratorConditioning(o.conditioning, num_classes, o.embed_dim)
         channels, resolution = _image_shape(tuple(out_shape), "generator")
         start, ups = _plan(resolution)
         self.conditional = self.cond.conditional
         norm = self.cond.norm
-        ch = width * 2 ** (ups - 1)
+        ch = o.width * 2 ** (ups - 1)
         layers: list[nn.Module] = [
             nn.ConvTranspose2d(z_dim + self.cond.z_extra, ch, start, 1, 0, bias=False),
             norm(ch, dims=2), nn.ReLU(True),
@@ -92,7 +93,7 @@ class DCGANGenerator(Generator):
                        norm(ch // 2, dims=2), nn.ReLU(True)]
             ch //= 2
         layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1),
-                   BoundedOutput(output_scale, output_range)]
+                   BoundedOutput(o.output_scale)]
         self.net = LabelSequential(*layers)
         _dcgan_init(self)
 
@@ -117,24 +118,24 @@ class DCGANDiscriminator(Discriminator):
 
         def __post_init__(self) -> None:
             at_least("width", self.width, 1)
+            one_of("conditioning", self.conditioning, D_MODES)
             at_least("minibatch_discrimination", self.minibatch_discrimination, 0)
             at_least("minibatch_stddev", self.minibatch_stddev, 0)
             at_least("embed_dim", self.embed_dim, 0, " (0 = one-hot)")
 
-    def __init__(self, in_shape: tuple[int, ...], width: int = 64, batch_norm: bool = True,
-                 spectral_norm: bool = False, num_classes: int = 0,
-                 minibatch_discrimination: int = 0, minibatch_stddev: int = 0,
-                 conditioning: str = "none", embed_dim: int = 0) -> None:
-        super().__init__()
-        self.cond = DiscriminatorConditioning(conditioning, num_classes, embed_dim,
+    def __init__(self, in_shape: tuple[int, ...], num_classes: int = 0,
+                 options: Options | None = None, **values) -> None:
+        super().__init__(options, values)
+        o = self.options
+        self.cond = DiscriminatorConditioning(o.conditioning, num_classes, o.embed_dim,
                                               channel_maps=True)
         channels, resolution = _image_shape(tuple(in_shape), "discriminator")
         start, downs = _plan(resolution)
         self.conditional = self.cond.conditional
-        use_bn = batch_norm and not spectral_norm
-        layers: list[nn.Module] = [nn.Conv2d(channels + self.cond.input_extra, width, 4, 2, 1),
+        use_bn = o.batch_norm and not o.spectral_norm
+        layers: list[nn.Module] = [nn.Conv2d(channels + self.cond.input_extra, o.width, 4, 2, 1),
                                    nn.LeakyReLU(0.2, True)]
-        ch = width
+        ch = o.width
         for _ in range(downs - 1):
             layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=not use_bn)]
             layers += [nn.BatchNorm2d(ch * 2)] if use_bn else []
@@ -143,12 +144,12 @@ class DCGANDiscriminator(Discriminator):
         self.body = nn.Sequential(*layers, nn.Flatten())  # x -> features [N, ch*start^2]
         # DCGAN's last layer is a conv over the whole start x start map: a linear layer on
         # the flattened features computes the same thing.
-        self.batch_layers, width = batch_features(ch * start * start, minibatch_discrimination,
-                                                  minibatch_stddev)
+        self.batch_layers, width = batch_features(ch * start * start,
+                                                  o.minibatch_discrimination, o.minibatch_stddev)
         self.head = nn.Linear(width, 1)
         self.cond.build_output(ch * start * start)
         _dcgan_init(self)
-        if spectral_norm:  # covers the label embeddings and the class head too
+        if o.spectral_norm:  # covers the label embeddings and the class head too
             apply_spectral_norm(self)
 
 

@@ -14,6 +14,8 @@ import torch
 from torch import nn
 
 from gankit.layers.conditioning import (
+    D_MODES,
+    G_MODES,
     DiscriminatorConditioning,
     GeneratorConditioning,
     LabelSequential,
@@ -24,7 +26,7 @@ from gankit.layers.output import BoundedOutput, output_bounds
 from gankit.layers.spectral import apply_spectral_norm
 from gankit.models._base import Discriminator, Generator
 from gankit.registry import DISCRIMINATORS, GENERATORS
-from gankit.utils.checks import all_at_least, at_least
+from gankit.utils.checks import all_at_least, at_least, one_of
 
 
 @GENERATORS.register("mlp", "fully connected G: z -> hidden widths (BN+ReLU) -> sample")
@@ -38,41 +40,36 @@ class MLPGenerator(Generator):
         conditioning: str = "none"  # none, concat (label code + z, cGAN) or cbn (class BN)
         embed_dim: int = 0  # concat: size of a learned label embedding; 0 = one-hot
         output_scale: float = 1.0  # images: >1 gives clamp(scale*tanh, -1, 1)
-        output_range: tuple[float, float] | None = None  # images: [low, high], asymmetric scale
 
         def __post_init__(self) -> None:  # bad values fail when the config resolves
             all_at_least("widths", self.widths, 1)
+            one_of("conditioning", self.conditioning, G_MODES)
             at_least("embed_dim", self.embed_dim, 0, " (0 = one-hot)")
-            output_bounds(self.output_scale, self.output_range)
+            output_bounds(self.output_scale)
+            if self.conditioning == "cbn" and not self.batch_norm:
+                raise ValueError("conditioning=cbn conditions the BatchNorm layers: it needs "
+                                 "batch_norm=true")
 
     def __init__(self, z_dim: int, out_shape: tuple[int, ...], bounded: bool = True,
-                 widths: tuple[int, ...] = (256, 512, 1024), batch_norm: bool = True,
-                 num_classes: int = 0, conditioning: str = "none",
-                 embed_dim: int = 0, output_scale: float = 1.0,
-                 output_range: tuple[float, float] | None = None) -> None:
-        super().__init__()
-        if not widths or min(widths) < 1:
-            raise ValueError(f"generator.widths must be positive integers, got {widths}")
-        if conditioning == "cbn" and not batch_norm:
-            raise ValueError("generator.conditioning=cbn conditions the BatchNorm layers: "
-                             "it needs generator.batch_norm=true")
-        self.cond = GeneratorConditioning(conditioning, num_classes, embed_dim)
+                 num_classes: int = 0, options: Options | None = None, **values) -> None:
+        super().__init__(options, values)
+        o = self.options
+        self.cond = GeneratorConditioning(o.conditioning, num_classes, o.embed_dim)
         self.conditional = self.cond.conditional
         self.out_shape = tuple(out_shape)
         layers: list[nn.Module] = []
         last = z_dim + self.cond.z_extra
-        for w in widths:
+        for w in o.widths:
             layers += [nn.Linear(last, w)]
-            layers += [self.cond.norm(w, dims=1)] if batch_norm else []
+            layers += [self.cond.norm(w, dims=1)] if o.batch_norm else []
             layers += [nn.ReLU()]
             last = w
         layers.append(nn.Linear(last, math.prod(self.out_shape)))
         if bounded:
-            layers.append(BoundedOutput(output_scale, output_range))
-        elif output_bounds(output_scale, output_range) != (-1.0, 1.0):
-            raise ValueError(f"generator.output_scale={output_scale} / output_range="
-                             f"{output_range} bound image outputs; this data is unbounded "
-                             f"points (linear output): leave them unset")
+            layers.append(BoundedOutput(o.output_scale))
+        elif o.output_scale != 1.0:
+            raise ValueError(f"generator.output_scale={o.output_scale} bounds image outputs; "
+                             "this data is unbounded points (linear output): leave it unset")
         self.net = LabelSequential(*layers)
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
@@ -96,36 +93,31 @@ class MLPDiscriminator(Discriminator):
 
         def __post_init__(self) -> None:
             all_at_least("widths", self.widths, 1)
+            one_of("conditioning", self.conditioning, D_MODES)
             at_least("maxout_pieces", self.maxout_pieces, 1)
             at_least("minibatch_discrimination", self.minibatch_discrimination, 0)
             at_least("minibatch_stddev", self.minibatch_stddev, 0)
             at_least("embed_dim", self.embed_dim, 0, " (0 = one-hot)")
 
-    def __init__(self, in_shape: tuple[int, ...], widths: tuple[int, ...] = (1024, 512, 256),
-                 maxout_pieces: int = 1, spectral_norm: bool = False,
-                 num_classes: int = 0, minibatch_discrimination: int = 0,
-                 minibatch_stddev: int = 0, conditioning: str = "none",
-                 embed_dim: int = 0) -> None:
-        super().__init__()
-        if not widths or min(widths) < 1:
-            raise ValueError(f"discriminator.widths must be positive integers, got {widths}")
-        if maxout_pieces < 1:
-            raise ValueError(f"discriminator.maxout_pieces must be >= 1, got {maxout_pieces}")
-        self.cond = DiscriminatorConditioning(conditioning, num_classes, embed_dim)
+    def __init__(self, in_shape: tuple[int, ...], num_classes: int = 0,
+                 options: Options | None = None, **values) -> None:
+        super().__init__(options, values)
+        o = self.options
+        self.cond = DiscriminatorConditioning(o.conditioning, num_classes, o.embed_dim)
         self.conditional = self.cond.conditional
         layers: list[nn.Module] = [nn.Flatten()]
         last = math.prod(in_shape) + self.cond.input_extra
-        for w in widths:
-            if maxout_pieces > 1:
-                layers.append(Maxout(last, w, maxout_pieces))
+        for w in o.widths:
+            if o.maxout_pieces > 1:
+                layers.append(Maxout(last, w, o.maxout_pieces))
             else:
                 layers += [nn.Linear(last, w), nn.LeakyReLU(0.2)]
             last = w
         self.body = nn.Sequential(*layers)  # x -> features [N, widths[-1]]
-        self.batch_layers, width = batch_features(last, minibatch_discrimination,
-                                                  minibatch_stddev)
+        self.batch_layers, width = batch_features(last, o.minibatch_discrimination,
+                                                  o.minibatch_stddev)
         self.head = nn.Linear(width, 1)
         self.cond.build_output(last)
-        if spectral_norm:  # covers the label embeddings and the class head too
+        if o.spectral_norm:  # covers the label embeddings and the class head too
             apply_spectral_norm(self)
 

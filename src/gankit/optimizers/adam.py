@@ -6,12 +6,13 @@ from dataclasses import dataclass
 
 import torch
 
+from gankit.components import OptimizerFactory
 from gankit.registry import OPTIMIZERS
 from gankit.utils.checks import at_least, fraction, positive
 
 
 @OPTIMIZERS.register("adam", "Adam (Kingma and Ba 2015)")
-class Adam:
+class Adam(OptimizerFactory):
     """Factory for torch.optim.Adam."""
 
     @dataclass(frozen=True)
@@ -28,10 +29,7 @@ class Adam:
             positive("eps", self.eps)
             at_least("weight_decay", self.weight_decay, 0)
 
-    def __init__(self, **options) -> None:
-        self.options = options
-
     def build(self, params) -> torch.optim.Optimizer:
         o = self.options
-        return torch.optim.Adam(params, lr=o["lr"], betas=tuple(o["betas"]), eps=o["eps"],
-                                weight_decay=o["weight_decay"], foreach=True)
+        return torch.optim.Adam(params, lr=o.lr, betas=tuple(o.betas), eps=o.eps,
+                                weight_decay=o.weight_decay, foreach=True)

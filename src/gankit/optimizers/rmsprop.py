@@ -6,12 +6,13 @@ from dataclasses import dataclass
 
 import torch
 
+from gankit.components import OptimizerFactory
 from gankit.registry import OPTIMIZERS
 from gankit.utils.checks import at_least, fraction, positive
 
 
 @OPTIMIZERS.register("rmsprop", "RMSprop, as used by WGAN (Arjovsky et al. 2017)")
-class RMSprop:
+class RMSprop(OptimizerFactory):
     """Factory for torch.optim.RMSprop."""
 
     @dataclass(frozen=True)
@@ -27,10 +28,7 @@ class RMSprop:
             positive("eps", self.eps)
             at_least("momentum", self.momentum, 0)
 
-    def __init__(self, **options) -> None:
-        self.options = options
-
     def build(self, params) -> torch.optim.Optimizer:
         o = self.options
-        return torch.optim.RMSprop(params, lr=o["lr"], alpha=o["alpha"], eps=o["eps"],
-                                   momentum=o["momentum"], foreach=True)
+        return torch.optim.RMSprop(params, lr=o.lr, alpha=o.alpha, eps=o.eps,
+                                   momentum=o.momentum, foreach=True)

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from gankit.components import RegularizerBase
 from gankit.registry import REGULARIZERS
 from gankit.utils.checks import at_least
 
 
 @REGULARIZERS.register("auxiliary_classifier", "ACGAN class loss on D's class head, Odena 2017")
-class AuxiliaryClassifier:
+class AuxiliaryClassifier(RegularizerBase):
     """Cross-entropy of D's auxiliary class head, for both players."""
 
     @dataclass(frozen=True)
@@ -32,11 +33,6 @@ class AuxiliaryClassifier:
             at_least("interval", self.interval, 1)
 
     phases = ("D", "G")  # D learns to classify real and fake; G to make fakes classifiable
-    needs_real_grad = False
-
-    def __init__(self, weight: float = 1.0, interval: int = 1) -> None:
-        self.Options(weight, interval)  # validates
-        self.weight, self.interval = weight, interval
 
     def __call__(self, ctx) -> torch.Tensor:
         fake_logits = _class_logits(ctx.fake_out)
@@ -49,7 +45,7 @@ class AuxiliaryClassifier:
                 raise ValueError("auxiliary_classifier needs the real labels: train on "
                                  "labelled data (mnist5k, digits, class folders, npz with 'y')")
             loss = loss + F.cross_entropy(_class_logits(ctx.real_out), ctx.labels)
-        return self.weight * self.interval * loss
+        return self.options.weight * self.options.interval * loss
 
 
 def _class_logits(out: dict) -> torch.Tensor:

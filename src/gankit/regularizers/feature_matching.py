@@ -21,11 +21,13 @@ from dataclasses import dataclass
 
 import torch
 
+from gankit.components import RegularizerBase
 from gankit.registry import REGULARIZERS
+from gankit.utils.checks import at_least
 
 
 @REGULARIZERS.register("feature_matching", "G matches mean D features, Salimans et al. 2016")
-class FeatureMatching:
+class FeatureMatching(RegularizerBase):
     """Squared L2 distance between the batch means of D's features on real and fake data."""
 
     @dataclass(frozen=True)
@@ -35,56 +37,35 @@ class FeatureMatching:
         unbiased: bool = False  # subtract the batch-mean noise, tr(Cov)/B, of both batches
 
         def __post_init__(self) -> None:
-            if self.weight < 0 or self.interval < 1:
-                raise ValueError(f"regularizers.feature_matching needs weight >= 0 and "
-                                 f"interval >= 1, got {self}")
+            at_least("weight", self.weight, 0)
+            at_least("interval", self.interval, 1)
 
     phases = ("G",)  # runs during G updates
-    needs_real_grad = False
     needs_real_features = True  # the loop scores the latest real batch with the G step's D
 
-    def __init__(self, weight: float = 1.0, interval: int = 1, unbiased: bool = False) -> None:
-        self.Options(weight, interval, unbiased)  # validates
-        self.weight, self.interval, self.unbiased = weight, interval, unbiased
-
     def __call__(self, ctx) -> torch.Tensor:
-        real_f, fake_f = feature_pair(ctx, "feature_matching")  # [B, F]
+        real_f, fake_f = _feature_pair(ctx)  # [B, F]
         value = (real_f.mean(0) - fake_f.mean(0)).pow(2).sum()
-        if self.unbiased:
+        o = self.options
+        if o.unbiased:
             if min(len(real_f), len(fake_f)) < 2:
                 raise ValueError(f"feature_matching.unbiased needs batches of at least 2, got "
                                  f"{len(real_f)} real and {len(fake_f)} fake; use a larger "
                                  f"train.batch_size or unbiased=false")
             value = value - _mean_noise(real_f) - _mean_noise(fake_f)
-        return self.weight * self.interval * value
+        return o.weight * o.interval * value
 
 
 def _mean_noise(f: torch.Tensor) -> torch.Tensor:
     """tr(Cov) / B with the unbiased sample covariance: the expected ||mean - E f||^2."""
-    # written out: torch's var over dim 0 of [B, F] is about 6x slower on CPU
-    # (bench/batch_stats.py)
+    # written out: torch's var over dim 0 of [B, F] is several times slower on CPU
     return (f - f.mean(0)).square().sum() / ((len(f) - 1) * len(f))
 
 
-def feature_pair(ctx, who: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """D's features of the step's real batch (detached) and fake batch, flattened to [B, F];
-    ``who`` names the regulariser in the error."""
-    real_f = _features(ctx.real_out, ctx.D, ctx.real, ctx.labels)
-    fake_f = _features(ctx.fake_out, ctx.D, ctx.fake, ctx.fake_labels)
-    if real_f is None:
-        raise ValueError(f"{who} needs D's features of a real batch "
-                         "(ctx.real_out['features'] or ctx.real)")
+def _feature_pair(ctx) -> tuple[torch.Tensor, torch.Tensor]:
+    """D's features of the latest real batch (detached) and of the fakes, as [B, F]."""
+    real_f, fake_f = ctx.real_out.get("features"), ctx.fake_out.get("features")
+    if real_f is None or fake_f is None:
+        raise ValueError("feature_matching needs a discriminator whose score() returns "
+                         "'features' for the real and the fake batch")
     return real_f.detach().flatten(1), fake_f.flatten(1)
-
-
-def _features(out: dict, D, x: torch.Tensor | None, c: torch.Tensor | None):
-    """D's features from the loop's ``D.score`` output, or computed with D when absent."""
-    if "features" in out:
-        return out["features"]
-    if x is None:
-        return None
-    scored = D.score(x, c) if hasattr(D, "score") else {}
-    if "features" not in scored:
-        raise ValueError(f"feature_matching needs a discriminator whose score() returns "
-                         f"'features'; {type(D).__name__} gives {sorted(scored)}")
-    return scored["features"]

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 
 import torch
 
+from gankit.components import RegularizerBase
 from gankit.registry import REGULARIZERS
 from gankit.utils.checks import at_least
 
 
 @REGULARIZERS.register("gradient_penalty", "WGAN-GP two-sided penalty, Gulrajani et al. 2017")
-class GradientPenalty:
+class GradientPenalty(RegularizerBase):
     """Pushes the critic's gradient norm towards ``target`` on real/fake interpolates."""
 
     @dataclass(frozen=True)
@@ -33,11 +34,6 @@ class GradientPenalty:
             at_least("interval", self.interval, 1, " (every k-th D update)")
 
     phases = ("D",)  # runs during D updates
-    needs_real_grad = False
-
-    def __init__(self, weight: float = 10.0, target: float = 1.0, interval: int = 1) -> None:
-        self.Options(weight, target, interval)  # validates
-        self.weight, self.target, self.interval = weight, target, interval
 
     def __call__(self, ctx) -> torch.Tensor:
         real, fake = ctx.real.detach(), ctx.fake.detach()
@@ -49,4 +45,5 @@ class GradientPenalty:
         out = ctx.D(x_hat, ctx.labels) if ctx.labels is not None else ctx.D(x_hat)
         (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
         norm = grad.reshape(len(out), -1).norm(2, dim=1)  # one norm per D input
-        return self.weight * self.interval * ((norm - self.target) ** 2).mean()
+        o = self.options
+        return o.weight * o.interval * ((norm - o.target) ** 2).mean()

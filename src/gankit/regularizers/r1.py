@@ -14,12 +14,13 @@ from dataclasses import dataclass
 
 import torch
 
+from gankit.components import RegularizerBase
 from gankit.registry import REGULARIZERS
 from gankit.utils.checks import at_least
 
 
 @REGULARIZERS.register("r1", "R1 gradient penalty on real data, Mescheder et al. 2018")
-class R1:
+class R1(RegularizerBase):
     """Zero-centred penalty on D's input gradient at real samples."""
 
     @dataclass(frozen=True)
@@ -34,10 +35,6 @@ class R1:
     phases = ("D",)  # runs during D updates
     needs_real_grad = True
 
-    def __init__(self, gamma: float = 10.0, interval: int = 1) -> None:
-        self.Options(gamma, interval)  # validates
-        self.gamma, self.interval = gamma, interval
-
     def __call__(self, ctx) -> torch.Tensor:
         logits = ctx.real_logits
         if ctx.low_precision:  # the loop's pass ran in bf16: differentiate a float32 one
@@ -45,4 +42,5 @@ class R1:
                 logits = ctx.D(ctx.real_view.float(), ctx.labels)
         (grad,) = torch.autograd.grad(logits.sum(), ctx.real, create_graph=True)
         per_input = grad.reshape(len(logits), -1)  # one row per D input (a pack of samples)
-        return 0.5 * self.gamma * self.interval * per_input.pow(2).sum(1).mean()
+        o = self.options
+        return 0.5 * o.gamma * o.interval * per_input.pow(2).sum(1).mean()

@@ -59,13 +59,9 @@ class Trainer:
         regs = list(state.regularizers.values())
         self.d_regs = [r for r in regs if "D" in r.phases]
         self.g_regs = [r for r in regs if "G" in r.phases]
-        for reg in regs:  # e.g. frozen_feature_matching reads the whole training set
-            if hasattr(reg, "setup"):
-                reg.setup(self)
-        self.real_grad = any(getattr(r, "needs_real_grad", False) for r in self.d_regs)
+        self.real_grad = any(r.needs_real_grad for r in self.d_regs)
         # G-step terms that compare fakes with D's view of real data (feature matching)
-        self.g_real_features = any(getattr(r, "needs_real_features", False)
-                                   for r in self.g_regs)
+        self.g_real_features = any(r.needs_real_features for r in self.g_regs)
         self.hooks = list(state.hooks.values())
         self.augment = list(state.augmentations.values())
         self.conditional = state.conditional
@@ -233,8 +229,7 @@ class Trainer:
                                       "health/d_acc_fake": (f <= cut).float().mean()})
         opt.step()
         for hook in self.hooks:  # constraints hold for every D, the unrolled copy included
-            if hasattr(hook, "constrain_d"):
-                hook.constrain_d(D)
+            hook.constrain_d(D)
         if main:
             for hook in self.hooks:
                 hook.after_d_step(s, s.step)

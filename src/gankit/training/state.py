@@ -96,9 +96,6 @@ class TrainState:
             "d_opt": self.d_opt.state_dict(),
             "hooks": {name: h.state_dict() for name, h in self.hooks.items()},
             "augmentations": {n: a.state_dict() for n, a in self.augmentations.items()},
-            # only the stateful ones, e.g. frozen_feature_matching's snapshot of D
-            "regularizers": {n: r.state_dict() for n, r in self.regularizers.items()
-                             if hasattr(r, "state_dict")},
             "rng": rng_state(self.generator),
             "z_fixed": self.z_fixed.cpu(),
             "self_condition": ({"labels": self.cluster_labels.cpu(), "step": self.cluster_step}
@@ -120,9 +117,6 @@ class TrainState:
             hook.load_state_dict(state["hooks"].get(name, {}))
         for name, aug in self.augmentations.items():
             aug.load_state_dict(state.get("augmentations", {}).get(name, {}))
-        for name, reg in self.regularizers.items():
-            if hasattr(reg, "load_state_dict"):
-                reg.load_state_dict(state.get("regularizers", {}).get(name, {}))
         set_rng_state(self.generator, state["rng"])
         self.z_fixed = state["z_fixed"].to(self.device)
         self.step = int(state["step"])

@@ -31,3 +31,10 @@ def all_at_least(name: str, values: Iterable[float], low: float) -> None:
     values = list(values)
     if not values or any(v < low for v in values):
         raise ValueError(f"{name} must be a non-empty list of integers >= {low}, got {values}")
+
+
+def one_of(name: str, value: str, choices: Iterable[str]) -> None:
+    """``value`` is one of ``choices``."""
+    choices = tuple(choices)
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")

@@ -1,0 +1,183 @@
+"""What the loop calls on each kind of pluggable component, as ``typing.Protocol``\\ s, and the
+small bases that give a component its options and its no-op defaults.
+
+A component declares its options once, in a frozen dataclass ``Options`` whose
+``__post_init__`` checks their ranges (`gankit.utils.checks`). Its constructor takes an
+``Options`` or the keyword values of one (``R1(gamma=1)`` is ``R1(R1.Options(gamma=1))``)
+and keeps it as ``self.options``. The config layer builds the same ``Options`` from
+``--set`` values, so a bad value fails before any work, naming its key.
+
+Networks take their data-dependent arguments (shapes, classes) beside their options; see
+`gankit.models._base`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import torch
+from torch import nn
+
+
+def make_options(cls: type, options: Any = None, values: dict | None = None) -> Any:
+    """``options`` if given (an instance of ``cls.Options``), else ``cls.Options(**values)``."""
+    if options is not None:
+        if values:
+            raise TypeError(f"{cls.__name__}: pass an Options or keyword values, not both")
+        if not isinstance(options, cls.Options):
+            raise TypeError(f"{cls.__name__}: expected {cls.__name__}.Options, got "
+                            f"{type(options).__name__}")
+        return options
+    return cls.Options(**(values or {}))
+
+
+class Configurable:
+    """Base of components with ``Options``: ``Component(options)`` or ``Component(**values)``."""
+
+    Options: ClassVar[type]
+
+    def __init__(self, options: Any = None, /, **values: Any) -> None:
+        self.options = make_options(type(self), options, values)
+
+
+# -- what the loop calls --------------------------------------------------------------------
+@runtime_checkable
+class GeneratorNet(Protocol):
+    """``G(z [N, z_dim], c [N] | None) -> x [N, ...]``; ``conditional``: it takes labels."""
+
+    conditional: bool
+
+    def __call__(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class DiscriminatorNet(Protocol):
+    """``D.score(x, c) -> {"logits": [N'], "features": [N', F], ...}`` in one pass (N' = N /
+    pack); ``D(x, c)`` is the logits alone."""
+
+    conditional: bool
+
+    def score(self, x: torch.Tensor, c: torch.Tensor | None = None) -> dict: ...
+
+    def __call__(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class Loss(Protocol):
+    """Two pure functions over logits, and what D's outputs mean."""
+
+    real_threshold: float | None  # D says "real" above this; None: no such threshold
+    saturates: bool  # G's gradient vanishes or destabilises when D is confident
+
+    def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor: ...
+
+    def g_loss(self, fake_logits: torch.Tensor, real_logits=None) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class Regularizer(Protocol):
+    """A term added to D's or G's loss, computed from a `gankit.training.context.StepContext`."""
+
+    phases: tuple[str, ...]  # "D" and/or "G": the updates it joins
+    interval: int  # it runs on every interval-th D update / G step, scaled by interval
+    needs_real_grad: bool  # the loop makes the real batch require grad (R1)
+    needs_real_features: bool  # the loop scores the real batch in the G step too
+
+    def __call__(self, ctx) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class Hook(Protocol):
+    """Called around updates; may own state (G_ema) that is checkpointed."""
+
+    def setup(self, state) -> None: ...
+
+    def constrain_d(self, D: nn.Module) -> None: ...
+
+    def after_d_step(self, state, step: int) -> None: ...
+
+    def after_g_step(self, state, step: int) -> None: ...
+
+    def before_sampling(self, state) -> None: ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+@runtime_checkable
+class Augmentation(Protocol):
+    """``aug(x, step, generator) -> x'``, applied alike to every input of D."""
+
+    def __call__(self, x: torch.Tensor, step: int, generator: torch.Generator
+                 ) -> torch.Tensor: ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+# -- bases with the defaults ------------------------------------------------------------------
+class LossBase(Configurable):
+    """A loss without options by default; logits with a 0 threshold."""
+
+    real_threshold: float | None = 0.0
+    saturates: bool = False
+
+    def __init__(self, options: Any = None, /, **values: Any) -> None:
+        if hasattr(type(self), "Options"):
+            super().__init__(options, **values)
+
+
+class RegularizerBase(Configurable):
+    """Defaults: no real-batch gradient or features; ``interval`` from the options."""
+
+    phases: ClassVar[tuple[str, ...]] = ()
+    needs_real_grad: ClassVar[bool] = False
+    needs_real_features: ClassVar[bool] = False
+
+    @property
+    def interval(self) -> int:
+        return self.options.interval
+
+
+class HookBase(Configurable):
+    """Every hook method as a no-op, and no state."""
+
+    def setup(self, state) -> None:
+        pass
+
+    def constrain_d(self, D: nn.Module) -> None:
+        pass
+
+    def after_d_step(self, state, step: int) -> None:
+        pass
+
+    def after_g_step(self, state, step: int) -> None:
+        pass
+
+    def before_sampling(self, state) -> None:
+        pass
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+class AugmentationBase(Configurable):
+    """Stateless by default: what it draws comes from the run's generator."""
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+class OptimizerFactory(Configurable):
+    """Builds a ``torch.optim.Optimizer`` over parameters from its options."""
+
+    def build(self, params) -> torch.optim.Optimizer:
+        raise NotImplementedError
