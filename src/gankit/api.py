@@ -18,6 +18,7 @@ from torch import nn
 from gankit import config as C
 from gankit.data import load_dataset
 from gankit.evaluation import TrainingEvaluator
+from gankit.sampling import draw, generate, stream
 from gankit.training.checkpoint import (
     NonFiniteStateError,
     checkpoint_dir,
@@ -221,13 +222,7 @@ def mixture_report(G: nn.Module, config: C.Config, dataset: str, device,
         means, std = mixture_spec(dataset)
     except ValueError:
         return {}
-    gen = torch.Generator(device=device).manual_seed(config.train.seed + 12345)
-    z = torch.randn(n, config.z_dim, generator=gen, device=device)
-    was = G.training
-    G.eval()
-    with torch.no_grad():
-        pts = G(z).cpu().numpy()
-    G.train(was)
+    pts = draw(G, n, config.z_dim, stream(config.train.seed, "latents", device)).numpy()
     return mixture_metrics(pts, means, std)
 
 
@@ -335,8 +330,7 @@ def sample(run: str | Path | LoadedRun, n: int, *, classes=None, seed: int = 0,
     gen = torch.Generator(device=dev).manual_seed(seed)
     z = torch.randn(n, run.config.z_dim, generator=gen, device=dev)
     c = _labels(run, n, classes, gen, dev)
-    cs = c.split(batch_size) if c is not None else [None] * len(z.split(batch_size))
-    x = torch.cat([net(zb, cb) for zb, cb in zip(z.split(batch_size), cs)]).float().cpu()
+    x = generate(net, z, c, batch_size=batch_size)
     if return_labels:
         return x, (c.cpu() if c is not None else None)
     return x

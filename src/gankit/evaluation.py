@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from gankit.data import load_dataset, mixture_spec
+from gankit.sampling import draw, stream
 from gankit.utils.guards import finite_float32
 from gankit.utils.io import atomic_write_json
 
@@ -244,15 +245,10 @@ class TrainingEvaluator:
         return cls(e.interval, tuple(e.metrics or default_metrics(kind)), e.n, against,
                    e.extractor or default_extractor(against, kind), e.best)
 
-    @torch.no_grad()
     def __call__(self, state) -> dict[str, float]:
-        G = state.sample_net(ema=True)
-        was = G.training
-        G.eval()
-        gen = torch.Generator(device=state.device).manual_seed(state.config.train.seed + 777)
-        z = torch.randn(self.n, state.config.z_dim, generator=gen, device=state.device)
-        fake = torch.cat([G(zb) for zb in z.split(500)]).float().cpu()
-        G.train(was)
+        seed = state.config.train.seed
+        fake = draw(state.sample_net(ema=True), self.n, state.config.z_dim,
+                    stream(seed, "eval", state.device))
         return evaluate(fake, metrics=self.metrics, against=self.against, n=None,
                         extractor=self.extractor, seed=state.config.train.seed,
                         run_config=state.config)

@@ -10,6 +10,7 @@ from torch.testing import assert_close
 
 from gankit import api
 from gankit.hooks.ema import EMA, standing_statistics
+from gankit.sampling import stream
 from gankit.training.loop import Trainer
 from gankit.training.state import build_state
 
@@ -30,7 +31,8 @@ class _TinyG(nn.Module):
 
 def test_standing_statistics_average_the_batch_statistics():
     G = _TinyG()
-    standing_statistics(G, 3, samples=40, batch_size=16, seed=7)  # batches of 16, 16, 8
+    standing_statistics(G, 3, samples=40, batch_size=16,  # batches of 16, 16, 8
+                        generator=torch.Generator().manual_seed(7))
     gen = torch.Generator().manual_seed(7)
     h = [G.fc(torch.randn(n, 3, generator=gen)).detach() for n in (16, 16, 8)]
     # BatchNorm's cumulative average (momentum None) weighs each batch equally
@@ -75,7 +77,7 @@ def test_the_sampled_g_ema_has_standing_statistics_and_g_trains_as_before():
         assert torch.equal(a, b)  # G_ema's statistics never feed back into training
     saved = standing.state.state_dict()["G_ema"]
     expected = copy.deepcopy(standing.state.G_ema)
-    standing_statistics(expected, 100, 64, 16, seed=0 + 0x57A9D)
+    standing_statistics(expected, 100, 64, 16, stream(0, "standing"))
     for name, value in expected.state_dict().items():
         assert torch.equal(saved[name], value), name
     key = next(k for k in saved if k.endswith("running_var"))

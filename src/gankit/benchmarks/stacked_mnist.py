@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import torch
 
+from gankit import sampling
 from gankit.benchmarks._common import (
     fmt,
     mean_se,
@@ -58,13 +59,10 @@ def count_modes(x: torch.Tensor, extractor=None) -> dict:
     return {"modes": modes, "kl": kl, "kl_channels": kl_channels, "uncertain": uncertain}
 
 
-@torch.no_grad()
 def draw(G, z_dim: int, latent_seed: int, samples: int) -> torch.Tensor:
     """``samples`` plain draws of G from latents seeded ``latent_seed``, as float32 on CPU."""
-    device = next(G.parameters()).device
-    gen = torch.Generator(device=device).manual_seed(latent_seed)
-    z = torch.randn(samples, z_dim, generator=gen, device=device)
-    return torch.cat([G(zb) for zb in z.split(1000)]).float().cpu()
+    gen = torch.Generator(device=next(G.parameters()).device).manual_seed(latent_seed)
+    return sampling.draw(G, samples, z_dim, gen, batch_size=1000)
 
 
 def score_generator(G, z_dim: int, seed: int, samples: int = NUM_SAMPLES,

@@ -29,10 +29,10 @@ from torch import nn
 
 from gankit.components import HookBase
 from gankit.registry import HOOKS
+from gankit.sampling import stream
 from gankit.utils.checks import at_least, fraction
 
 BN_STATS = ("standing", "average", "copy")
-_STANDING_SEED = 0x57A9D  # the standing statistics' latents, apart from the training RNG
 
 
 @HOOKS.register("ema", "exponential moving average of G's weights, kept as G_ema")
@@ -90,7 +90,8 @@ class EMA(HookBase):
         if self._stale:
             cfg = state.config
             standing_statistics(state.G_ema, cfg.z_dim, self.options.standing_samples,
-                                cfg.train.batch_size, cfg.train.seed + _STANDING_SEED)
+                                cfg.train.batch_size,
+                                stream(cfg.train.seed, "standing", state.device))
             self._stale = False
 
     def load_state_dict(self, state: dict) -> None:
@@ -106,16 +107,16 @@ def _bn_running_stats(net: nn.Module) -> set[str]:
 
 @torch.no_grad()
 def standing_statistics(G: nn.Module, z_dim: int, samples: int, batch_size: int,
-                        seed: int) -> None:
+                        generator: torch.Generator) -> None:
     """Reset G's BatchNorm running statistics and set them to the plain average of the batch
-    statistics over ``samples`` latents (in batches of ``batch_size``, G in train mode);
-    G is left in eval mode. A G without BatchNorm is left as it is."""
+    statistics over ``samples`` latents drawn from ``generator`` (in batches of
+    ``batch_size``, G in train mode); G is left in eval mode. A G without BatchNorm is left
+    as it is."""
     norms = [m for m in G.modules()
              if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
     if not norms:
         return
-    device = next(G.parameters()).device
-    gen = torch.Generator(device=device).manual_seed(seed)
+    device, gen = next(G.parameters()).device, generator
     momenta = [m.momentum for m in norms]
     for m in norms:
         m.reset_running_stats()

@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 import torch
 
 from gankit.config import HealthConfig
+from gankit.sampling import generate, stream
 from gankit.utils.io import read_jsonl
 
 KINDS = ("loss_nonfinite", "loss_diverged", "d_saturated", "g_grad_vanished",
@@ -57,8 +58,6 @@ TITLES = {"loss_nonfinite": "non-finite loss", "loss_diverged": "losses diverged
           "diversity_collapsed": "sample diversity collapsed"}
 LOSS_KEYS = ("loss/D", "loss/G")
 _NO_WARMUP = ("loss_nonfinite", "loss_diverged")  # checked from the first record on
-_MODE_SEED_OFFSET = 0x4EA1  # seeds the fixed mode-coverage latents, apart from state.generator
-_REAL_SEED_OFFSET = 0x4EA2  # seeds the choice of the fixed real batch
 
 
 def is_training_record(record: dict) -> bool:
@@ -277,8 +276,7 @@ class HealthMonitor:
             except ValueError:
                 pass
         if self._mixture is not None:  # a private generator: state.generator is untouched
-            gen = torch.Generator(device=s.device)
-            gen.manual_seed(s.config.train.seed + _MODE_SEED_OFFSET)
+            gen = stream(s.config.train.seed, "health_modes", s.device)
             n = config.mode_samples
             self._z_modes = torch.randn(n, s.config.z_dim, generator=gen, device=s.device)
             self._c_modes = (torch.arange(n, device=s.device) % s.info.num_classes
@@ -297,7 +295,7 @@ class HealthMonitor:
         n = min(len(trainer.data), s.z_fixed.shape[0])
         if n >= 2:  # a ratio of mean pairwise distances needs pairs
             if self._real_distance is None:  # a fixed real batch, measured once
-                gen = torch.Generator().manual_seed(s.config.train.seed + _REAL_SEED_OFFSET)
+                gen = stream(s.config.train.seed, "health_real")
                 idx = torch.randperm(len(trainer.data), generator=gen)[:n]
                 self._real_distance = pairwise_distance(trainer.data.x[idx])
             fake = trainer.generate_fixed()  # [num_samples, ...], eval mode, no random draw
@@ -306,11 +304,7 @@ class HealthMonitor:
         if self._mixture is not None:
             from gankit.metrics.mixture import mixture_metrics
 
-            net = s.sample_net(ema=True)
-            was_training = net.training
-            net.eval()
-            points = net(self._z_modes, self._c_modes).float().cpu().numpy()
-            net.train(was_training)
+            points = generate(s.sample_net(ema=True), self._z_modes, self._c_modes).numpy()
             if math.isfinite(float(points.sum())):
                 m = mixture_metrics(points, *self._mixture)
                 out.update({"health/modes": m["modes"], "health/hq": m["hq"]})

@@ -19,6 +19,7 @@ from torch.func import functional_call
 from gankit.data import BatchSampler
 from gankit.data._sampler import epoch_seed
 from gankit.layers.minibatch import MinibatchDiscrimination, MinibatchStdDev
+from gankit.sampling import generate
 from gankit.training.checkpoint import NonFiniteStateError, save_checkpoint
 from gankit.training.context import StepContext
 from gankit.training.faults import DivergenceGuard, TrainingInterrupted, stop_on_signals
@@ -430,14 +431,10 @@ class Trainer:
         if self.is_main and self.run_dir is not None:
             append_jsonl(self.run_dir / "log.jsonl", record)
 
-    @torch.no_grad()
     def generate_fixed(self) -> torch.Tensor:
-        net = self.state.sample_net(ema=True)
-        was_training = net.training
-        net.eval()
-        out = net(self.state.z_fixed, self.state.c_fixed)
-        net.train(was_training)
-        return out
+        """G_ema's (or G's) samples of the grid's fixed latents, on the run's device."""
+        s = self.state
+        return generate(s.sample_net(ema=True), s.z_fixed, s.c_fixed, cpu=False)
 
     def save_samples(self) -> Path | None:
         if not self.is_main or self.run_dir is None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from gankit import api
+from gankit.sampling import generate
 from gankit.utils.images import make_grid, png_bytes
 from gankit.utils.io import atomic_write_bytes
 from gankit.viz._common import auto_scale, load_image_run
@@ -113,7 +114,6 @@ def latent_paths(z_dim: int, rows: int = 8, steps: int = 10,
             "traverse": traverse}
 
 
-@torch.no_grad()
 def interpolation_images(run: api.LoadedRun, rows: int = 8, steps: int = 10, seed: int = 0,
                          ema: bool = True) -> dict[str, torch.Tensor]:
     """G's images along the paths of ``latent_paths``.
@@ -136,7 +136,7 @@ def interpolation_images(run: api.LoadedRun, rows: int = 8, steps: int = 10, see
         if run.conditional:
             c = (torch.arange(z.shape[0], device=dev) % run.info.num_classes)
             c = c.repeat_interleave(z.shape[1])
-        images = net(z.reshape(-1, z.shape[-1]).to(dev), c).float().cpu()  # [R * S, C, H, W]
+        images = generate(net, z.reshape(-1, z.shape[-1]).to(dev), c)  # [R * S, C, H, W]
         out[name] = images.reshape(*z.shape[:2], *images.shape[1:])
     return out
 

@@ -1,0 +1,75 @@
+"""How gankit draws from a generator: the one place that the API, the training evaluator,
+the health monitor, sample grids, refinement, the benchmarks and ``gankit show`` use.
+
+- `eval_mode` puts networks in eval mode for a block and restores each one's own mode.
+- `stream` gives the random generator of a named, fixed stream of draws. Every draw that
+  is not training's own (``state.generator``) comes from one: the streams are seeded by
+  the run's seed plus the stream's offset in `STREAMS`, so they never touch training's
+  randomness and a number reported once can be drawn again.
+- `generate` runs G over given latents in batches; `draw` draws the latents (and labels)
+  from a generator first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from gankit.utils.precision import autocast
+
+# Offsets added to a run's seed, one per stream of draws outside training.
+STREAMS = {
+    "eval": 777,  # the training evaluator's latents (train.eval)
+    "latents": 12345,  # mixture metrics at the end of training; the benchmarks' samples
+    "health_modes": 0x4EA1,  # the health monitor's fixed mode-coverage latents
+    "health_real": 0x4EA2,  # its choice of a fixed real batch
+    "standing": 0x57A9D,  # G_ema's standing BatchNorm statistics (hooks.ema)
+}
+
+
+def stream(seed: int, name: str, device: torch.device | str = "cpu") -> torch.Generator:
+    """A generator on ``device`` seeded ``seed + STREAMS[name]``."""
+    return torch.Generator(device=device).manual_seed(seed + STREAMS[name])
+
+
+@contextlib.contextmanager
+def eval_mode(*nets: nn.Module) -> Iterator[None]:
+    """Eval mode for ``nets`` inside the block; each gets its own mode back after."""
+    modes = [net.training for net in nets]
+    for net in nets:
+        net.eval()
+    try:
+        yield
+    finally:
+        for net, mode in zip(nets, modes):
+            net.train(mode)
+
+
+@torch.no_grad()
+def generate(G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None = None, *,
+             batch_size: int = 500, bf16: bool = False, cpu: bool = True) -> torch.Tensor:
+    """``G(z, labels)`` in eval mode, ``batch_size`` latents at a time: float32 samples
+    [n, ...] (on the CPU unless ``cpu`` is False). ``bf16`` runs G under bfloat16 autocast.
+    A conditional G without labels cycles through its classes."""
+    device = z.device
+    parts = []
+    with eval_mode(G):
+        for i, zb in enumerate(z.split(batch_size)):
+            cb = None if labels is None else labels[i * batch_size:(i + 1) * batch_size]
+            with autocast(device, bf16):
+                x = G(zb, cb).float()
+            parts.append(x.cpu() if cpu else x)
+    return torch.cat(parts)
+
+
+def draw(G: nn.Module, n: int, z_dim: int, generator: torch.Generator, *,
+         labels: torch.Tensor | None = None, batch_size: int = 500,
+         bf16: bool = False) -> torch.Tensor:
+    """``n`` samples of G from latents z ~ N(0, I) drawn from ``generator`` (on G's device):
+    float32 [n, ...] on the CPU."""
+    device = next(G.parameters()).device
+    z = torch.randn(n, z_dim, generator=generator, device=device)
+    return generate(G, z, labels, batch_size=batch_size, bf16=bf16)
