@@ -18,6 +18,7 @@ from torch import nn
 from gankit import config as C
 from gankit.data import load_dataset
 from gankit.evaluation import TrainingEvaluator
+from gankit.registry import closest
 from gankit.sampling import draw, generate, stream
 from gankit.training.checkpoint import (
     NonFiniteStateError,
@@ -108,7 +109,10 @@ def resume(run_dir: str | Path, *, steps: int | None = None, overrides: Sequence
     holding the directory's lock while it trains."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise FileNotFoundError(f"--resume {run_dir}: no such run directory")
+        parent = run_dir.parent if run_dir.parent.is_dir() else None
+        runs = sorted(p.name for p in parent.iterdir() if p.is_dir()) if parent else []
+        raise FileNotFoundError(f"--resume {run_dir}: no such run directory."
+                                f"{closest(run_dir.name, runs)}")
     with run_lock(run_dir):
         _remove_stale_temps(run_dir)
         ckpt, path = load_latest(run_dir)
@@ -398,9 +402,9 @@ def _labels(run: LoadedRun, n: int, classes, gen: torch.Generator,
 
 
 def write_samples(x: torch.Tensor, out: str | Path, kind: str, y: torch.Tensor | None = None,
-                  nrow: int | None = None) -> Path:
-    """FILE.png: a grid of ``nrow`` per row (scatter for points); FILE.npz: array ``x`` (and
-    labels ``y`` when given); a directory: PNGs."""
+                  nrow: int | None = None, row_labels: list[str] | None = None) -> Path:
+    """FILE.png: a grid of ``nrow`` per row (scatter for points), with ``row_labels`` left of
+    the rows; FILE.npz: array ``x`` (and labels ``y`` when given); a directory: PNGs."""
     import numpy as np
 
     from gankit.utils.images import save_grid, save_images, scatter_png
@@ -410,7 +414,7 @@ def write_samples(x: torch.Tensor, out: str | Path, kind: str, y: torch.Tensor |
     suffix = out.suffix.lower()
     if suffix == ".png":
         if kind == "image":
-            save_grid(x, out, nrow=nrow)
+            save_grid(x, out, nrow=nrow, row_labels=row_labels)
         else:
             scatter_png(x.numpy(), out)
     elif suffix == ".npz":

@@ -39,7 +39,10 @@ def _refine_options(args):
 
 
 def _parser() -> argparse.ArgumentParser:
+    from gankit import __version__
+
     p = argparse.ArgumentParser(prog="gankit", description="Train, sample and inspect GANs.")
+    p.add_argument("--version", action="version", version=f"gankit {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a preset, or resume a run")
@@ -93,6 +96,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="feed the extractor float images instead of rounding them to 8-bit "
                    "levels first (the default, as StyleGAN2-ADA and clean-fid); keys end "
                    "in _float")
+    e.add_argument("--reference", action="store_true",
+                   help="also score real data against itself (two disjoint halves of the "
+                   "reference, keys real_*): what a perfect generator would get")
+    e.add_argument("--download", action="store_true",
+                   help="fetch the FID Inception weights when they are missing (internet)")
     _refine_arguments(e, "a run's ")
 
     x = sub.add_parser("extractor", help="train a feature extractor (a small classifier)")
@@ -182,10 +190,12 @@ def cmd_sample(args) -> int:
     if args.class_grid and args.class_label is not None:
         raise ValueError("--class and --class-grid cannot be combined")
     n, classes, nrow = args.n if args.n is not None else 64, args.class_label, None
+    row_labels = None
     if args.class_grid:
         nrow = args.n if args.n is not None else 10
         classes = api.class_grid_labels(run, nrow)
         n = len(classes)
+        row_labels = [str(k) for k in range(run.info.num_classes)]
     options = _refine_options(args)
     if options is not None:
         if classes is not None:
@@ -201,7 +211,7 @@ def cmd_sample(args) -> int:
     else:
         x, y = api.sample(run, n, classes=classes, seed=args.seed, ema=args.ema,
                           device=args.device, return_labels=True)
-    out = api.write_samples(x, args.out, run.info.kind, y=y, nrow=nrow)
+    out = api.write_samples(x, args.out, run.info.kind, y=y, nrow=nrow, row_labels=row_labels)
     print(f"wrote {n} samples to {out}")
     return 0
 
@@ -234,6 +244,7 @@ def cmd_eval(args) -> int:
                        extractor=args.extractor, seed=args.seed, ema=args.ema,
                        device=args.device, cache=None if args.no_cache else "default", out=out,
                        refine=refine, quantize=args.quantize, resize=args.resize,
+                       reference=args.reference, download=args.download,
                        log=lambda m: print(f"gankit: {m}", file=sys.stderr))
     print(format_table(results))
     print(f"wrote {out}")
@@ -249,8 +260,11 @@ def cmd_extractor(args) -> int:
         raise ValueError(f"--data {args.data}: training a classifier needs labelled images "
                          "(mnist5k, digits, a folder with class subfolders, or npz with 'y')")
     options = {"epochs": args.epochs} if args.epochs else {}
+    print(f"gankit: training a LeNet classifier on {args.data} ({len(ds)} images)",
+          file=sys.stderr)
     report = train_and_save_extractor(ds.x, ds.y, ds.num_classes, args.out, seed=args.seed,
-                                      dataset_name=args.data, **options)
+                                      dataset_name=args.data, **options,
+                                      log=lambda m: print(f"gankit: {m}", file=sys.stderr))
     print(f"held-out accuracy {report['heldout_accuracy']:.4f}, sha256 {report['sha256']}")
     print(f"wrote {args.out}; use it with --extractor lenet:{args.out}")
     return 0
@@ -315,9 +329,22 @@ COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval,
             "doctor": cmd_doctor, "list": cmd_list}
 
 
+def _check_set_pairs(argv: list[str]) -> None:
+    """``--set KEY VALUE`` (a space for '=') as one clear error before argparse's own."""
+    for flag, value in zip(argv, argv[1:]):
+        if flag in ("--set", "--refine-set") and "=" not in value:
+            raise ValueError(f"{flag} takes KEY=VALUE in one argument, got {value!r}; e.g. "
+                             f"{flag} {value}=...")
+
+
 def main(argv: list[str] | None = None) -> int:
     from gankit.training.faults import TrainingDiverged, TrainingInterrupted
 
+    try:
+        _check_set_pairs(sys.argv[1:] if argv is None else argv)
+    except ValueError as exc:
+        print(f"gankit: error: {exc}", file=sys.stderr)
+        return 2
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

@@ -265,10 +265,16 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     keys = [k for k in key.strip().split(".")]
     if not all(keys):
         raise ValueError(f"--set {text!r}: empty key segment in {key!r}")
+    if raw.strip().lower() in _YAML11_BOOLEANS:
+        raise ValueError(f"--set {text!r}: write true or false (YAML would read "
+                         f"{raw.strip()!r} as a boolean silently)")
     value = load_yaml(raw, f"--set {text!r}") if raw.strip() else None
     if isinstance(value, str):
         value = _maybe_float(value)
     return keys, value
+
+
+_YAML11_BOOLEANS = ("yes", "no", "on", "off", "y", "n")
 
 
 def _maybe_float(value: str) -> Any:

@@ -149,7 +149,8 @@ def evaluate(source: Any, *, metrics: Sequence[str] | None = None, against: str 
              n: int | None = None, extractor: str | None = None, seed: int = 0,
              ema: bool = True, device: str = "cpu", cache: str | os.PathLike | None = "default",
              out: str | os.PathLike | None = None, refine=None, quantize: bool = True,
-             resize: bool = False, run_config=None, log=None) -> dict[str, float]:
+             resize: bool = False, run_config=None, reference: bool = False,
+             download: bool = False, log=None) -> dict[str, float]:
     """Compute metrics of generated samples against a real dataset.
 
     Args:
@@ -183,7 +184,13 @@ def evaluate(source: Any, *, metrics: Sequence[str] | None = None, against: str 
         run_config: the Config of the run that drew a tensor ``source`` (the training-time
             evaluator passes it): its data is then the default ``against``, loaded as the
             run trained on it.
-        log: called with the refine critics' progress lines.
+        reference: also compute the metrics of real data against itself, two disjoint
+            seeded halves of the reference (each of min(N, half of it) images), under keys
+            starting ``real_``: the value a perfect generator would score at that N.
+        download: fetch the Inception weights when the extractor needs them and they are
+            missing.
+        log: called with progress lines and notes (the refine critics' progress; results
+            replaced in an existing ``out`` file).
 
     Returns:
         ``{protocol_key: value}``, e.g. ``{"fid_10k_mnist5k_lenet_mnist5k": 4.1, ...}``.
@@ -208,16 +215,58 @@ def evaluate(source: Any, *, metrics: Sequence[str] | None = None, against: str 
     if "mixture" in metrics:
         means, std = mixture_spec(against)  # raises a clear error for non-mixture data
         options["mixture"] = {"means": means, "std": std}
-    results = compute_metrics(
-        fake, real_x, metrics, extractor or default_extractor(against, kind),
-        short_name(against), len(fake), seed=seed, options=options, quantize=quantize,
-        real_tag=tag, cache_dir=cache_dir() if cache == "default" else cache)
+    spec = extractor or default_extractor(against, kind)
+    if download and spec.startswith("inception"):
+        from gankit.metrics.features import build_extractor
+
+        spec = build_extractor(spec, download=True)
+    common = dict(seed=seed, options=options, quantize=quantize, real_tag=tag,
+                  cache_dir=cache_dir() if cache == "default" else cache)
+    results = compute_metrics(fake, real_x, metrics, spec, short_name(against), len(fake),
+                              **common)
+    if reference:
+        a, b = _halves(real_x, len(fake), seed)
+        common["cache_dir"] = None  # the halves are not the reference data
+        floor = compute_metrics(a, b, metrics, spec, short_name(against), len(a), **common)
+        results.update({f"real_{k}": v for k, v in floor.items()})
     if refined is not None:
         results["refine_acceptance"] = float(refined["acceptance"])
         results["refine_heldout_accuracy"] = float(refined["heldout_accuracy"])
     if out is not None:
-        atomic_write_json(out, results)
+        _write_results(out, results, log)
     return results
+
+
+def _halves(x: torch.Tensor, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two disjoint seeded halves of ``x``, each of min(n, len(x) // 2) rows."""
+    m = min(n, len(x) // 2)
+    if m < 2:
+        raise ValueError(f"--reference needs at least 4 real samples, got {len(x)}")
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    return x[perm[:m]], x[perm[m:2 * m]]
+
+
+def _write_results(out: str | os.PathLike, results: dict, log=None) -> None:
+    """Write ``results`` to the JSON file ``out``, keeping the other keys an earlier
+    evaluation wrote there (and saying which values it replaces)."""
+    import json
+
+    path = Path(out)
+    merged: dict = {}
+    if path.is_file():
+        try:
+            merged = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            merged = {}
+        if not isinstance(merged, dict):
+            merged = {}
+    replaced = [k for k in results if k in merged and merged[k] != results[k]]
+    kept = [k for k in merged if k not in results]
+    if log is not None and (replaced or kept):
+        log(f"note: {path} held earlier results: kept {len(kept)}"
+            + (f", replaced {', '.join(replaced)}" if replaced else ""))
+    merged.update(results)
+    atomic_write_json(path, merged)
 
 
 def format_table(results: dict[str, float]) -> str:

@@ -56,6 +56,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from gankit.registry import closest
 from gankit.utils.precision import autocast, check_bf16
 
 VIEWS = ("ink", "pixels")
@@ -135,8 +136,8 @@ class RefineOptions:
         for item in items:
             key, sep, value = str(item).partition("=")
             if not sep or key not in fields:
-                raise ValueError(f"refine option {item!r}: want KEY=VALUE with KEY one of "
-                                 f"{', '.join(fields)}")
+                raise ValueError(f"--refine-set {item!r}: want KEY=VALUE with KEY one of "
+                                 f"{', '.join(fields)}.{closest(key, list(fields))}")
             kind = type(fields[key].default)
             try:
                 if kind is bool:

@@ -34,7 +34,11 @@ def test_conditional_preset_trains_and_samples_by_class(tmp_path, capsys, preset
     # one row per class, --n per row: 10 rows of 4 8x8 tiles, 2 px padding, upscaled 4x
     assert main(["sample", str(run), "--class-grid", "--n", "4",
                  "--out", str(tmp_path / "grid.png")]) == 0
-    assert Image.open(tmp_path / "grid.png").size == ((4 * 10 + 2) * 4, (10 * 10 + 2) * 4)
+    grid = np.asarray(Image.open(tmp_path / "grid.png").convert("L"))
+    margin = grid.shape[1] - (4 * 10 + 2) * 4  # a column of class labels left of the rows
+    assert grid.shape[0] == (10 * 10 + 2) * 4 and 6 <= margin <= 20
+    rows = [grid[8 + 40 * r: 8 + 40 * (r + 1), :margin] for r in range(10)]
+    assert all((row < 128).any() for row in rows)  # each row's label is drawn
     assert main(["sample", str(run), "--class-grid", "--out", str(tmp_path / "grid.npz")]) == 0
     y = np.load(tmp_path / "grid.npz")["y"]
     assert y.tolist() == [k for k in range(10) for _ in range(10)]  # default 10 per class

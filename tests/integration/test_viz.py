@@ -10,7 +10,7 @@ from PIL import Image
 from torch.testing import assert_close
 
 from gankit import api
-from gankit.utils.images import make_grid, to_uint8
+from gankit.utils.images import HEADER_BAND, make_grid, to_uint8
 from gankit.viz import (
     angle,
     curves_png,
@@ -47,11 +47,12 @@ def train_x(run_dir):
     return api.dataset_for(api.load(run_dir).config).x  # [1797, 1, 8, 8]
 
 
-def _png(path) -> np.ndarray:
-    """A PNG as uint8 [H, W, C], downscaled back by SCALE (nearest-neighbour upscaling)."""
+def _png(path, skip: int = 0) -> np.ndarray:
+    """A PNG as uint8 [H, W, C] without its first ``skip`` rows, downscaled back by SCALE
+    (nearest-neighbour upscaling)."""
     arr = np.asarray(Image.open(path))
     arr = arr[..., None] if arr.ndim == 2 else arr
-    return arr[::SCALE, ::SCALE]
+    return arr[skip:][::SCALE, ::SCALE]
 
 
 def _tile(sheet: np.ndarray, row: int, col: int, size: int = 8) -> np.ndarray:
@@ -75,7 +76,7 @@ def test_nearest_sheet_layout_and_true_neighbours(run_dir, train_x, tmp_path):
     pad, gap = nearest_module.PADDING, nearest_module.GAP
     width = ((k + 1) * (8 + pad) + pad + gap) * SCALE
     height = (n * (8 + pad) + pad) * SCALE
-    assert Image.open(out).size == (width, height)
+    assert Image.open(out).size == (width, height + HEADER_BAND)  # the legend above it
 
     fake = api.sample(api.load(run_dir), n, seed=1)  # what the sheet shows
     want_d, want_i = _brute_force(fake, train_x, k)
@@ -84,7 +85,7 @@ def test_nearest_sheet_layout_and_true_neighbours(run_dir, train_x, tmp_path):
     assert_close(torch.tensor(record["distances"], dtype=torch.float64), want_d)
     assert record["step"] == 4 and record["seed"] == 1 and record["dataset"] == "digits"
 
-    sheet = _png(out)
+    sheet = _png(out, skip=HEADER_BAND)  # below the legend
     expected = to_uint8(torch.cat([fake[:, None], train_x[want_i]], 1).flatten(0, 1))
     for r in range(n):
         for col in range(k + 1):
@@ -103,7 +104,7 @@ def test_a_copied_training_image_is_its_own_nearest_neighbour(run_dir, train_x, 
     assert all(d[1] > 0 for d in record["distances"])
     first = torch.tensor([i[0] for i in record["indices"]])
     assert torch.equal(train_x[first], train_x[picks])  # itself (or an exact duplicate)
-    sheet = _png(out)
+    sheet = _png(out, skip=HEADER_BAND)  # below the legend
     for r in range(3):
         assert (_tile(sheet, r, 0) == _tile(sheet, r, 1)).all()
 

@@ -15,7 +15,6 @@ Unreadable files are skipped with one warning, or raise with ``strict_images=Tru
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ from PIL import Image, ImageOps
 
 from gankit.data._common import Dataset, LoadOptions, check_image_memory, need_arg
 from gankit.registry import DATASETS
+from gankit.utils.console import warn
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 DEFAULT_RESOLUTION = 64
@@ -85,11 +85,9 @@ def folder(arg: str | None, opts: LoadOptions) -> Dataset:
         kept.append(path)
     if skipped:
         first, err = skipped[0]
-        warnings.warn(
-            f"skipped {len(skipped)} unreadable image{'s' * (len(skipped) > 1)} in {root}, "
-            f"e.g. {first.relative_to(root)}: {err}; pass strict_images=True to make this fatal",
-            stacklevel=3,
-        )
+        warn(f"skipped {len(skipped)} unreadable image{'s' * (len(skipped) > 1)} in {root}, "
+             f"e.g. {first.relative_to(root)}: {err}; --set data.strict_images=true makes "
+             "this an error")
     if not kept:
         raise ValueError(f"folder:{arg}: none of the {len(files)} image files could be read")
 

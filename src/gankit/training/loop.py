@@ -419,9 +419,10 @@ class Trainer:
                 s.extra.update(best_value=value, best_key=key, best_step=s.step)
                 if self.is_main and self.run_dir is not None:
                     save_checkpoint(self.run_dir, s, s.config.train.keep_checkpoints, "best")
-        if self.progress:
-            shown = ", ".join(f"{k.split('_')[0]} {v:.4g}" for k, v in results.items())
-            print(f"\nstep {s.step}: {shown}", file=sys.stderr)
+        if self.is_main:
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in results.items())
+            lead = "\n" if self.progress else ""
+            print(f"{lead}gankit: step {s.step}: {shown}", file=sys.stderr)
         return results
 
     # -- outputs (main process only) -------------------------------------------------------

@@ -70,12 +70,47 @@ def png_bytes(array: np.ndarray, scale: int = 1) -> bytes:
     return buf.getvalue()
 
 
+HEADER_BAND = 18  # pixels of the text band `annotate` puts above an image
+
+
+def grid_scale(side: int) -> int:
+    """How much a grid of images ``side`` pixels wide is upscaled to stay visible."""
+    return max(1, 4 // max(1, side // 16)) if side < 64 else 1
+
+
 def save_grid(x: torch.Tensor, path: str | os.PathLike, nrow: int | None = None,
-              scale: int | None = None) -> None:
-    """Write a sample grid PNG atomically; small images are upscaled to stay visible."""
-    if scale is None:
-        scale = max(1, 4 // max(1, x.shape[-1] // 16)) if x.shape[-1] < 64 else 1
-    atomic_write_bytes(path, png_bytes(make_grid(x, nrow), scale))
+              scale: int | None = None, row_labels: list[str] | None = None) -> None:
+    """Write a sample grid PNG atomically; small images are upscaled to stay visible.
+    ``row_labels`` are written left of the rows (e.g. the class of each row)."""
+    scale = grid_scale(x.shape[-1]) if scale is None else scale
+    data = png_bytes(make_grid(x, nrow), scale)
+    if row_labels:
+        row_height = (x.shape[-2] + 2) * scale
+        data = annotate(data, row_labels=row_labels, row_height=row_height, top=2 * scale)
+    atomic_write_bytes(path, data)
+
+
+def annotate(png: bytes, *, row_labels: list[str] | None = None, row_height: int = 0,
+             top: int = 0, header: str | None = None) -> bytes:
+    """A PNG with a text band above it (``header``, e.g. a legend) and a column of
+    ``row_labels`` on its left, one per ``row_height`` pixels from ``top``."""
+    from PIL import ImageFont
+
+    img = Image.open(io.BytesIO(png)).convert("RGB")
+    font = ImageFont.load_default()
+    margin = 8 + max((int(font.getlength(t)) for t in row_labels or []), default=-8)
+    band = HEADER_BAND if header else 0
+    out = Image.new("RGB", (img.width + margin, img.height + band), "white")
+    out.paste(img, (margin, band))
+    draw = ImageDraw.Draw(out)
+    if header:
+        draw.text((margin + 2, 3), header, fill=(0, 0, 0), font=font)
+    for i, text in enumerate(row_labels or []):
+        y = band + top + i * row_height + max(0, (row_height - 12) // 2)
+        draw.text((4, y), text, fill=(0, 0, 0), font=font)
+    buf = io.BytesIO()
+    out.save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def save_images(x: torch.Tensor, directory: str | os.PathLike) -> list[str]:
@@ -110,6 +145,9 @@ def scatter_png(points: np.ndarray, path: str | os.PathLike, real: np.ndarray | 
             draw.point((x, size - 1 - y), fill=(170, 170, 170))
     for x, y in px(pts):
         draw.ellipse([x - 1, size - 2 - y, x + 1, size - y], fill=(30, 80, 200))
+    draw.text((8, 6), "generated", fill=(30, 80, 200))
+    if real is not None:
+        draw.text((8, 20), "real data", fill=(120, 120, 120))
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     atomic_write_bytes(path, buf.getvalue())

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from gankit import api
-from gankit.utils.images import png_bytes, to_uint8
+from gankit.utils.images import annotate, png_bytes, to_uint8
 from gankit.utils.io import atomic_write_bytes, atomic_write_json
 from gankit.viz._common import auto_scale, load_image_run
 
@@ -139,7 +139,9 @@ def nearest_sheet(run_dir: str | Path, out_png: str | Path, n: int = 8, k: int =
     distances, indices = nearest_neighbours(fake.to(device), data.x, k)
     neighbours = data.x[indices.cpu().reshape(-1)].reshape(n, k, *data.x.shape[1:])
     sheet = sheet_array(fake.cpu(), neighbours)
-    atomic_write_bytes(out_png, png_bytes(sheet, auto_scale(fake.shape[-1])))
+    legend = "generated (orange frame) | its nearest training images, nearest first (L2)"
+    atomic_write_bytes(out_png, annotate(png_bytes(sheet, auto_scale(fake.shape[-1])),
+                                         header=legend))
     atomic_write_json(out_png.with_suffix(".json"), {
         "dataset": data.name, "step": run.step, "seed": seed, "ema": ema,
         "distance": "L2 in pixel space, values in [-1, 1]",

@@ -204,9 +204,10 @@ def resolve_inception_weights(
     if download:
         return _download.download(url, cached, WEIGHTS_SHA256)
     raise FileNotFoundError(
-        f"FID Inception weights {WEIGHTS_NAME} not found. Download it from {WEIGHTS_URL} and "
-        f"put it at {cached}, or point ${WEIGHTS_ENV} (or the weights argument) at it, or pass "
-        "download=True to fetch it into the cache."
+        f"FID Inception weights {WEIGHTS_NAME} not found: with internet, add --download "
+        f"(download=True) to fetch it to {cached}, or put the file from {WEIGHTS_URL} there "
+        f"(or at ${WEIGHTS_ENV}); offline, train a classifier on your data (gankit extractor "
+        "train --data DATA --out lenet.safetensors) and pass --extractor lenet:lenet.safetensors"
     )
 
 

@@ -343,16 +343,21 @@ class LeNetExtractor(Extractor):
         self.feature_dim = self.net.config["feature_dim"]
         self.num_classes = self.net.config["num_classes"]
         self.trained_on = self.net.meta.get("dataset", "custom")
+        self.sha256 = _download.sha256_file(weights)
+        self.shipped = name is not None and not name.startswith("lenet:")
         self.preprocessing = (
             f"lenet:grey-luma,bilinear{SIZE}-align_corners=False,range[-1,1],"
-            f"weights-sha256={_download.sha256_file(weights)}"
+            f"weights-sha256={self.sha256}"
         )
 
     def result_key(self, dataset: str) -> str:
-        """``lenet`` on the data it was trained on, else ``lenet_<its training data>``."""
+        """``lenet`` (a shipped classifier on the data it was trained on), else ``lenet_`` and
+        its training data; a classifier of yours adds its weights' sha256 prefix
+        (``lenet_1a2b3c4d``), so its numbers never share keys with the shipped one's."""
+        key = "lenet" if self.shipped else f"lenet_{self.sha256[:8]}"
         if dataset == self.trained_on:
-            return "lenet"
-        return "lenet_" + re.sub(r"[^a-z0-9]+", "_", self.trained_on.lower()).strip("_")
+            return key
+        return key + "_" + re.sub(r"[^a-z0-9]+", "_", self.trained_on.lower()).strip("_")
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
         return prepare(x)
