@@ -17,7 +17,6 @@ from torch import nn
 
 from gankit import config as C
 from gankit.data import load_dataset
-from gankit.evaluation import TrainingEvaluator
 from gankit.registry import closest
 from gankit.sampling import draw, generate, stream
 from gankit.training.checkpoint import (
@@ -31,6 +30,7 @@ from gankit.training.checkpoint import (
     load_weights,
     nonfinite_tensor,
 )
+from gankit.training.evaluator import TrainingEvaluator
 from gankit.training.lock import run_lock
 from gankit.training.loop import Trainer
 from gankit.training.state import DataInfo, build_networks, build_state, resolve_device

@@ -1,15 +1,22 @@
-"""Evaluation of runs and sample files: samples -> features -> metrics with protocol keys.
+"""Evaluation: samples -> features (extracted once) -> metrics, under keys that state the
+protocol (metric, N, reference data, extractor).
 
-``evaluate`` backs ``gankit eval``; ``TrainingEvaluator`` runs chosen metrics on the EMA
-generator every K steps during training and keeps the best checkpoint. The metric maths and
-feature extractors live in ``gankit.metrics``.
+- `evaluate` backs ``gankit eval``: it draws or reads the samples, loads the reference data
+  as the run trained on it, and writes the results;
+- `compute_metrics` extracts the features of given samples and reference data (the
+  reference's from the cache, `gankit.metrics._cache`) and names the keys;
+- `evaluate_features` runs metrics on features already extracted.
+
+Images are rounded to 8-bit levels before feature extraction by default (StyleGAN2-ADA and
+clean-fid feed the extractor 8-bit images); results computed without it are tagged
+``_float``. The metric maths and the extractors live in `gankit.metrics`; the training-time
+evaluator in `gankit.training.evaluator`.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +24,17 @@ import numpy as np
 import torch
 
 from gankit.data import load_dataset, mixture_spec
-from gankit.sampling import draw, stream
-from gankit.utils.guards import finite_float32
+from gankit.metrics._cache import real_arrays
+from gankit.metrics._common import FEATURES, POINTS, PROBS, Metric, protocol_key
+from gankit.metrics.features import Extractor, build_extractor
+from gankit.registry import METRICS
+from gankit.utils.guards import check_finite, finite_float32
+from gankit.utils.images import quantize_8bit
 from gankit.utils.io import atomic_write_json
 
 # The classifier gankit ships for a built-in dataset; other image data uses Inception.
 DEFAULT_EXTRACTORS = {"mnist5k": "lenet_mnist5k", "digits": "lenet_digits"}
+FLOAT_TAG = "_float"  # ends the extractor part of keys computed from unquantised images
 # Result keys where a smaller value is better (for choosing the best checkpoint).
 LOWER_IS_BETTER = ("fid", "kid", "memorization", "modes_kl", "mixture_reverse_kl",
                    "reverse_kl", "is_std")
@@ -195,9 +207,6 @@ def evaluate(source: Any, *, metrics: Sequence[str] | None = None, against: str 
     Returns:
         ``{protocol_key: value}``, e.g. ``{"fid_10k_mnist5k_lenet_mnist5k": 4.1, ...}``.
     """
-    from gankit.metrics import compute_metrics
-    from gankit.registry import METRICS
-
     for name in metrics or ():
         METRICS.get(name)  # an unknown name fails before any sampling
     if n is not None and n < 2:
@@ -217,8 +226,6 @@ def evaluate(source: Any, *, metrics: Sequence[str] | None = None, against: str 
         options["mixture"] = {"means": means, "std": std}
     spec = extractor or default_extractor(against, kind)
     if download and spec.startswith("inception"):
-        from gankit.metrics.features import build_extractor
-
         spec = build_extractor(spec, download=True)
     common = dict(seed=seed, options=options, quantize=quantize, real_tag=tag,
                   cache_dir=cache_dir() if cache == "default" else cache)
@@ -270,43 +277,190 @@ def _write_results(out: str | os.PathLike, results: dict, log=None) -> None:
 
 
 def format_table(results: dict[str, float]) -> str:
-    width = max((len(k) for k in results), default=10)
-    return "\n".join(f"{k:<{width}}  {v:.6g}" for k, v in results.items())
+    """One line per result; with ``--reference`` results (``real_*``, same metrics in the
+    same order) each line also shows what real data scores against real data."""
+    real = {k: v for k, v in results.items() if k.startswith("real_")}
+    main = {k: v for k, v in results.items() if k not in real}
+    width = max((len(k) for k in main), default=10)
+    if not real:
+        return "\n".join(f"{k:<{width}}  {v:.6g}" for k, v in main.items())
+    pairs = dict(zip(main, real.items()))
+    lines = [f"{'':<{width}}  {'samples':>10}  real vs real (two halves of the data)"]
+    for k, v in main.items():
+        ref = f"{pairs[k][1]:.6g}   ({pairs[k][0][5:]})" if k in pairs else ""
+        lines.append(f"{k:<{width}}  {v:>10.6g}  {ref}")
+    return "\n".join(lines)
 
 
-@dataclass
-class TrainingEvaluator:
-    """Runs ``config.eval`` metrics on the EMA generator every ``interval`` steps."""
+# -- features and metrics ---------------------------------------------------------------
+def build_metrics(names: list[str]) -> dict[str, Metric]:
+    """Instantiate metrics by registry name; an unknown name raises ValueError naming the
+    closest valid one."""
+    if isinstance(names, str) or not names:
+        raise ValueError(f"metrics must be a non-empty list of names, got {names!r}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"metrics lists a name twice: {names}")
+    return {name: METRICS.build(name) for name in names}
 
-    interval: int
-    metrics: tuple[str, ...]
-    n: int
-    against: str
-    extractor: str
-    best: str | None
 
-    @classmethod
-    def from_config(cls, config, kind: str) -> TrainingEvaluator | None:
-        e = config.eval
-        if e.interval <= 0:
-            return None
-        against = e.against or config.data.name
-        return cls(e.interval, tuple(e.metrics or default_metrics(kind)), e.n, against,
-                   e.extractor or default_extractor(against, kind), e.best)
+def evaluate_features(
+    fake: Mapping[str, Any],
+    real: Mapping[str, Any] | None,
+    metrics: list[str],
+    *,
+    seed: int = 0,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    real_summaries: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+) -> dict[str, float]:
+    """Run metrics on precomputed inputs.
 
-    def __call__(self, state) -> dict[str, float]:
-        seed = state.config.train.seed
-        fake = draw(state.sample_net(ema=True), self.n, state.config.z_dim,
-                    stream(seed, "eval", state.device))
-        return evaluate(fake, metrics=self.metrics, against=self.against, n=None,
-                        extractor=self.extractor, seed=state.config.train.seed,
-                        run_config=state.config)
+    Args:
+        fake: generated inputs by kind: ``{"features": [N, D], "probs": [N, K], "points": ...}``
+            (only the kinds the metrics need).
+        real: real inputs by kind, or None when no metric needs real data.
+        metrics: registered metric names.
+        seed: passed to every metric.
+        options: per-metric keyword options, e.g. ``{"pr": {"k": 5}}``.
+        real_summaries: per-metric cached ``real_summary`` results (e.g. FID's mu and sigma).
 
-    def best_key(self, results: dict[str, float]) -> str | None:
-        if not self.best:
-            return None
-        keys = [k for k in results if k.startswith(self.best)]
-        if not keys:
-            raise ValueError(f"eval.best {self.best!r} matches none of the computed metrics "
-                             f"{sorted(results)}")
-        return keys[0]
+    Returns:
+        The metrics' own keys (``fid``, ``pr_k3_precision``, ...) mapped to floats.
+    """
+    built = build_metrics(list(metrics))
+    options = dict(options or {})
+    unknown = set(options) - set(built)
+    if unknown:
+        raise ValueError(f"options given for metrics not requested: {sorted(unknown)}")
+    results: dict[str, float] = {}
+    for name, metric in built.items():
+        (kind,) = metric.needs
+        if kind not in fake:
+            raise ValueError(f"metric {name!r} needs generated {kind!r}, which were not given")
+        real_in = None
+        if metric.needs_real:
+            if real is None or kind not in real:
+                raise ValueError(f"metric {name!r} needs real {kind!r}, which were not given")
+            real_in = real[kind]
+        kwargs = dict(options.get(name, {}))
+        summary = (real_summaries or {}).get(name)
+        if summary:
+            kwargs["real_summary"] = summary
+        results.update(metric.compute(fake[kind], real_in, seed=seed, **kwargs))
+    return results
+
+
+def _as_images(x, name: str) -> torch.Tensor:
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(x)
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a tensor or numpy array, got {type(x).__name__}")
+    return x
+
+
+def compute_metrics(
+    fake_x,
+    real_x,
+    metrics: list[str],
+    extractor: str | Extractor,
+    dataset_name: str,
+    n: int | None = None,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    seed: int = 0,
+    batch_size: int | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    quantize: bool = True,
+    real_tag: str = "",
+) -> dict[str, float]:
+    """Extract features once and compute metrics with protocol-named keys.
+
+    Args:
+        fake_x: generated samples, images [N, C, H, W] in [-1, 1] or points [N, D].
+        real_x: real samples of the reference set (None if no metric needs real data).
+        metrics: registered names, e.g. ``["fid", "kid", "is", "pr", "dc"]``.
+        extractor: an ``EXTRACTORS`` spec (``"lenet_mnist5k"``, ``"lenet:PATH"``, ``"raw"``,
+            ``"inception_v3_fid"``) or a built `Extractor`.
+        dataset_name: names the reference set in keys and the cache, e.g. ``"mnist5k"``.
+        n: number of generated samples (default ``len(fake_x)``; must match it).
+        cache_dir: where real features are cached (None: no cache).
+        seed: passed to the metrics (KID subsets, k-means).
+        batch_size: extractor batch size (default: the extractor's).
+        options: per-metric keyword options, e.g. ``{"mixture": {"means": m, "std": 0.01}}``.
+        quantize: images only (4-D ``fake_x``): round the generated and the real images to
+            8-bit levels (`gankit.utils.images.quantize_8bit`) before extracting features; a
+            no-op on data that is already 8-bit. False computes on the floats and tags the
+            extractor part of every key with ``_float``. Points are never quantised.
+        real_tag: appended to the dataset part of the keys of metrics that read ``real_x``,
+            naming how the reference was derived from ``dataset_name`` (``_at32x3``:
+            resized; ``_heldout``: a held-out split). Metrics of the samples alone (IS,
+            mode counts) keep ``dataset_name``.
+
+    Returns:
+        ``{protocol_key: value}``, e.g. ``{"fid_10k_mnist5k_lenet": 3.2,
+        "pr_k3_precision_10k_mnist5k_lenet": 0.71, ...}`` (``fid_10k_mnist5k_lenet_float``
+        with ``quantize=False``).
+    """
+    built = build_metrics(list(metrics))
+    fake_x = _as_images(fake_x, "fake_x")
+    if n is None:
+        n = len(fake_x)
+    if n != len(fake_x):
+        raise ValueError(f"n={n} but fake_x holds {len(fake_x)} samples")
+    check_finite(fake_x, "compute_metrics", "fake_x")
+    if real_x is not None:
+        check_finite(real_x, "compute_metrics", "real_x")
+    images = fake_x.dim() == 4
+    if images and quantize:
+        fake_x = quantize_8bit(fake_x)
+        if real_x is not None:
+            real_x = quantize_8bit(_as_images(real_x, "real_x"))
+    if isinstance(extractor, str):
+        extractor = build_extractor(extractor)
+    kinds = {kind for m in built.values() for kind in m.needs}
+    if PROBS in kinds and extractor.num_classes == 0:
+        needing = [k for k, m in built.items() if PROBS in m.needs]
+        raise ValueError(
+            f"metrics {needing} need class probabilities but extractor {extractor.name!r} has "
+            "no classifier head; use a classifier extractor such as 'lenet_mnist5k'"
+        )
+    real_kinds = {kind for m in built.values() if m.needs_real for kind in m.needs}
+    if real_kinds and real_x is None:
+        raise ValueError(f"metrics {sorted(built)} need real data; got real_x=None")
+
+    options = dict(options or {})
+    unknown = set(options) - set(built)
+    if unknown:
+        raise ValueError(f"options given for metrics not requested: {sorted(unknown)}")
+
+    fake: dict[str, Any] = {}
+    real: dict[str, Any] = {}
+    if POINTS in kinds:
+        fake[POINTS] = fake_x.flatten(1)
+        if POINTS in real_kinds:
+            real[POINTS] = _as_images(real_x, "real_x").flatten(1)
+    if kinds & {FEATURES, PROBS}:
+        fake[FEATURES], fake[PROBS] = extractor.extract(fake_x, batch_size, PROBS in kinds)
+    summaries: dict[str, dict[str, np.ndarray]] = {}
+    if real_kinds & {FEATURES, PROBS}:
+        cache = Path(cache_dir) if cache_dir is not None else None
+        arrays, summaries = real_arrays(
+            _as_images(real_x, "real_x"), extractor, dataset_name + real_tag, built, cache,
+            batch_size,
+        )
+        real.update(arrays)
+
+    ext_key = extractor.result_key(dataset_name) + (FLOAT_TAG if images and not quantize else "")
+    results: dict[str, float] = {}
+    for name, metric in built.items():
+        values = evaluate_features(
+            fake,
+            real or None,
+            [name],
+            seed=seed,
+            options={name: options[name]} if name in options else None,
+            real_summaries=summaries,
+        )
+        label = "raw" if POINTS in metric.needs else ext_key
+        dataset = dataset_name + real_tag if metric.needs_real else dataset_name
+        results.update({protocol_key(k, n, dataset, label): v for k, v in values.items()})
+    return results

@@ -149,7 +149,7 @@ def test_eval_refine_scores_the_samples_gankit_sample_refine_draws(tmp_path, cap
     assert modes and all(refined[k] == from_file[k] for k in modes)
     assert sorted(refined) == sorted([*modes, "fid_300_digits_heldout_lenet",
                                       "refine_acceptance", "refine_heldout_accuracy"])
-    from gankit.metrics import compute_metrics
+    from gankit.evaluation import compute_metrics
     from gankit.refine import reference_split
 
     digits = load_dataset("digits").x
@@ -211,7 +211,7 @@ def test_eval_refuses_samples_of_another_shape_unless_resize_is_asked(tmp_path, 
     res = json.loads((tmp_path / "m.json").read_text())
     # the key names the resized reference; the value is FID against digits at 32 x 32 RGB
     reference = load_dataset("digits", resolution=32, channels=3).x
-    from gankit.metrics import compute_metrics
+    from gankit.evaluation import compute_metrics
 
     assert res == compute_metrics(fake, reference, ["fid"], "lenet_digits", "digits",
                                   real_tag="_at32x3")

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from gankit.data import load_dataset
-from gankit.metrics import compute_metrics, inception_score
+from gankit.evaluation import compute_metrics
+from gankit.metrics import inception_score
 from gankit.metrics.features import (
     build_extractor,
     load_lenet,
@@ -114,7 +115,12 @@ def test_train_and_save_round_trip(tmp_path):
     assert json.loads(path.with_suffix(".json").read_text()) == report
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
     ext = build_extractor(f"lenet:{path}")
-    assert ext.result_key("digits") == "lenet"
+    # a classifier of yours: its weights' sha256 prefix, never the shipped one's key
+    assert ext.result_key("digits") == f"lenet_{ext.sha256[:8]}"
+    assert ext.result_key("mnist5k") == f"lenet_{ext.sha256[:8]}_digits"
+    import hashlib
+
+    assert ext.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     model = load_lenet(path)
     x = digits.x[300:310]
     with torch.inference_mode():

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import gankit.metrics as metrics
-from gankit.metrics import compute_metrics, evaluate_features, format_count, protocol_key
+from gankit.evaluation import compute_metrics, evaluate_features
+from gankit.metrics import format_count, protocol_key
 from gankit.metrics.features import build_extractor
 from gankit.registry import EXTRACTORS, METRICS
 

@@ -136,7 +136,8 @@ def test_is_rejects_non_probabilities():
 
 
 def test_kid_key_names_a_subset_size_below_the_protocol():
-    from gankit.metrics import compute_metrics, protocol_key
+    from gankit.evaluation import compute_metrics
+    from gankit.metrics import protocol_key
 
     rng = np.random.default_rng(8)
     fake = (rng.normal(size=(500, 6)) + 0.2).astype(np.float32)  # the raw extractor's dtype

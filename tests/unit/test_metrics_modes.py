@@ -84,3 +84,14 @@ def test_kmeans_diversity():
         "kmeans_k10_entropy_real": pytest.approx(math.log(10)),
         "kmeans_k10_entropy_ratio": 0.0,
     }
+
+
+def test_recognized_share_by_hand():
+    from gankit.metrics.recognized import Recognized, recognized_share
+
+    probs = np.array([[0.95, 0.05], [0.5, 0.5], [0.1, 0.9], [0.89, 0.11]])
+    assert recognized_share(probs) == 0.5  # 0.95 and 0.9 (>=), not 0.5 nor 0.89
+    assert recognized_share(probs, threshold=0.5) == 1.0
+    assert Recognized().compute(probs) == {"recognized_p0.9": 0.5}
+    with pytest.raises(ValueError, match="threshold must lie in"):
+        recognized_share(probs, threshold=0.0)

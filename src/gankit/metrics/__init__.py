@@ -1,13 +1,13 @@
 """Metric maths: every public module registers one metric in ``METRICS``; ``features/`` holds the
-feature extractors (``EXTRACTORS``). Private (``_``) modules hold shared code and the
-evaluation glue. See ``_common`` for the calling convention of a registered metric.
+feature extractors (``EXTRACTORS``). Private (``_``) modules hold shared code;
+``_cache`` keeps the real data's features (`gankit.evaluation` runs the metrics). See
+``_common`` for the calling convention of a registered metric.
 """
 
 from __future__ import annotations
 
 from gankit._autoimport import import_submodules
 from gankit.metrics._common import Metric, format_count, protocol_key
-from gankit.metrics._evaluate import build_metrics, compute_metrics, evaluate_features
 from gankit.metrics.density_coverage import density_coverage
 from gankit.metrics.fid import feature_stats, frechet_distance
 from gankit.metrics.inception_score import inception_score
@@ -22,10 +22,7 @@ MODULES = import_submodules(__name__, __path__)
 
 __all__ = [
     "Metric",
-    "build_metrics",
-    "compute_metrics",
     "density_coverage",
-    "evaluate_features",
     "feature_stats",
     "format_count",
     "frechet_distance",

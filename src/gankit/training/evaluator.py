@@ -1,0 +1,47 @@
+"""Metrics during training (``eval.interval``): G_ema's samples scored every K steps by
+`gankit.evaluation.evaluate`, the best checkpoint kept by ``eval.best``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gankit.evaluation import default_extractor, default_metrics, evaluate
+from gankit.sampling import draw, stream
+
+
+@dataclass
+class TrainingEvaluator:
+    """Runs ``config.eval`` metrics on the EMA generator every ``interval`` steps."""
+
+    interval: int
+    metrics: tuple[str, ...]
+    n: int
+    against: str
+    extractor: str
+    best: str | None
+
+    @classmethod
+    def from_config(cls, config, kind: str) -> TrainingEvaluator | None:
+        e = config.eval
+        if e.interval <= 0:
+            return None
+        against = e.against or config.data.name
+        return cls(e.interval, tuple(e.metrics or default_metrics(kind)), e.n, against,
+                   e.extractor or default_extractor(against, kind), e.best)
+
+    def __call__(self, state) -> dict[str, float]:
+        seed = state.config.train.seed
+        fake = draw(state.sample_net(ema=True), self.n, state.config.z_dim,
+                    stream(seed, "eval", state.device))
+        return evaluate(fake, metrics=self.metrics, against=self.against, n=None,
+                        extractor=self.extractor, seed=state.config.train.seed,
+                        run_config=state.config)
+
+    def best_key(self, results: dict[str, float]) -> str | None:
+        if not self.best:
+            return None
+        keys = [k for k in results if k.startswith(self.best)]
+        if not keys:
+            raise ValueError(f"eval.best {self.best!r} matches none of the computed metrics "
+                             f"{sorted(results)}")
+        return keys[0]
