@@ -277,12 +277,9 @@ def test_load_refuses_non_finite_weights_naming_the_file_and_the_kept_steps(tmp_
 
 
 def test_write_log_writes_strict_json(tmp_path):
-    from types import SimpleNamespace
+    from gankit.training.outputs import RunOutputs
 
-    from gankit.training.loop import Trainer
-
-    trainer = SimpleNamespace(is_main=True, run_dir=tmp_path)
-    Trainer._write_log(trainer, {"step": 2, "loss/D": float("nan")})
+    RunOutputs(tmp_path).log({"step": 2, "loss/D": float("nan")})
     assert (tmp_path / "log.jsonl").read_text() == '{"step": 2, "loss/D": "nan"}\n'
 
 

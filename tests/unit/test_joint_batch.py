@@ -71,7 +71,7 @@ def test_d_sees_one_batch_of_both_in_d_and_g_steps():
 
 def test_joint_outputs_are_d_on_the_concatenated_batch_and_change_training():
     t = _trainer("train.d_joint_batch=true")
-    real, fake = t.real_x[:16], t.real_x[16:32] * 0.5
+    real, fake = t.batches.x[:16], t.batches.x[16:32] * 0.5
     r, f = t._score_pair(t.state.D, real, None, fake, None)
     both = t.state.D.score(torch.cat([real, fake]))
     torch.testing.assert_close(torch.cat([r["logits"], f["logits"]]), both["logits"])
@@ -83,7 +83,7 @@ def test_joint_outputs_are_d_on_the_concatenated_batch_and_change_training():
 
 def test_packed_d_splits_on_packed_rows():
     t = _trainer("train.d_joint_batch=true", "pack=2")
-    real, fake = t.real_x[:16], t.real_x[16:32]
+    real, fake = t.batches.x[:16], t.batches.x[16:32]
     r, f = t._score_pair(t.state.D, real, None, fake, None)
     assert r["logits"].shape == (8,) and f["logits"].shape == (8,)
 

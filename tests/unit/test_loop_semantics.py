@@ -40,9 +40,9 @@ def test_feature_matching_scores_the_real_batch_with_the_updated_d(monkeypatch, 
         return original(self, ctx)
 
     batches = []
-    draw = Trainer._batch
+    draw = Trainer.batch
     monkeypatch.setattr(FeatureMatching, "__call__", spy)
-    monkeypatch.setattr(Trainer, "_batch", lambda self, i: batches.append(draw(self, i))
+    monkeypatch.setattr(Trainer, "batch", lambda self, i: batches.append(draw(self, i))
                         or batches[-1])
     t = _trainer("regularizers.feature_matching.weight=1.0", "d_optimizer.lr=0.1", *extra)
     t.d_step(0, log=False)
@@ -239,7 +239,7 @@ def _directional_derivatives(monkeypatch, order):
     try:
         t = _trainer("train.unrolled_steps=2", f"train.unrolled_order={order}",
                      "d_optimizer.lr=0.05")
-        t.real_x = t.real_x.double()
+        t.batches.x = t.batches.x.double()
         t.d_step(0, log=False)  # D's Adam gets moments
         s = t.state
         G0, D0, opt_state = (copy.deepcopy(s.G), copy.deepcopy(s.D),
@@ -260,7 +260,7 @@ def _directional_derivatives(monkeypatch, order):
             opt.load_state_dict(copy.deepcopy(opt_state))
             gen = torch.Generator().set_state(rng)
             for j in range(2):  # the unrolled critic's own real batches
-                real, _ = t._batch(UNROLL_OFFSET + j)
+                real, _ = t.batch(UNROLL_OFFSET + j)
                 fake = G(torch.randn(16, s.config.z_dim, generator=gen))
                 loss = s.loss.d_loss(D(real), D(fake))
                 opt.zero_grad()

@@ -136,7 +136,7 @@ def test_the_fake_labels_follow_the_prior():
     trainer = Trainer(state, ds, None, progress=False)
     sizes = torch.bincount(state.cluster_labels, minlength=4).float()
     assert torch.equal(state.G.cond.label_prior, sizes)
-    assert torch.equal(trainer.real_y, state.cluster_labels)
+    assert torch.equal(trainer.batches.y, state.cluster_labels)
     state.G.cond.label_prior.copy_(torch.tensor([0.0, 0.0, 1.0, 0.0]))
     assert trainer._fake_labels(64).tolist() == [2] * 64
 

@@ -27,7 +27,7 @@ from gankit.layers.minibatch import MinibatchDiscrimination, MinibatchStdDev
 from gankit.models._base import Discriminator, PackedDiscriminator
 from gankit.registry import AUGMENTATIONS, DISCRIMINATORS, GENERATORS, LOSSES
 from gankit.regularizers.feature_matching import FeatureMatching
-from gankit.training import loop
+from gankit.training import batches
 from gankit.training.context import StepContext
 from gankit.training.loop import Trainer
 from gankit.training.state import DataInfo, build_networks, build_state
@@ -408,14 +408,14 @@ def test_weight_clipping_holds_for_the_unrolled_copy():
 
 def test_unrolling_changes_g_update_not_the_main_data_stream(monkeypatch):
     seen = {}
-    original = Trainer._batch
+    original = Trainer.batch
 
     def recording(self, data_step):
         real, labels = original(self, data_step)
         seen.setdefault(self.state.config.train.unrolled_steps, []).append((data_step, real))
         return real, labels
 
-    monkeypatch.setattr(Trainer, "_batch", recording)
+    monkeypatch.setattr(Trainer, "batch", recording)
     plain, unrolled = _trainer(), _trainer("train.unrolled_steps=2")
     for t in (plain, unrolled):
         for step in range(3):
@@ -535,11 +535,11 @@ def test_batch_schedule_stage_draws_its_own_data_order():
     permutation, starting at the permutation's beginning."""
     t = _trainer("train.batch_schedule=[[2, 24]]", "train.seed=5")
     t.state.step = 2
-    real, _ = t._batch(2)
-    expected = BatchSampler(len(t.real_x), 24, epoch_seed(5, loop._STAGE_SEED + 1))
-    assert torch.equal(real, t.real_x[expected.indices(0)])
+    real, _ = t.batch(2)
+    expected = BatchSampler(len(t.batches.x), 24, epoch_seed(5, batches._STAGE_SEED + 1))
+    assert torch.equal(real, t.batches.x[expected.indices(0)])
     t.state.step = 1
-    assert torch.equal(t._batch(1)[0], t.real_x[BatchSampler(len(t.real_x), 16, 5).indices(1)])
+    assert torch.equal(t.batch(1)[0], t.batches.x[BatchSampler(len(t.batches.x), 16, 5).indices(1)])
 
 
 @pytest.mark.parametrize("schedule, message", [

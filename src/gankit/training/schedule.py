@@ -60,3 +60,14 @@ class _Train:
 
     def __init__(self, lr_decay: str, lr_decay_start: float, steps: int) -> None:
         self.lr_decay, self.lr_decay_start, self.steps = lr_decay, lr_decay_start, steps
+
+
+def set_learning_rates(state) -> None:
+    """Both optimisers' rates for the coming update: the configured rate times `lr_factor`
+    times the scale that divergence rollbacks left (``extra["lr_scale"]``)."""
+    factor = lr_factor(state.step, state.config.train, state.extra["lr_schedule"])
+    factor *= state.extra.get("lr_scale", 1.0)
+    for opt, comp in ((state.g_opt, state.config.g_optimizer),
+                      (state.d_opt, state.config.d_optimizer)):
+        for group in opt.param_groups:
+            group["lr"] = comp.options["lr"] * factor

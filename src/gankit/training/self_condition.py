@@ -19,6 +19,8 @@ width 128 on one CPU thread).
 
 from __future__ import annotations
 
+import time
+
 import torch
 from sklearn.cluster import KMeans
 
@@ -103,3 +105,52 @@ class SelfConditioner:
     def prior(self, labels: torch.Tensor) -> torch.Tensor:
         """Cluster sizes as a float [K]: G's labels are drawn in these proportions."""
         return torch.bincount(labels, minlength=self.clusters).float()
+
+
+class SelfConditioning:
+    """The strategy the loop calls for ``self_condition.clusters`` > 0: clusters the real
+    data with the initial D on a fresh run, again every ``interval`` steps, and makes the
+    run train on the cluster labels (the real batches' labels, and G's label prior).
+
+    Args:
+        config: the run's ``SelfConditionConfig``.
+        seed: the run's seed (the projection and k-means draws; never the training RNG).
+    """
+
+    def __init__(self, config, seed: int) -> None:
+        self.interval = config.interval
+        self.clusterer = SelfConditioner(config.clusters, config.dim, config.iters, seed)
+
+    def start(self, trainer) -> None:
+        """Cluster with the initial D on a fresh run, then train on the labels."""
+        if trainer.state.cluster_labels is None:
+            trainer.out.log(self._recluster(trainer, previous=None))
+        self.apply(trainer)
+
+    def before_step(self, trainer) -> None:
+        """Cluster again with the current D when ``interval`` steps have passed."""
+        s = trainer.state
+        if self.interval and s.step - s.cluster_step >= self.interval:
+            trainer.out.log(self._recluster(trainer, previous=s.cluster_labels))
+            self.apply(trainer)
+
+    def apply(self, trainer) -> None:
+        """Train on the state's cluster labels, and draw G's labels in their proportions."""
+        s = trainer.state
+        trainer.batches.y = s.cluster_labels
+        prior = self.clusterer.prior(s.cluster_labels).to(s.device)
+        for net in (s.G, s.G_ema):
+            if net is not None:
+                net.cond.label_prior.copy_(prior)
+
+    def _recluster(self, trainer, previous: torch.Tensor | None) -> dict:
+        s, t = trainer.state, time.perf_counter()
+        labels = self.clusterer.cluster(s.D, trainer.batches.x, s.step, previous).to(s.device)
+        sizes = torch.bincount(labels, minlength=self.clusterer.clusters)
+        record = {"step": s.step, "self_condition/seconds": time.perf_counter() - t,
+                  "self_condition/smallest": int(sizes.min()),
+                  "self_condition/largest": int(sizes.max())}
+        if previous is not None:
+            record["self_condition/relabelled"] = float((labels != previous).float().mean())
+        s.cluster_labels, s.cluster_step = labels, s.step
+        return record
