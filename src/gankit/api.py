@@ -116,7 +116,10 @@ def resume(run_dir: str | Path, *, steps: int | None = None, overrides: Sequence
     with run_lock(run_dir):
         _remove_stale_temps(run_dir)
         ckpt, path = load_latest(run_dir)
-        old = ckpt["config"]
+        try:
+            old = C.upgrade(ckpt["config"])
+        except ValueError as exc:
+            raise ValueError(f"--resume {run_dir}: {exc}") from None
         config = make_config(base=old, steps=steps, device=device, overrides=overrides)
         # the checkpoint's config with today's defaults filled in: a field added to gankit
         # since the run started is not a change
@@ -277,7 +280,7 @@ def load(run_dir: str | Path, device: str = "cpu", step: int | None = None) -> L
         raise NonFiniteStateError(
             f"{path.with_suffix('.safetensors')}: {bad} holds non-finite values (NaN or inf), "
             f"the run diverged before this checkpoint; {fix} (kept steps: {kept_steps(kept)})")
-    config = C.from_dict(json.loads(meta["config"]))
+    config = C.from_dict(C.upgrade(json.loads(meta["config"]), for_training=False))
     info = DataInfo.from_dict(json.loads(meta["data_info"]))
     dev = resolve_device(device)
     nets = []

@@ -494,6 +494,40 @@ def validate_components(config: Config) -> None:
                          "--set discriminator.conditioning=projection (or acgan)")
 
 
+# Options and components removed from gankit after runs used them: a stored config that
+# holds one at its old default loads without it; one that used it is refused for training
+# (sampling only needs G, which they never changed).
+REMOVED_OPTIONS = {("generator", "output_range"): None}
+REMOVED_COMPONENTS = {"regularizers": ("ot_matching", "frozen_feature_matching")}
+
+
+def upgrade(data: Mapping[str, Any], for_training: bool = True) -> dict:
+    """A stored config (a checkpoint's or a run's) without what gankit has since removed.
+
+    Raises:
+        ValueError: ``for_training`` and the config used a removed option or component.
+    """
+    import copy
+
+    data = copy.deepcopy(dict(data))
+    used = []
+    for (section, key), default in REMOVED_OPTIONS.items():
+        options = (data.get(section) or {}).get("options") or {}
+        if key in options:
+            if options.pop(key) != default:
+                used.append(f"{section}.{key}")
+    for section, names in REMOVED_COMPONENTS.items():
+        for name in names:
+            if name in (data.get(section) or {}):
+                data[section].pop(name)
+                used.append(f"{section}.{name}")
+    if used and for_training:
+        raise ValueError(f"this run used {', '.join(used)}, which gankit no longer has "
+                         "(docs/stacked_mnist_findings.md says why); it can be sampled and "
+                         "evaluated, not trained further")
+    return data
+
+
 def resolve(preset: str | None = None, overrides: list[str] | None = None,
             base: Mapping[str, Any] | None = None) -> Config:
     """Load ``preset`` (or start from ``base``), apply ``--set`` overrides, validate."""

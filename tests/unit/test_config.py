@@ -67,3 +67,19 @@ def test_config_round_trips_through_dict():
     cfg = C.resolve("wgan_gp", ["train.seed=3"])
     assert C.from_dict(cfg.to_dict()) == cfg
     assert C.diff(cfg.to_dict(), C.resolve("wgan_gp").to_dict()) == ["train.seed: 3 -> 0"]
+
+
+def test_a_stored_config_loads_without_removed_options():
+    from gankit.config import from_dict, upgrade
+
+    old = C.resolve("dcgan").to_dict()
+    old["generator"]["options"]["output_range"] = None  # written before it was removed
+    old["regularizers"] = {"ot_matching": {"weight": 0.05}}
+    assert from_dict(upgrade(old, for_training=False)).regularizers == {}
+    with pytest.raises(ValueError, match="used regularizers.ot_matching, which gankit no longer"):
+        upgrade(old)
+    old["regularizers"] = {}
+    assert "output_range" not in upgrade(old)["generator"]["options"]
+    old["generator"]["options"]["output_range"] = [-1.5, 1.05]
+    with pytest.raises(ValueError, match="generator.output_range"):
+        upgrade(old)
