@@ -8,7 +8,15 @@ import pytest
 import torch
 
 import gankit
-from gankit.registry import DISCRIMINATORS, GENERATORS, HOOKS, LOSSES, OPTIMIZERS, REGULARIZERS
+from gankit.registry import (
+    AUGMENTATIONS,
+    DISCRIMINATORS,
+    GENERATORS,
+    HOOKS,
+    LOSSES,
+    OPTIMIZERS,
+    REGULARIZERS,
+)
 
 IMAGE_SHAPES = [(1, 28, 28), (3, 32, 32), (1, 16, 16), (3, 64, 64)]
 POINT_SHAPES = [(2,)]
@@ -82,8 +90,68 @@ def test_loss_gradients_reach_the_right_network(loss_name):
         assert value.dim() == 0 and torch.isfinite(value)
 
 
-@pytest.mark.parametrize("registry", [GENERATORS, DISCRIMINATORS, REGULARIZERS, HOOKS,
-                                      OPTIMIZERS], ids=lambda r: r.kind)
+CONFIGURED = [GENERATORS, DISCRIMINATORS, LOSSES, REGULARIZERS, HOOKS, OPTIMIZERS,
+              AUGMENTATIONS]
+
+
+def _out_of_range(f, value):
+    """A value of field ``f``'s type that no option should accept: -1 for a number (each
+    of a tuple's numbers in turn), a string no choice list holds."""
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, (int, float)):
+        return [type(value)(-1)]
+    if isinstance(value, tuple) and value and all(isinstance(v, (int, float)) for v in value):
+        return [tuple(type(v)(-1) if i == j else v for j, v in enumerate(value))
+                for i in range(len(value))]
+    if isinstance(value, str):
+        return ["no-such-choice"]
+    return []
+
+
+def _options_cases():
+    for registry in CONFIGURED:
+        for name in registry.names():
+            opts = getattr(registry.get(name), "Options", None)
+            if opts is None:
+                continue
+            for f in dataclasses.fields(opts):
+                for bad in _out_of_range(f, f.default):
+                    yield pytest.param(opts, f.name, bad, id=f"{registry.kind}-{name}-{f.name}")
+
+
+# an option where -1 or any string is a valid value would be listed here
+ANY_VALUE = set()
+
+
+@pytest.mark.parametrize("opts, field, bad", list(_options_cases()))
+def test_an_out_of_range_option_is_refused(opts, field, bad):
+    """Every numeric option of every component refuses -1, every string option a value it
+    does not know: the component's Options checks its ranges."""
+    if field in ANY_VALUE:
+        pytest.skip(f"{field} accepts any value")
+    with pytest.raises(ValueError, match=field):
+        opts(**{field: bad})
+
+
+def test_every_kind_of_configured_component_is_covered():
+    kinds = {case.id.split("-")[0] for case in _options_cases()}
+    assert kinds >= {"generator", "discriminator", "loss", "regularizer", "hook", "optimizer",
+                     "augmentation"}
+
+
+@pytest.mark.parametrize("registry, protocol", [
+    (LOSSES, "Loss"), (REGULARIZERS, "Regularizer"), (HOOKS, "Hook"),
+    (AUGMENTATIONS, "Augmentation")], ids=lambda x: getattr(x, "kind", x))
+def test_components_implement_the_protocol_the_loop_calls(registry, protocol):
+    from gankit import components
+
+    for name in registry.names():
+        instance = registry.get(name)()
+        assert isinstance(instance, getattr(components, protocol)), name
+
+
+@pytest.mark.parametrize("registry", CONFIGURED, ids=lambda r: r.kind)
 def test_options_are_documented_dataclasses(registry):
     for name in registry.names():
         opts = getattr(registry.get(name), "Options", None)
@@ -106,15 +174,10 @@ def test_regularizers_return_finite_scalars_with_gradient(name):
     D = DISCRIMINATORS.get("dcgan")(in_shape=(1, 16, 16), width=8, batch_norm=False,
                                     num_classes=3, conditioning="acgan")
     reg = REGULARIZERS.get(name)()
-    if hasattr(reg, "setup"):  # the loop hands a stateful regulariser the training data
-        from types import SimpleNamespace
-
-        reg.setup(SimpleNamespace(real_x=torch.randn(8, 1, 16, 16),
-                                  real_y=torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])))
     labels, fake_labels = torch.tensor([0, 1, 2, 0]), torch.tensor([2, 2, 1, 0])
     for phase in reg.phases:
         D.zero_grad(set_to_none=True)
-        real = torch.randn(4, 1, 16, 16, requires_grad=getattr(reg, "needs_real_grad", False))
+        real = torch.randn(4, 1, 16, 16, requires_grad=reg.needs_real_grad)
         fake = torch.randn(4, 1, 16, 16, requires_grad=True)
         real_out, fake_out = D.score(real, labels), D.score(fake, fake_labels)
         if phase == "G":
