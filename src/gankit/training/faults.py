@@ -24,7 +24,8 @@ from collections.abc import Iterator
 
 import torch
 
-from gankit.training.checkpoint import nonfinite_tensor
+from gankit.training.checkpoint import NonFiniteStateError, nonfinite_tensor
+from gankit.utils.io import truncate_log
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -85,11 +86,18 @@ class DivergenceGuard:
         self._good: bytes | None = None
         self.good_step: int | None = None
 
-    def snapshot(self, state) -> str | None:
+    def snapshot(self, state, strict: bool = False) -> str | None:
         """Keep ``state`` as the rollback point; when a tensor of it is NaN or infinite,
-        keep the previous one and return that tensor's name."""
+        keep the previous one and return that tensor's name (raise with ``strict``).
+
+        Raises:
+            NonFiniteStateError: ``strict`` and a tensor of the state is not finite.
+        """
         full = state.state_dict()
         bad = nonfinite_tensor(full)
+        if bad is not None and strict:
+            raise NonFiniteStateError(f"step {state.step}: {bad} holds non-finite values "
+                                      "(NaN or inf); not saved", tensor=bad)
         if bad is not None:
             return bad
         buf = io.BytesIO()
@@ -122,3 +130,24 @@ class DivergenceGuard:
         state.extra.update(nonfinite_retries=retries + 1, lr_scale=scale)
         return {"step": state.step, "event": "rollback", "failed_step": failed,
                 "reason": reason, "lr_scale": scale}
+
+    def recover(self, trainer, bad: str) -> None:
+        """Roll ``trainer``'s state back (`rollback`), apply its strategies again, drop the
+        failed attempt's log records, log the event and warn.
+
+        Raises:
+            TrainingDiverged: as `rollback`.
+        """
+        from gankit.training.health import HealthMonitor
+
+        event = self.rollback(trainer.state, bad)
+        for strategy in trainer.strategies:
+            strategy.apply(trainer)
+        if trainer.out.writes:
+            truncate_log(trainer.run_dir / "log.jsonl", trainer.state.step)
+        trainer.out.log(event)
+        if trainer.health is not None:  # its rules replay the log up to the restored step
+            trainer.health = HealthMonitor(trainer, trainer.state.config.health)
+        trainer.out.warn(f"non-finite values at step {event['failed_step']} ({bad}); rolled "
+                         f"back to step {event['step']} with the learning rates scaled by "
+                         f"{event['lr_scale']:g}")

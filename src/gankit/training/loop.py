@@ -3,16 +3,12 @@ regulariser or hook is active, it only calls them (`gankit.components`).
 
 One iteration: ``d_steps`` discriminator updates (each on a fresh real batch and fresh
 fakes), then one generator update. All randomness comes from ``state.generator`` and the
-data order is a pure function of (seed, step), which makes resume bitwise exact. What the
-loop delegates: real batches to `gankit.training.batches`, files to
-`gankit.training.outputs`, faults to `gankit.training.faults`, the learning rates to
-`gankit.training.schedule`, the unrolled critic to `gankit.training.unroll` and
-self-conditioning to `gankit.training.self_condition`.
+data order is a pure function of (seed, step), which makes resume bitwise exact. Batches,
+files, faults, learning rates, unrolling and self-conditioning live in the modules beside.
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -26,12 +22,12 @@ from gankit.training.checkpoint import NonFiniteStateError
 from gankit.training.context import StepContext
 from gankit.training.faults import DivergenceGuard, TrainingInterrupted, stop_on_signals
 from gankit.training.health import HealthMonitor
-from gankit.training.outputs import RunOutputs
+from gankit.training.outputs import RunOutputs, progress_bar
 from gankit.training.schedule import schedule_for, set_learning_rates
 from gankit.training.self_condition import SelfConditioning
 from gankit.training.unroll import Unroller
-from gankit.utils.io import truncate_log
 from gankit.utils.precision import autocast, check_bf16
+from gankit.utils.tensors import as_float, full_precision, grad_norm
 
 
 class Trainer:
@@ -106,9 +102,9 @@ class Trainer:
         """D's outputs (in float32) on a real and a fake batch: two calls, or under
         ``train.d_joint_batch`` one call on both, split back (BatchNorm statistics shared)."""
         if not self.joint:
-            return _as_float(D.score(real, real_labels)), _as_float(D.score(fake, fake_labels))
+            return as_float(D.score(real, real_labels)), as_float(D.score(fake, fake_labels))
         labels = None if real_labels is None else torch.cat([real_labels, fake_labels])
-        out = _as_float(D.score(torch.cat([real, fake]), labels))
+        out = as_float(D.score(torch.cat([real, fake]), labels))
         rows = out["logits"].shape[0] * len(real) // (len(real) + len(fake))  # packed rows
         return ({k: v[:rows] for k, v in out.items()}, {k: v[rows:] for k, v in out.items()})
 
@@ -131,8 +127,9 @@ class Trainer:
         fake_labels = self._fake_labels(real.shape[0])
         with torch.set_grad_enabled(g_grad), self._autocast():
             z = self._z(real.shape[0])
-            fake = _full(functional_call(s.G, {n: b.clone() for n, b in s.G.named_buffers()},
-                                         (z, fake_labels)) if g_grad else s.G(z, fake_labels))
+            buffers = {n: b.clone() for n, b in s.G.named_buffers()} if g_grad else None
+            fake = full_precision(functional_call(s.G, buffers, (z, fake_labels)) if g_grad
+                                  else s.G(z, fake_labels))
         if self.real_grad:
             real.requires_grad_(True)
         real_view = self._d_view(real)
@@ -162,7 +159,7 @@ class Trainer:
             if log:
                 r, f = real_out["logits"].detach(), fake_out["logits"].detach()
                 self.last.update({"loss/D": loss.detach(), "scores/real": r.mean(),
-                                  "scores/fake": f.mean(), "grad/D": _grad_norm(D)})
+                                  "scores/fake": f.mean(), "grad/D": grad_norm(D)})
                 cut = s.loss.real_threshold  # what "D says real" means for this loss
                 if cut is not None:
                     self.last.update({"health/d_acc_real": (r > cut).float().mean(),
@@ -187,7 +184,7 @@ class Trainer:
         n = self.batches.size(s.step)
         fake_labels = self._fake_labels(n)
         with self._autocast():
-            fake = _full(s.G(self._z(n), fake_labels))
+            fake = full_precision(s.G(self._z(n), fake_labels))
         if log:
             fake.retain_grad()
         real_out: dict = {}
@@ -197,10 +194,10 @@ class Trainer:
                                                       fake_labels)
                 real_out = {k: v.detach() for k, v in real_out.items()}
             else:
-                fake_out = _as_float(D.score(self._d_view(fake), fake_labels))
+                fake_out = as_float(D.score(self._d_view(fake), fake_labels))
                 if self.g_real_features and real_view is not None:
                     with torch.no_grad():  # the D that scores the fakes scores the reals too
-                        real_out = _as_float(D.score(*real_view))
+                        real_out = as_float(D.score(*real_view))
         loss = s.loss.g_loss(fake_out["logits"])
         ctx = StepContext(s.G, D, None, fake, None, None, fake_out["logits"], s.step,
                           s.generator, phase="G", fake_labels=fake_labels, real_out=real_out,
@@ -215,7 +212,7 @@ class Trainer:
         if log:
             out_grad = fake.grad.flatten(1).norm(dim=1).mean() if fake.grad is not None else (
                 torch.zeros((), device=s.device))
-            self.last.update({"loss/G": loss.detach(), "grad/G": _grad_norm(s.G),
+            self.last.update({"loss/G": loss.detach(), "grad/G": grad_norm(s.G),
                               "health/grad_G_output": out_grad})
         s.g_opt.step()
         s.step += 1
@@ -231,7 +228,7 @@ class Trainer:
             TrainingDiverged: a loss stayed non-finite (`gankit.training.faults`).
         """
         s, cfg = self.state, self.state.config.train
-        bar = _progress(s.step, total_steps) if self.out.progress else None
+        bar = progress_bar(s.step, total_steps) if self.out.progress else None
         record: dict = {}
         with stop_on_signals() as stop:
             self.guard.snapshot(s)
@@ -298,19 +295,9 @@ class Trainer:
 
     def _rollback(self, bar, bad: str) -> None:
         """A loss or a weight is NaN or infinite (``bad`` says which): back to the last good
-        state with lower rates (or raise `TrainingDiverged`)."""
-        event = self.guard.rollback(self.state, bad)
+        state with lower rates (`DivergenceGuard.recover`), the step's own records reset."""
         self.last_real_view, self.last, self.step_losses = None, {}, {}
-        for strategy in self.strategies:
-            strategy.apply(self)
-        if self.out.writes:  # drop the failed attempt's records
-            truncate_log(self.run_dir / "log.jsonl", self.state.step)
-        self.out.log(event)
-        if self.health is not None:  # its rules replay the log up to the restored step
-            self.health = HealthMonitor(self, self.state.config.health)
-        self.out.warn(f"non-finite values at step {event['failed_step']} ({bad}); rolled back "
-                      f"to step {event['step']} with the learning rates scaled by "
-                      f"{event['lr_scale']:g}")
+        self.guard.recover(self, bad)
         if bar is not None:
             bar.n = self.state.step
             bar.refresh()
@@ -334,32 +321,5 @@ class Trainer:
         Raises:
             NonFiniteStateError: a tensor of the state is NaN or infinite; nothing is kept.
         """
-        bad = self.guard.snapshot(self.state)
-        if bad is not None:
-            raise NonFiniteStateError(f"step {self.state.step}: {bad} holds non-finite "
-                                      "values (NaN or inf); not saved", tensor=bad)
+        self.guard.snapshot(self.state, strict=True)
         return self.out.checkpoint(self.state)
-
-
-def _full(x: torch.Tensor) -> torch.Tensor:
-    """``x`` in float32 when autocast left it in a 16-bit type; other dtypes as they are."""
-    return x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
-
-
-def _as_float(out: dict) -> dict:
-    """D's outputs (logits, features, ...) in float32, whatever precision D ran in."""
-    return {k: _full(v) if torch.is_tensor(v) else v for k, v in out.items()}
-
-
-def _grad_norm(net: torch.nn.Module) -> torch.Tensor:
-    grads = [p.grad for p in net.parameters() if p.grad is not None]
-    if not grads:
-        return torch.zeros(())
-    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-
-
-def _progress(start: int, total: int):
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, mininterval=0.5,
-                file=sys.stderr)

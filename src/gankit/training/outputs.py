@@ -80,3 +80,11 @@ class RunOutputs:
                 self.checkpoint(state, "best")
         self.say(f"step {state.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in results.items()))
         return results
+
+
+def progress_bar(start: int, total: int):
+    """A tqdm bar of training steps on stderr."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, mininterval=0.5,
+                file=sys.stderr)
