@@ -11,6 +11,14 @@ Public API::
 
 from __future__ import annotations
 
+import os as _os
+
+# Waiting OpenMP threads sleep instead of spinning, so a training beside another busy
+# process is not slowed many times over (bench/concurrency.py, docs/benchmarks.md). It must
+# be set before PyTorch loads its OpenMP runtime, so it applies when gankit is imported
+# first (the gankit command always is); a value you set yourself is kept.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 __version__ = "0.1.0"
 
 from gankit import (  # noqa: F401
