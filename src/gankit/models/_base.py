@@ -12,6 +12,26 @@ import torch
 from torch import nn
 
 from gankit.components import make_options
+from gankit.layers.conditioning import D_MODES, G_MODES
+from gankit.layers.output import output_bounds
+from gankit.utils.checks import at_least, one_of
+
+
+def check_generator_options(o) -> None:
+    """The range checks every generator's Options shares (conditioning, embed_dim,
+    output_scale)."""
+    one_of("conditioning", o.conditioning, G_MODES)
+    at_least("embed_dim", o.embed_dim, 0, " (0 = one-hot)")
+    output_bounds(o.output_scale)
+
+
+def check_discriminator_options(o) -> None:
+    """The range checks every discriminator's Options shares (conditioning, minibatch
+    layers, embed_dim)."""
+    one_of("conditioning", o.conditioning, D_MODES)
+    at_least("minibatch_discrimination", o.minibatch_discrimination, 0)
+    at_least("minibatch_stddev", o.minibatch_stddev, 0)
+    at_least("embed_dim", o.embed_dim, 0, " (0 = one-hot)")
 
 
 class Generator(nn.Module):

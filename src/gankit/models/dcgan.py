@@ -22,18 +22,21 @@ import torch
 from torch import nn
 
 from gankit.layers.conditioning import (
-    D_MODES,
-    G_MODES,
     DiscriminatorConditioning,
     GeneratorConditioning,
     LabelSequential,
 )
 from gankit.layers.minibatch import batch_features
-from gankit.layers.output import BoundedOutput, output_bounds
+from gankit.layers.output import BoundedOutput
 from gankit.layers.spectral import apply_spectral_norm
-from gankit.models._base import Discriminator, Generator
+from gankit.models._base import (
+    Discriminator,
+    Generator,
+    check_discriminator_options,
+    check_generator_options,
+)
 from gankit.registry import DISCRIMINATORS, GENERATORS
-from gankit.utils.checks import at_least, one_of
+from gankit.utils.checks import at_least
 
 
 def _plan(resolution: int) -> tuple[int, int]:
@@ -70,9 +73,7 @@ class DCGANGenerator(Generator):
 
         def __post_init__(self) -> None:  # bad values fail when the config resolves
             at_least("width", self.width, 1)
-            one_of("conditioning", self.conditioning, G_MODES)
-            at_least("embed_dim", self.embed_dim, 0, " (0 = one-hot)")
-            output_bounds(self.output_scale)
+            check_generator_options(self)
 
     def __init__(self, z_dim: int, out_shape: tuple[int, ...], bounded: bool = True,
                  num_classes: int = 0, options: Options | None = None, **values) -> None:
@@ -118,10 +119,7 @@ class DCGANDiscriminator(Discriminator):
 
         def __post_init__(self) -> None:
             at_least("width", self.width, 1)
-            one_of("conditioning", self.conditioning, D_MODES)
-            at_least("minibatch_discrimination", self.minibatch_discrimination, 0)
-            at_least("minibatch_stddev", self.minibatch_stddev, 0)
-            at_least("embed_dim", self.embed_dim, 0, " (0 = one-hot)")
+            check_discriminator_options(self)
 
     def __init__(self, in_shape: tuple[int, ...], num_classes: int = 0,
                  options: Options | None = None, **values) -> None:

@@ -14,19 +14,22 @@ import torch
 from torch import nn
 
 from gankit.layers.conditioning import (
-    D_MODES,
-    G_MODES,
     DiscriminatorConditioning,
     GeneratorConditioning,
     LabelSequential,
 )
 from gankit.layers.maxout import Maxout
 from gankit.layers.minibatch import batch_features
-from gankit.layers.output import BoundedOutput, output_bounds
+from gankit.layers.output import BoundedOutput
 from gankit.layers.spectral import apply_spectral_norm
-from gankit.models._base import Discriminator, Generator
+from gankit.models._base import (
+    Discriminator,
+    Generator,
+    check_discriminator_options,
+    check_generator_options,
+)
 from gankit.registry import DISCRIMINATORS, GENERATORS
-from gankit.utils.checks import all_at_least, at_least, one_of
+from gankit.utils.checks import all_at_least, at_least
 
 
 @GENERATORS.register("mlp", "fully connected G: z -> hidden widths (BN+ReLU) -> sample")
@@ -43,9 +46,7 @@ class MLPGenerator(Generator):
 
         def __post_init__(self) -> None:  # bad values fail when the config resolves
             all_at_least("widths", self.widths, 1)
-            one_of("conditioning", self.conditioning, G_MODES)
-            at_least("embed_dim", self.embed_dim, 0, " (0 = one-hot)")
-            output_bounds(self.output_scale)
+            check_generator_options(self)
             if self.conditioning == "cbn" and not self.batch_norm:
                 raise ValueError("conditioning=cbn conditions the BatchNorm layers: it needs "
                                  "batch_norm=true")
@@ -93,11 +94,8 @@ class MLPDiscriminator(Discriminator):
 
         def __post_init__(self) -> None:
             all_at_least("widths", self.widths, 1)
-            one_of("conditioning", self.conditioning, D_MODES)
             at_least("maxout_pieces", self.maxout_pieces, 1)
-            at_least("minibatch_discrimination", self.minibatch_discrimination, 0)
-            at_least("minibatch_stddev", self.minibatch_stddev, 0)
-            at_least("embed_dim", self.embed_dim, 0, " (0 = one-hot)")
+            check_discriminator_options(self)
 
     def __init__(self, in_shape: tuple[int, ...], num_classes: int = 0,
                  options: Options | None = None, **values) -> None:
