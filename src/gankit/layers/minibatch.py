@@ -43,7 +43,7 @@ class MinibatchStdDev(nn.Module):
         g = self.group_size if n % self.group_size == 0 else n
         grouped = f.view(g, n // g, -1)  # sample i is in group i % (n // g), as ProGAN
         # the variance written out: torch's var over this outer dimension takes a slow path
-        # on CPU, about 15x slower (bench/batch_stats.py)
+        # on CPU, many times slower
         centred = grouped - grouped.mean(dim=0)
         std = (centred.square().mean(dim=0) + 1e-8).sqrt().mean(dim=1)  # [n // g]
         return torch.cat([f, std.repeat(g).unsqueeze(1)], dim=1)
