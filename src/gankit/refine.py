@@ -21,22 +21,14 @@ The critic sees a *view* of the images:
 - ``ink``: each pixel thresholded at ``threshold`` (ink or background), then average pooled
   over ``pool`` x ``pool`` blocks: where the strokes are, not how bright they are. A
   generator never matches the data's intensities exactly, and a critic on raw pixels learns
-  to tell them apart by that alone (docs/benchmarks.md, "A thirteenth round").
+  to tell them apart by that alone.
 - ``pixels``: the images themselves (average pooled over ``pool``).
-
-With ``rounds`` = k > 1 the critics are fitted in turn: round r's critic learns to tell the
-data from G's samples as rounds 1 .. r-1 refine them, and a candidate is kept with the
-product of the k acceptance probabilities. Each round corrects what the ones before left
-(at the cost of a lower acceptance). G may also be a list of generators: the critics then
-learn their equal mixture, and the sampler refines it (each generator proposes the same
-number of candidates).
 
 ``precision=bf16`` runs G's forward passes (the critic's training fakes and the candidates)
 under bfloat16 autocast, as ``train.precision=bf16`` trains them; the critic stays in
-float32. The samples then differ from float32 ones by bf16 rounding (about 7e-4 per pixel
-on the Stacked MNIST recipe). It is about twice as fast (bench/refine_precision.py) on a
-CPU with AVX-512 BF16 or AMX and on GPUs from Ampere on; elsewhere bf16 is emulated and
-slower.
+float32. The samples then differ from float32 ones by bf16 rounding. It is about twice as
+fast (bench/refine_precision.py) on a CPU with AVX-512 BF16 or AMX and on GPUs from Ampere
+on; elsewhere bf16 is emulated and slower.
 
 A run's critic (`gankit.api.refined_sampler`) never sees a fixed share of its training
 data, `reference_split`: ``gankit eval --refine`` compares the refined samples with those
@@ -57,7 +49,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from gankit.registry import closest
-from gankit.utils.precision import autocast, check_bf16
+from gankit.sampling import draw
+from gankit.utils.precision import check_bf16
 
 VIEWS = ("ink", "pixels")
 PRECISIONS = ("fp32", "bf16")
@@ -104,7 +97,6 @@ class RefineOptions:
     quantile: float = 0.9  # M: this quantile of alpha * logit over held-out fakes
     seed: int = 0  # the critic's initialisation, its shuffling and its own fakes
     precision: str = "fp32"  # G's forward passes: fp32, or bf16 (autocast; the critic: fp32)
-    rounds: int = 1  # critics fitted in turn, each against the samples the ones before refine
 
     def __post_init__(self) -> None:
         def bad(name, value, want):
@@ -116,7 +108,7 @@ class RefineOptions:
             bad("precision", self.precision, f"choose one of {', '.join(PRECISIONS)}")
         if not -1.0 <= self.threshold <= 1.0:
             bad("threshold", self.threshold, "images lie in [-1, 1]; use a value inside")
-        for name in ("pool", "epochs", "fit_samples", "batch_size", "ensemble", "rounds"):
+        for name in ("pool", "epochs", "fit_samples", "batch_size", "ensemble"):
             if int(getattr(self, name)) < 1:
                 bad(name, getattr(self, name), "must be at least 1")
         if not 0.0 < self.holdout < 0.5:
@@ -179,91 +171,30 @@ def logits(critic: Critic, v: torch.Tensor, batch_size: int = 4000) -> torch.Ten
     return torch.cat([critic(b) for b in v.split(batch_size)])
 
 
-def _forward(G, precision: str):
-    """G's forward pass as refinement runs it: ``z -> float32 images on the CPU``.
-
-    Raises:
-        ValueError: ``precision=bf16`` on a GPU without bfloat16 support.
-    """
-    dev, bf16 = next(G.parameters()).device, precision == "bf16"
-    if bf16:
-        check_bf16(dev, "refine precision")
-
-    def forward(z: torch.Tensor) -> torch.Tensor:
-        with autocast(dev, bf16):
-            return G(z).float().cpu()
-
-    return forward
-
-
-@torch.no_grad()
-def _draw(G, z_dim: int, n: int, gen: torch.Generator, batch_size: int = 500,
-          precision: str = "fp32") -> torch.Tensor:
-    dev = next(G.parameters()).device
-    forward, out = _forward(G, precision), []
-    for start in range(0, n, batch_size):
-        z = torch.randn(min(batch_size, n - start), z_dim, generator=gen, device=dev)
-        out.append(forward(z))
-    return torch.cat(out)
-
-
-def mixture_shares(samples: int, parts: int) -> list[int]:
-    """How many of ``samples`` each of ``parts`` generators draws: equal shares, the
-    remainder one each to the first ones (10 over 3: 4, 3, 3)."""
-    return [samples // parts + (1 if i < samples % parts else 0) for i in range(parts)]
-
-
-def _generators(G) -> list:
-    return list(G) if isinstance(G, (list, tuple)) else [G]
-
-
 class RefinedSampler:
-    """Draws G's samples and keeps each with probability min(1, exp(alpha * logit - M)),
-    the product of that over the critics of every round when there are several.
+    """Draws G's samples and keeps each with probability min(1, exp(alpha * logit - M)).
 
-    ``G`` is a generator or a list of generators, sampled as their equal mixture.
-    ``critic`` and ``threshold`` are the first round's; `add_round` appends a later one.
     ``report`` holds the critic's held-out accuracy, the threshold M and, after `sample`,
     the acceptance rate of the last call.
     """
 
     def __init__(self, G, z_dim: int, critic: nn.Module, options: RefineOptions, threshold: float,
                  report: dict | None = None) -> None:
-        self.nets = _generators(G)
-        self.G, self.z_dim, self.critic, self.options = self.nets[0], z_dim, critic, options
+        self.G, self.z_dim, self.critic, self.options = G, z_dim, critic, options
         self.threshold = float(threshold)
-        self.stages = [(critic, self.threshold)]
         self.report = dict(report or {}, threshold_M=self.threshold)
 
-    def add_round(self, critic: nn.Module, threshold: float) -> None:
-        """A later round's critic and threshold: candidates must pass it too."""
-        self.stages.append((critic, float(threshold)))
-
     def accept_probability(self, x: torch.Tensor) -> torch.Tensor:
-        v = view(x, self.options)
-        p = None
-        for critic, threshold in self.stages:
-            a = (self.options.alpha * logits(critic, v) - threshold).clamp(max=0).exp()
-            p = a if p is None else p * a
-        return p
+        logit = logits(self.critic, view(x, self.options))
+        return (self.options.alpha * logit - self.threshold).clamp(max=0).exp()
 
-    @torch.no_grad()
     def sample(self, n: int, seed: int = 0, batch_size: int = 500,
                max_candidates: int | None = None) -> torch.Tensor:
         """``n`` accepted samples [n, C, H, W]; latents and coins seeded by ``seed``.
 
-        The candidates' latents come from ``torch.Generator().manual_seed(seed)``,
-        ``batch_size`` at a time: the stream that plain sampling with this seed draws (on
-        the CPU, exactly so where n * z_dim and batch_size * z_dim are multiples of 16;
-        torch fills a ragged tail differently). The accept/reject coins come from a second
-        generator.
-
-        With a list of K generators, generator i draws from latents seeded ``seed + 1000 *
-        i`` (coins likewise), one batch each in turn, so each proposes the same number of
-        candidates: the accepted samples follow the refined equal mixture, and a generator
-        whose samples the critics favour contributes more of them. Whole turns are drawn
-        until ``n`` are accepted; a uniformly random subset of the surplus is dropped
-        (seeded), leaving the rest in the order drawn.
+        The candidates' latents come from a generator seeded ``seed``, ``batch_size`` at a
+        time: the stream that plain sampling with this seed draws. The accept/reject coins
+        come from a second generator.
 
         Raises:
             ValueError: fewer than ``n`` accepted among ``max_candidates`` (default 100 n)
@@ -272,46 +203,24 @@ class RefinedSampler:
         if n < 1:
             raise ValueError(f"n must be at least 1, got {n}")
         limit = max_candidates or 100 * n
-        modes = [G.training for G in self.nets]
-        for G in self.nets:
-            G.eval()
-        try:
-            x = self._sample(n, seed, batch_size, limit)
-        finally:
-            for G, mode in zip(self.nets, modes):
-                G.train(mode)
-        return x
-
-    def _sample(self, n: int, seed: int, batch_size: int, limit: int) -> torch.Tensor:
-        streams = []
-        for i, G in enumerate(self.nets):
-            dev = next(G.parameters()).device
-            streams.append((torch.Generator(device=dev).manual_seed(seed + 1000 * i),
-                            torch.Generator().manual_seed(seed + 1000 * i + 1_000_003),
-                            _forward(G, self.options.precision), dev))
+        dev = next(self.G.parameters()).device
+        gen = torch.Generator(device=dev).manual_seed(seed)
+        coins = torch.Generator().manual_seed(seed + 1_000_003)
+        bf16 = self.options.precision == "bf16"
         kept, have, seen = [], 0, 0
         while have < n:
             if seen >= limit:
                 raise ValueError(
                     f"refined sampling accepted {have} of {seen} candidates, short of {n}: "
                     f"the critic rejects nearly all of G's samples; lower quantile "
-                    f"(now {self.options.quantile}) or alpha (now {self.options.alpha})"
-                    + (f" or rounds (now {len(self.stages)})" if len(self.stages) > 1 else ""))
-            for gen, coins, forward, dev in streams:  # one batch from each generator in turn
-                z = torch.randn(batch_size, self.z_dim, generator=gen, device=dev)
-                x = forward(z)
-                keep = torch.rand(len(x), generator=coins) < self.accept_probability(x)
-                kept.append(x[keep])
-                have += int(keep.sum())
-                seen += len(x)
+                    f"(now {self.options.quantile}) or alpha (now {self.options.alpha})")
+            x = draw(self.G, batch_size, self.z_dim, gen, batch_size=batch_size, bf16=bf16)
+            keep = torch.rand(len(x), generator=coins) < self.accept_probability(x)
+            kept.append(x[keep])
+            have += int(keep.sum())
+            seen += len(x)
         self.report["acceptance"] = have / seen
-        x = torch.cat(kept)
-        if len(streams) == 1 or have == n:
-            return x[:n]
-        # drop a random subset of the surplus: a cut at the end would favour the first
-        # generators of the last turn
-        pick = torch.randperm(have, generator=torch.Generator().manual_seed(seed + 2_000_003))
-        return x[pick[:n].sort().values]
+        return torch.cat(kept)[:n]
 
 
 class Ensemble(nn.Module):
@@ -392,46 +301,19 @@ def fit_critic(real: torch.Tensor, fake: torch.Tensor, options: RefineOptions,
 
 def refine(G, z_dim: int, real: torch.Tensor, options: RefineOptions | None = None,
            log=None) -> RefinedSampler:
-    """Fit the critics for generator ``G`` (or the equal mixture of a list of generators)
-    against the images ``real`` and return the sampler.
-
-    The first critic trains on ``n = min(fit_samples, len(real))`` of G's samples, drawn
+    """Fit the critic for generator ``G`` against the images ``real`` and return the
+    sampler. The critic trains on ``min(fit_samples, len(real))`` of G's samples, drawn
     from latents seeded ``options.seed + 7_777_777`` (apart from any sampling seed a user
-    would pick); with a list, generator i draws its share of them (`mixture_shares`) from
-    ``options.seed + 7_777_777 + 1000 * i``. Round r > 1 trains on n samples of the sampler
-    refined by the rounds before it, drawn with seed ``options.seed + 7_777_777 + 100_000 *
-    r``. Every round's critic is fitted with the same options (`fit_critic`).
-    """
+    would pick)."""
     options = options or RefineOptions()
-    nets = _generators(G)
-    if not nets:
-        raise ValueError("refine: no generator given; pass a generator or a list of them")
-    if any(getattr(net, "conditional", False) for net in nets):
+    if getattr(G, "conditional", False):
         raise ValueError("refine: this generator is conditional; refined sampling supports "
                          "unconditional generators only")
+    if bf16 := options.precision == "bf16":
+        check_bf16(next(G.parameters()).device, "refine precision")
     n = min(options.fit_samples, len(real))
-    real = real.float()
-    modes = [net.training for net in nets]
-    for net in nets:
-        net.eval()
-    try:
-        fakes = []
-        for i, (net, share) in enumerate(zip(nets, mixture_shares(n, len(nets)))):
-            gen = torch.Generator(device=next(net.parameters()).device).manual_seed(
-                options.seed + 7_777_777 + 1000 * i)
-            fakes.append(_draw(net, z_dim, share, gen, precision=options.precision))
-        critic, threshold, report = fit_critic(real, torch.cat(fakes), options, log)
-        sampler = RefinedSampler(G, z_dim, critic, options, threshold, report)
-        for r in range(2, options.rounds + 1):
-            if log is not None:
-                log(f"refine round {r}/{options.rounds}: drawing {n} refined samples")
-            fake = sampler.sample(n, seed=options.seed + 7_777_777 + 100_000 * r)
-            critic, threshold, round_report = fit_critic(real, fake, options, log)
-            sampler.add_round(critic, threshold)
-            sampler.report.setdefault("later_rounds", []).append(
-                dict(round_report, threshold_M=threshold,
-                     fit_acceptance=sampler.report.pop("acceptance")))
-    finally:
-        for net, mode in zip(nets, modes):
-            net.train(mode)
-    return sampler
+    gen = torch.Generator(device=next(G.parameters()).device).manual_seed(
+        options.seed + 7_777_777)
+    fake = draw(G, n, z_dim, gen, bf16=bf16)
+    critic, threshold, report = fit_critic(real.float(), fake, options, log)
+    return RefinedSampler(G, z_dim, critic, options, threshold, report)

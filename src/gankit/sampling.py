@@ -60,7 +60,7 @@ def generate(G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None = None, 
         for i, zb in enumerate(z.split(batch_size)):
             cb = None if labels is None else labels[i * batch_size:(i + 1) * batch_size]
             with autocast(device, bf16):
-                x = G(zb, cb).float()
+                x = (G(zb) if cb is None else G(zb, cb)).float()
             parts.append(x.cpu() if cpu else x)
     return torch.cat(parts)
 

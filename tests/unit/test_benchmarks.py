@@ -129,9 +129,6 @@ def test_every_recipe_resolves_to_a_valid_config(bench):
         assert cfg.data.name in ("ring", "grid", "stacked_mnist"), name
         if bench == "stacked_mnist":
             stacked_mnist.recipe_refine_options(name, recipe)  # valid refine options
-            stacked_mnist.recipe_snapshots(name, recipe, cfg.train.steps,
-                                           cfg.train.log_interval)
-            stacked_mnist.recipe_snapshot_critic(name, recipe)
     assert set(_common.load_recipes(bench)["recipes"]) == (
         {"gan", "pacgan2", "pacgan3", "pacgan4", "recommended"} if bench == "mixture" else
         {"dcgan", "pacdcgan2", "recommended"})
@@ -149,8 +146,8 @@ def test_the_recommended_stacked_mnist_recipe():
     assert (cfg.train.batch_size, cfg.train.steps, cfg.train.precision) == (32, 12000, "bf16")
     assert (cfg.train.d_joint_batch, cfg.train.d_joint_batch_from) == (True, 10000)
     assert cfg.train.batch_schedule == ((10000, 64),) and cfg.hooks == {}
-    assert recipe["snapshots"] == [11000, 11250, 11500, 11750]
-    assert recipe["refine"] == {"quantile": 0.95, "precision": "bf16", "rounds": 2}
+    assert recipe["refine"] == {"quantile": 0.95, "precision": "bf16"}
+    assert set(recipe) == {"preset", "set", "refine"}
 
 
 def test_stacked_mnist_table_by_hand():
@@ -206,154 +203,6 @@ def test_a_refine_recipe_scores_refined_samples(monkeypatch):
     spec["recipes"]["tiny_refined"]["refine"] = {"alpah": 0.5}
     with pytest.raises(ValueError, match="recipe tiny_refined: bad refine options"):
         stacked_mnist.run(["tiny_refined"], seeds=1, steps=2, samples=300, log=lambda s: None)
-
-
-def test_mixture_shares_by_hand():
-    assert stacked_mnist.mixture_shares(10, 3) == [4, 3, 3]
-    assert stacked_mnist.mixture_shares(26_000, 2) == [13_000, 13_000]
-    assert stacked_mnist.mixture_shares(26_000, 3) == [8_667, 8_667, 8_666]
-    assert stacked_mnist.mixture_shares(7, 1) == [7]
-
-
-@pytest.mark.parametrize("snapshots, message", [
-    (12000, "snapshots must be a list of step numbers"),
-    ([True], "snapshots must be a list of step numbers"),
-    ([100, 100], "snapshots lists a step twice"),
-    ([0], "snapshot step 0 must lie after step 0"),
-    ([1000], "snapshot step 1000 must lie after step 0 and before the run's last step, 1000"),
-    ([120], "snapshot step 120 is not a multiple of train.log_interval \\(50\\)"),
-])
-def test_bad_snapshots_are_refused_with_the_recipe_named(snapshots, message):
-    with pytest.raises(ValueError, match=f"recipe r: {message}"):
-        stacked_mnist.recipe_snapshots("r", {"snapshots": snapshots}, 1000, 50)
-    assert stacked_mnist.recipe_snapshots("r", {"snapshots": [900, 100]}, 1000, 50) == [100, 900]
-    assert stacked_mnist.recipe_snapshots("r", {}, 1000, 50) == []
-
-
-TINY = ["data.name=stacked_mnist", "train.batch_size=8", "generator.width=8",
-        "discriminator.width=8", "train.log_interval=2"]
-
-
-def test_the_snapshot_keeper_holds_g_as_the_checkpoint_of_that_step(tmp_path):
-    from gankit import api
-
-    keeper = stacked_mnist.SnapshotKeeper([2])
-    api.train("dcgan", seed=3, steps=4, out=tmp_path / "run", progress=False,
-              overrides=TINY + ["train.checkpoint_interval=2", "train.keep_checkpoints=5"],
-              callbacks=[keeper])
-    assert list(keeper.nets) == [2] and not keeper.nets[2].training
-    at2, at4 = (api.load(tmp_path / "run", step=s).net() for s in (2, 4))
-    kept = keeper.nets[2].state_dict()
-    for k, v in at2.state_dict().items():
-        assert torch.equal(kept[k], v), k
-    assert any(not torch.equal(kept[k], v) for k, v in at4.state_dict().items())
-
-
-def test_a_snapshot_recipe_samples_equal_shares_from_each_generator(monkeypatch):
-    """The bench draws half the samples from G at the snapshot step (latents seed + 12345)
-    and half from the final G (seed + 13345); G at the snapshot step is the G that a run
-    stopped there ends with."""
-    from gankit import api
-
-    spec = _common.load_recipes("stacked_mnist")
-    spec["recipes"] = {"tiny_mix": {"preset": "dcgan", "set": TINY, "snapshots": [2]}}
-    monkeypatch.setattr(_common, "load_recipes", lambda name: spec)
-    calls = []
-    real_draw = stacked_mnist.draw
-
-    def spy(G, z_dim, latent_seed, samples):
-        calls.append((G, latent_seed, samples))
-        return real_draw(G, z_dim, latent_seed, samples)
-
-    monkeypatch.setattr(stacked_mnist, "draw", spy)
-    report = stacked_mnist.run(["tiny_mix"], seeds=1, first_seed=5, steps=4, samples=301,
-                               log=lambda s: None)
-    row = report["runs"]["tiny_mix"][0]
-    assert report["snapshots"] == {"tiny_mix": [2]} and "acceptance" not in row
-    assert [(seed, n) for _, seed, n in calls] == [(5 + 12345, 151), (5 + 13345, 150)]
-    stopped = api.train("dcgan", seed=5, steps=2, progress=False, overrides=TINY)
-    ref = stopped.state.sample_net().state_dict()
-    for k, v in calls[0][0].state_dict().items():
-        assert torch.equal(ref[k], v), k
-    x = torch.cat([real_draw(G, 100, seed, n) for G, seed, n in calls])
-    assert row["kl"] == stacked_mnist.count_modes(x)["kl"]
-    with pytest.raises(ValueError, match="recipe tiny_mix: snapshot step 2 must lie"):
-        stacked_mnist.run(["tiny_mix"], seeds=1, steps=2, samples=300, log=lambda s: None)
-
-
-def test_a_refined_snapshot_recipe_fits_one_critic_per_generator(monkeypatch):
-    """Each generator gets its own critic; the acceptance reported is all parts' accepted
-    samples over all their candidates: 301 / (151 / 0.5 + 150 / 0.25) = 301 / 902."""
-    import gankit.refine
-
-    spec = _common.load_recipes("stacked_mnist")
-    spec["recipes"] = {"tiny_mix": {"preset": "dcgan", "set": TINY, "snapshots": [2],
-                                    "refine": {"quantile": 0.5}}}
-    monkeypatch.setattr(_common, "load_recipes", lambda name: spec)
-    fitted = []
-
-    class FakeSampler:
-        def __init__(self, G, acceptance):
-            self.G, self.report = G, {"acceptance": acceptance}
-
-        def sample(self, n, seed):
-            return stacked_mnist.draw(self.G, 100, seed, n)
-
-    def fake_refine(G, z_dim, real, options):
-        fitted.append((G, real.shape, options.quantile))
-        return FakeSampler(G, 0.5 if len(fitted) == 1 else 0.25)
-
-    monkeypatch.setattr(gankit.refine, "refine", fake_refine)
-    row = stacked_mnist.run(["tiny_mix"], seeds=1, steps=4, samples=301,
-                            log=lambda s: None)["runs"]["tiny_mix"][0]
-    assert [(shape, q) for _, shape, q in fitted] == [((50_000, 3, 28, 28), 0.5)] * 2
-    assert fitted[0][0] is not fitted[1][0]
-    assert row["acceptance"] == pytest.approx(301 / 902)
-
-
-def test_a_shared_critic_snapshot_recipe_refines_the_mixture_once(monkeypatch):
-    """``snapshot_critic: shared`` hands the whole list of generators to one refine call
-    and draws all the samples from its sampler, from latents seed + 12345."""
-    import gankit.refine
-
-    spec = _common.load_recipes("stacked_mnist")
-    spec["recipes"] = {"tiny_mix": {"preset": "dcgan", "set": TINY, "snapshots": [2],
-                                    "refine": {"quantile": 0.5}, "snapshot_critic": "shared"}}
-    monkeypatch.setattr(_common, "load_recipes", lambda name: spec)
-    fitted, drawn = [], []
-
-    class FakeSampler:
-        def __init__(self, nets):
-            self.nets, self.report = nets, {"acceptance": 0.3}
-
-        def sample(self, n, seed):
-            drawn.append((n, seed))
-            return stacked_mnist.draw(self.nets[0], 100, seed, n)
-
-    def fake_refine(G, z_dim, real, options):
-        fitted.append((G, real.shape, options.quantile))
-        return FakeSampler(G)
-
-    monkeypatch.setattr(gankit.refine, "refine", fake_refine)
-    row = stacked_mnist.run(["tiny_mix"], seeds=1, first_seed=5, steps=4, samples=301,
-                            log=lambda s: None)["runs"]["tiny_mix"][0]
-    assert len(fitted) == 1 and isinstance(fitted[0][0], list) and len(fitted[0][0]) == 2
-    assert fitted[0][1:] == ((50_000, 3, 28, 28), 0.5)
-    assert fitted[0][0][0] is not fitted[0][0][1]
-    assert drawn == [(301, 5 + 12345)] and row["acceptance"] == 0.3
-
-
-@pytest.mark.parametrize("recipe, message", [
-    ({"snapshot_critic": "both", "refine": {}},
-     "recipe r: snapshot_critic must be one of each, shared, got 'both'"),
-    ({"snapshot_critic": "shared"}, "recipe r: snapshot_critic=shared needs a refine: mapping"),
-])
-def test_bad_snapshot_critic_is_refused_with_the_recipe_named(recipe, message):
-    with pytest.raises(ValueError, match=message):
-        stacked_mnist.recipe_snapshot_critic("r", recipe)
-    assert stacked_mnist.recipe_snapshot_critic("r", {}) == "each"
-    with pytest.raises(ValueError, match="critic='one': choose one of each, shared"):
-        stacked_mnist.mixture_sample([], 100, 0, 10, critic="one")
 
 
 def _stacked_report(rows, **extra):

@@ -176,8 +176,6 @@ def combine(paths: Sequence[str | Path]) -> dict:
                                      f"and {path}; pass each run once")
                 origin[name, seed] = path
                 merged["runs"].setdefault(name, []).append({**row, "seed": seed})
-        for name, steps in (report.get("snapshots") or {}).items():
-            merged.setdefault("snapshots", {}).setdefault(name, steps)
         merged["combined_from"].append(path)
     for rows in merged["runs"].values():
         rows.sort(key=lambda r: r["seed"])

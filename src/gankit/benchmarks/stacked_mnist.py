@@ -10,7 +10,6 @@ natural log. Our data stacks the 5,000 real MNIST digits available offline, not 
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 
 import torch
@@ -26,11 +25,10 @@ from gankit.benchmarks._common import (
     train_recipe,
 )
 from gankit.metrics.modes import mode_counts
-from gankit.refine import mixture_shares
+from gankit.sampling import STREAMS
 from gankit.utils.io import atomic_write_json
 
 NUM_SAMPLES = 26_000  # the VEEGAN setting
-SNAPSHOT_CRITICS = ("each", "shared")  # a recipe's snapshot_critic: its refinement's critics
 
 
 def count_modes(x: torch.Tensor, extractor=None) -> dict:
@@ -67,101 +65,14 @@ def draw(G, z_dim: int, latent_seed: int, samples: int) -> torch.Tensor:
 
 def score_generator(G, z_dim: int, seed: int, samples: int = NUM_SAMPLES,
                     extractor=None) -> dict:
-    """`count_modes` of ``samples`` draws of G from latents seeded ``seed + 12345``."""
-    return count_modes(draw(G, z_dim, seed + 12345, samples), extractor)
-
-
-def recipe_snapshots(name: str, recipe: dict, total_steps: int, log_interval: int) -> list[int]:
-    """The steps of a recipe's ``snapshots:`` list, checked and sorted ([] without one).
-
-    G as it was at each of these steps is sampled beside the final G, each drawing an
-    equal share of the samples (`mixture_shares`; with its own critic when the recipe
-    refines). The copies are taken when the trainer calls back, after logged steps, so
-    each step must be a multiple of ``train.log_interval``.
-    """
-    steps = recipe.get("snapshots", [])
-    if not isinstance(steps, list) or not all(
-            isinstance(s, int) and not isinstance(s, bool) for s in steps):
-        raise ValueError(f"recipe {name}: snapshots must be a list of step numbers, "
-                         f"e.g. [12000], got {steps!r}")
-    if len(set(steps)) != len(steps):
-        raise ValueError(f"recipe {name}: snapshots lists a step twice: {steps}")
-    for s in steps:
-        if not 0 < s < total_steps:
-            raise ValueError(f"recipe {name}: snapshot step {s} must lie after step 0 and "
-                             f"before the run's last step, {total_steps} (the final G is "
-                             "always sampled)")
-        if s % log_interval:
-            raise ValueError(f"recipe {name}: snapshot step {s} is not a multiple of "
-                             f"train.log_interval ({log_interval}); pick a step that is")
-    return sorted(steps)
-
-
-def mixture_sample(nets: Sequence, z_dim: int, seed: int, samples: int, options=None,
-                   real: torch.Tensor | None = None,
-                   critic: str = "each") -> tuple[torch.Tensor, float | None]:
-    """``samples`` draws from an equal mixture of generators ``nets`` (`mixture_shares`),
-    generator i from latents seeded ``seed + 12345 + 1000 * i``, so one generator alone
-    draws exactly what `score_generator` draws. With `gankit.refine.RefineOptions`
-    ``options`` the draws are refined against ``real``: ``critic="each"`` fits one set of
-    critics per generator, ``critic="shared"`` one set for the mixture as a whole
-    (`gankit.refine.refine` with the list; the same latents).
-
-    Returns the samples and, when refined, the acceptance over all parts (accepted
-    samples over candidates), else None.
-    """
-    if critic not in SNAPSHOT_CRITICS:
-        raise ValueError(f"critic={critic!r}: choose one of {', '.join(SNAPSHOT_CRITICS)}")
-    if options is not None and critic == "shared":
-        from gankit.refine import refine
-
-        sampler = refine(list(nets), z_dim, real, options)
-        return sampler.sample(samples, seed=seed + 12345), sampler.report["acceptance"]
-    parts, seen = [], 0.0
-    for i, (G, share) in enumerate(zip(nets, mixture_shares(samples, len(nets)))):
-        latent_seed = seed + 12345 + 1000 * i
-        if options is None:
-            parts.append(draw(G, z_dim, latent_seed, share))
-            continue
-        from gankit.refine import refine
-
-        sampler = refine(G, z_dim, real, options)
-        parts.append(sampler.sample(share, seed=latent_seed))
-        seen += share / sampler.report["acceptance"]
-    return torch.cat(parts), (samples / seen if options is not None else None)
-
-
-class SnapshotKeeper:
-    """A training callback that keeps an eval-mode copy of the sampling generator (G_ema
-    when the run keeps one) at each of ``steps``; ``nets[step]`` holds it."""
-
-    def __init__(self, steps: Sequence[int]):
-        self.steps = set(steps)
-        self.nets: dict[int, torch.nn.Module] = {}
-
-    def __call__(self, trainer) -> None:
-        step = trainer.state.step
-        if step in self.steps:
-            self.nets[step] = copy.deepcopy(trainer.state.sample_net(ema=True)).eval()
-
-
-def recipe_snapshot_critic(name: str, recipe: dict) -> str:
-    """A recipe's ``snapshot_critic``: ``each`` (the default) refines each generator of its
-    snapshot mixture with its own critics, ``shared`` fits one set for the whole mixture."""
-    value = recipe.get("snapshot_critic", "each")
-    if value not in SNAPSHOT_CRITICS:
-        raise ValueError(f"recipe {name}: snapshot_critic must be one of "
-                         f"{', '.join(SNAPSHOT_CRITICS)}, got {value!r}")
-    if value == "shared" and "refine" not in recipe:
-        raise ValueError(f"recipe {name}: snapshot_critic=shared needs a refine: mapping "
-                         "(without one nothing is refined); add refine: {} or drop it")
-    return value
+    """`count_modes` of ``samples`` draws of G from the run's ``latents`` stream."""
+    return count_modes(draw(G, z_dim, seed + STREAMS["latents"], samples), extractor)
 
 
 def recipe_refine_options(name: str, recipe: dict):
     """The `gankit.refine.RefineOptions` of a recipe's ``refine:`` mapping (None without
     one): its samples are then drawn by critic-guided rejection sampling, from the same
-    latent stream (seed + 12345)."""
+    latent stream as plain sampling."""
     if "refine" not in recipe:
         return None
     from gankit.refine import RefineOptions
@@ -177,38 +88,28 @@ def run(recipes: Sequence[str] = ("dcgan", "pacdcgan2"), seeds: int = 1,
         steps: int | None = None, samples: int = NUM_SAMPLES, out=None, log=None,
         first_seed: int = 0) -> dict:
     """Train each recipe on stacked_mnist for seeds ``first_seed`` .. ``first_seed + seeds
-    - 1`` and count modes of ``samples`` samples of each."""
+    - 1`` and count modes of ``samples`` samples of each (refined when the recipe says)."""
     spec, chosen, log = prepare("stacked_mnist", recipes, seeds, log, first_seed)
 
     from gankit import api
+    from gankit.refine import refine
 
     refine_options = {name: recipe_refine_options(name, r) for name, r in chosen.items()}
-    critics = {name: recipe_snapshot_critic(name, r) for name, r in chosen.items()}
-    snapshots = {}
-    for name, r in chosen.items():  # checked before any training
-        cfg = api.make_config(r["preset"], steps=steps, overrides=r["set"])
-        snapshots[name] = recipe_snapshots(name, r, cfg.train.steps, cfg.train.log_interval)
 
     def one(recipe: dict, seed: int, name: str) -> dict:
-        keeper = SnapshotKeeper(snapshots[name])
-        res = train_recipe(recipe, seed, steps, out_dir(out, name, f"seed{seed}"),
-                           callbacks=[keeper])
-        nets = [keeper.nets[s] for s in snapshots[name]]
-        nets.append(res.state.sample_net(ema=True).eval())
+        res = train_recipe(recipe, seed, steps, out_dir(out, name, f"seed{seed}"))
+        G, z_dim = res.state.sample_net(ema=True).eval(), res.state.config.z_dim
         options = refine_options[name]
-        real = api.dataset_for(res.state.config).x if options is not None else None
-        x, acceptance = mixture_sample(nets, res.state.config.z_dim, seed, samples, options,
-                                       real, critics[name])
-        row = count_modes(x)
-        if acceptance is not None:
-            row["acceptance"] = acceptance
-        return row
+        if options is None:
+            return count_modes(draw(G, z_dim, seed + STREAMS["latents"], samples))
+        sampler = refine(G, z_dim, api.dataset_for(res.state.config).x, options)
+        row = count_modes(sampler.sample(samples, seed=seed + STREAMS["latents"]))
+        return {**row, "acceptance": sampler.report["acceptance"]}
 
     results = run_recipes(chosen, seeds, first_seed, one, log)
     report = {"benchmark": "stacked_mnist", "seeds": seeds, "first_seed": first_seed,
               "steps": steps, "samples": samples, "runs": results, "paper": spec["paper"],
-              "recipes": chosen,
-              "snapshots": {name: s for name, s in snapshots.items() if s}}
+              "recipes": chosen}
     if out is not None:
         atomic_write_json(out_dir(out, "results.json"), report)
     return report
