@@ -23,6 +23,28 @@ VARIANTS = {
                       "d_optimizer.lr=1e-3"],
     "fast_b32_fm_3000": ["train.steps=3000", "train.batch_size=32", "g_optimizer.lr=1e-3",
                          "d_optimizer.lr=1e-3", "regularizers.feature_matching.weight=0.3"],
+    "fast_scale_bf16_3000": ["train.steps=3000", "train.batch_size=32", "g_optimizer.lr=1e-3",
+                             "d_optimizer.lr=1e-3", "generator.output_scale=1.5",
+                             "train.precision=bf16"],
+    "fast_scale_bf16_4500": ["train.steps=4500", "train.batch_size=32", "g_optimizer.lr=1e-3",
+                             "d_optimizer.lr=1e-3", "generator.output_scale=1.5",
+                             "train.precision=bf16"],
+    "w32_scale_bf16_6000": ["train.steps=6000", "train.batch_size=32", "g_optimizer.lr=1e-3",
+                            "d_optimizer.lr=1e-3", "generator.output_scale=1.5",
+                            "train.precision=bf16", "generator.width=32",
+                            "discriminator.width=32"],
+    "cgan_fast_2500": ["preset=cgan", "train.steps=2500", "train.batch_size=32",
+                       "g_optimizer.lr=1e-3", "d_optimizer.lr=1e-3",
+                       "generator.output_scale=1.5", "train.precision=bf16"],
+    "cgan_fast_2000": ["preset=cgan", "train.steps=2000", "train.batch_size=32",
+                       "g_optimizer.lr=1e-3", "d_optimizer.lr=1e-3",
+                       "generator.output_scale=1.5", "train.precision=bf16"],
+    "ema99_fast_2500": ["train.steps=2500", "train.batch_size=32", "g_optimizer.lr=1e-3",
+                        "d_optimizer.lr=1e-3", "generator.output_scale=1.5",
+                        "train.precision=bf16", "hooks.ema.beta=0.99"],
+    "noema_fast_2500": ["train.steps=2500", "train.batch_size=32", "g_optimizer.lr=1e-3",
+                        "d_optimizer.lr=1e-3", "generator.output_scale=1.5",
+                        "train.precision=bf16", "hooks.ema=null"],
 }
 
 
@@ -39,7 +61,9 @@ def main() -> None:
         if name in results:
             continue
         t = time.perf_counter()
-        api.train("dcgan", data="mnist5k", out=out / name, overrides=VARIANTS[name] + [
+        sets = [v for v in VARIANTS[name] if not v.startswith("preset=")]
+        preset = next((v[7:] for v in VARIANTS[name] if v.startswith("preset=")), "dcgan")
+        api.train(preset, data="mnist5k", out=out / name, overrides=sets + [
             "train.sample_interval=0", "train.checkpoint_interval=0"], progress=False)
         minutes = (time.perf_counter() - t) / 60
         rec = evaluate(out / name, metrics=["recognized"], against="mnist5k", n=1000)

@@ -148,3 +148,34 @@ def test_a_non_finite_optimiser_state_at_a_checkpoint_rolls_back(tmp_path):
     assert events == [{"step": 2, "event": "rollback", "failed_step": 4,
                        "reason": "d_opt.state.0.exp_avg is not finite", "lr_scale": 0.5}]
     assert [int(p.stem[5:]) for p in list_checkpoints(run)] == [2, 4, 6]
+
+
+def test_two_rollbacks_restore_the_same_state():
+    """The snapshot is not changed by the training that follows a rollback (optimisers keep
+    the tensors they load): a second rollback restores exactly what the first did."""
+    from gankit.training.faults import DivergenceGuard
+    from gankit.training.loop import Trainer
+    from gankit.training.state import build_state
+
+    config = api.make_config("dcgan", data="digits", overrides=SETS)
+    ds = api.dataset_for(config)
+    t = Trainer(build_state(config, api.data_info(ds, config), torch.device("cpu")), ds, None,
+                progress=False)
+
+    def train(steps):
+        for _ in range(steps):  # Adam's moments and step counters move in place
+            t.d_step(t.state.step, log=False)
+            t.g_step(log=False)
+
+    train(2)
+    guard = DivergenceGuard(config.train)
+    guard.snapshot(t.state)
+    seen = []
+    for _ in range(2):
+        guard.rollback(t.state, "test")
+        moments = {k: v.clone() for k, v in t.state.d_opt.state_dict()["state"][0].items()}
+        seen.append((moments, [p.clone() for p in t.state.D.parameters()]))
+        train(3)
+    (m1, w1), (m2, w2) = seen
+    assert m1.keys() == m2.keys() and all(torch.equal(m1[k], m2[k]) for k in m1)
+    assert float(m1["step"]) == 2 and all(torch.equal(a, b) for a, b in zip(w1, w2))

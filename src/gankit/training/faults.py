@@ -17,7 +17,6 @@ longer finite.
 from __future__ import annotations
 
 import contextlib
-import io
 import signal
 import threading
 from collections.abc import Iterator
@@ -83,7 +82,7 @@ class DivergenceGuard:
 
     def __init__(self, train) -> None:
         self.train = train
-        self._good: bytes | None = None
+        self._good: dict | None = None  # a state dict, its tensors copied to the CPU
         self.good_step: int | None = None
 
     def snapshot(self, state, strict: bool = False) -> str | None:
@@ -100,9 +99,7 @@ class DivergenceGuard:
                                       "(NaN or inf); not saved", tensor=bad)
         if bad is not None:
             return bad
-        buf = io.BytesIO()
-        torch.save(full, buf)
-        self._good, self.good_step = buf.getvalue(), state.step
+        self._good, self.good_step = _cpu_copy(full), state.step
         return None
 
     def rollback(self, state, reason: str) -> dict:
@@ -124,8 +121,8 @@ class DivergenceGuard:
                 f"training diverged at step {failed} ({reason}); {why}, so it stops: {last}. "
                 f"Lower the learning rates (--set g_optimizer.lr=... --set "
                 f"d_optimizer.lr=...) or add a stabiliser (gankit doctor RUN lists them)")
-        state.load_state_dict(torch.load(io.BytesIO(self._good), map_location=state.device,
-                                         weights_only=True))
+        # a fresh copy: optimisers keep the tensors they load, and would change the snapshot
+        state.load_state_dict(_cpu_copy(self._good))
         scale *= t.nonfinite_lr_factor
         state.extra.update(nonfinite_retries=retries + 1, lr_scale=scale)
         return {"step": state.step, "event": "rollback", "failed_step": failed,
@@ -151,3 +148,15 @@ class DivergenceGuard:
         trainer.out.warn(f"non-finite values at step {event['failed_step']} ({bad}); rolled "
                          f"back to step {event['step']} with the learning rates scaled by "
                          f"{event['lr_scale']:g}")
+
+
+def _cpu_copy(tree):
+    """A copy of a state dict whose tensors are copied to the CPU (GPU memory is not
+    doubled by the rollback point)."""
+    if torch.is_tensor(tree):
+        return tree.detach().to("cpu", copy=True)
+    if isinstance(tree, dict):
+        return {k: _cpu_copy(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_cpu_copy(v) for v in tree)
+    return tree

@@ -231,7 +231,8 @@ class Trainer:
         bar = progress_bar(s.step, total_steps) if self.out.progress else None
         record: dict = {}
         with stop_on_signals() as stop:
-            self.guard.snapshot(s)
+            if self.guard.good_step != s.step:  # a trainer run again keeps its last one
+                self.guard.snapshot(s)
             s.G.train()
             s.D.train()
             t0, timed = time.perf_counter(), 0
