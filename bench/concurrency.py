@@ -5,7 +5,8 @@ runtime) that train dcgan on mnist5k for ``--steps`` steps after a short warm-up
 the seconds of those steps: first one process alone, then two at once. Prints, per case,
 the solo time, the pair's mean time, ``pair / solo`` and the solo time against the
 default's. Targets (issue 34): two concurrent trainings take at most 2.5x their solo time,
-and the chosen default is at most 5 % slower alone than PyTorch's own.
+and the chosen default is at most 5 % slower alone than PyTorch's own (libgomp spins
+300,000 times before a waiting thread sleeps; gankit's import makes it 3,000).
 
     python bench/concurrency.py [--steps 60] [--repeats 2]
 """
@@ -39,10 +40,12 @@ print(f"{time.perf_counter() - t:.3f}", flush=True)
 """
 
 # name -> environment added to the child's; gankit's default is what `import gankit` sets
-CASES = {
-    "pytorch default (spin)": {"OMP_WAIT_POLICY": "ACTIVE"},
+CASES = {  # libgomp spins 300,000 times when nothing is set, PyTorch's default
+    "pytorch default": {"GOMP_SPINCOUNT": "300000"},
     "gankit default": {},
     "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
+    "GOMP_SPINCOUNT=1000": {"GOMP_SPINCOUNT": "1000"},
+    "GOMP_SPINCOUNT=10000": {"GOMP_SPINCOUNT": "10000"},
     "one thread": {"OMP_NUM_THREADS": "1"},
 }
 
@@ -69,12 +72,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--repeats", type=int, default=2, help="best of N for each measurement")
+    ap.add_argument("--cases", help="comma-separated case names (default: all)")
     args = ap.parse_args()
     print(f"{os.cpu_count()} cores, dcgan on mnist5k, {args.steps} steps, best of "
           f"{args.repeats}")
     print(f"{'case':<26}{'solo s':>8}{'pair s':>8}{'pair/solo':>11}{'solo vs torch':>15}")
     base = None
-    for name, env in CASES.items():
+    chosen = args.cases.split(",") if args.cases else list(CASES)
+    for name in chosen:
+        env = CASES[name]
         solo = min(timed(env, 1, args.steps)[0] for _ in range(args.repeats))
         pair = min(sum(timed(env, 2, args.steps)) / 2 for _ in range(args.repeats))
         base = base or solo

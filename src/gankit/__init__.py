@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import os as _os
 
-# Waiting OpenMP threads sleep instead of spinning, so a training beside another busy
-# process is not slowed many times over (bench/concurrency.py, docs/benchmarks.md). It must
-# be set before PyTorch loads its OpenMP runtime, so it applies when gankit is imported
-# first (the gankit command always is); a value you set yourself is kept.
-_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# A waiting OpenMP thread spins 3,000 times, not libgomp's 300,000, before it sleeps: as
+# fast alone, and a training beside another busy process is not slowed many times over
+# (bench/concurrency.py, docs/benchmarks.md). It must be set before PyTorch loads its
+# OpenMP runtime, so it applies when gankit is imported first (the gankit command always
+# is); OMP_WAIT_POLICY or GOMP_SPINCOUNT set by you are kept.
+if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
+    _os.environ["GOMP_SPINCOUNT"] = "3000"
 
 __version__ = "0.1.0"
 

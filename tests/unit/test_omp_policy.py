@@ -1,20 +1,22 @@
-"""gankit asks OpenMP's waiting threads to sleep (issue 34 §4.1), unless the user chose."""
+"""gankit shortens OpenMP's spin before waiting threads sleep (issue 34 §4.1), unless the
+user chose a wait policy or a spin count."""
 
 import os
 import subprocess
 import sys
 
-CODE = "import os, gankit; print(os.environ['OMP_WAIT_POLICY'])"
+CODE = ("import os, gankit; print(os.environ.get('GOMP_SPINCOUNT'), "
+        "os.environ.get('OMP_WAIT_POLICY'))")
 
 
-def _policy(env_value):
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    if env_value is not None:
-        env["OMP_WAIT_POLICY"] = env_value
+def _env_after_import(**env_values):
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    env.update(env_values)
     return subprocess.run([sys.executable, "-c", CODE], env=env, capture_output=True,
-                          text=True, check=True).stdout.strip()
+                          text=True, check=True).stdout.split()
 
 
-def test_import_sets_a_passive_wait_policy_and_keeps_the_users():
-    assert _policy(None) == "PASSIVE"
-    assert _policy("ACTIVE") == "ACTIVE"
+def test_import_sets_a_short_spin_and_keeps_the_users_choice():
+    assert _env_after_import() == ["3000", "None"]
+    assert _env_after_import(OMP_WAIT_POLICY="PASSIVE") == ["None", "PASSIVE"]
+    assert _env_after_import(GOMP_SPINCOUNT="50") == ["50", "None"]
