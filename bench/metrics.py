@@ -27,7 +27,7 @@ import scipy.linalg
 import torch
 
 from gankit.data import load_dataset
-from gankit.metrics import compute_metrics, evaluate_features
+from gankit.evaluation import compute_metrics, evaluate_features
 from gankit.metrics.features import build_extractor
 from gankit.metrics.features.lenet import prepare
 

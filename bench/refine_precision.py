@@ -3,9 +3,9 @@
 
     PYTHONPATH=src python bench/refine_precision.py [RUN_DIR] [--threads 2] [--repeats 3]
 
-Times `gankit.refine`'s forward pass of G (latents to float32 images on the CPU, as the
-critic's fakes and the candidates are drawn) in both precisions, alternately, best of
-``--repeats`` rounds of 4,000 samples, at batches of 250, 500 (refinement's) and 1,000.
+Times G's forward pass as `gankit.refine` draws its critic's fakes and its candidates
+(`gankit.sampling.generate`: latents to float32 images on the CPU) in both precisions,
+alternately, best of ``--repeats`` rounds of 4,000 samples, at batches of 250, 500 (refinement's) and 1,000.
 G is the Stacked MNIST recipe's (DCGAN at width 128, 3x28x28), freshly initialised, or
 RUN_DIR's trained one. Prints ms per sample, the ratio fp32 / bf16 and, on one batch, how
 far the bf16 images lie from the fp32 ones (mean and largest absolute difference, and the
@@ -23,7 +23,7 @@ import time
 import torch
 
 from gankit import api
-from gankit.refine import _forward
+from gankit.sampling import generate
 from gankit.training.state import build_state
 
 RECIPE = ["data.name=stacked_mnist", "generator.width=128", "discriminator.width=128",
@@ -55,7 +55,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     G, z_dim = generator(args.run_dir)
     z = torch.randn(4000, z_dim, generator=torch.Generator().manual_seed(0))
-    passes = {k: _forward(G, k) for k in ("fp32", "bf16")}
+    passes = {k: (lambda zb, bf16=(k == "bf16"): generate(G, zb, batch_size=len(zb), bf16=bf16))
+              for k in ("fp32", "bf16")}
     print(f"{args.threads} threads; ms per sample of G's forward pass, best of "
           f"{args.repeats} x {len(z)} samples")
     with torch.no_grad():
