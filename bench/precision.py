@@ -11,7 +11,7 @@ training steps (D update, G update) alternately, best of ``--repeats`` rounds of
 memory format (oneDNN's preferred layout on CPU), and its ratio to bf16. ``--set KEY=VALUE``
 changes every trainer (e.g. ``train.d_joint_batch=true``, the recipe's last stage);
 ``--with KEY=VALUE`` adds a bf16 trainer with that change too and prints its cost against
-bf16 (e.g. ``regularizers.frozen_feature_matching.weight=0.02``).
+bf16 (e.g. ``regularizers.r1.gamma=1``).
 
 bf16 is fast where the CPU has AMX or AVX-512 BF16 (or on GPUs from Ampere on); on other
 CPUs oneDNN emulates it and the ratio falls below 1.
