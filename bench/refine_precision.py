@@ -5,7 +5,8 @@
 
 Times G's forward pass as `gankit.refine` draws its critic's fakes and its candidates
 (`gankit.sampling.generate`: latents to float32 images on the CPU) in both precisions,
-alternately, best of ``--repeats`` rounds of 4,000 samples, at batches of 250, 500 (refinement's) and 1,000.
+alternately, best of ``--repeats`` rounds of 4,000 samples, at batches of 250, 500
+(refinement's) and 1,000.
 G is the Stacked MNIST recipe's (DCGAN at width 128, 3x28x28), freshly initialised, or
 RUN_DIR's trained one. Prints ms per sample, the ratio fp32 / bf16 and, on one batch, how
 far the bf16 images lie from the fp32 ones (mean and largest absolute difference, and the
