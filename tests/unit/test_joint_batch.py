@@ -40,7 +40,7 @@ def test_shared_statistics_show_a_shift_that_separate_batches_hide(joint):
     t = _trainer(f"train.d_joint_batch={str(joint).lower()}")
     real = torch.tensor([[0.0], [2.0]])
     fake = torch.tensor([[10.0], [12.0]])
-    r, f = t._score_pair(_BatchNormOnly().train(), real, None, fake, None)
+    r, f = t.pair.score(_BatchNormOnly().train(), real, None, fake, None, step=0)
     eps = 1e-5  # BatchNorm's
     if joint:
         s = math.sqrt(26 + eps)
@@ -72,7 +72,7 @@ def test_d_sees_one_batch_of_both_in_d_and_g_steps():
 def test_joint_outputs_are_d_on_the_concatenated_batch_and_change_training():
     t = _trainer("train.d_joint_batch=true")
     real, fake = t.batches.x[:16], t.batches.x[16:32] * 0.5
-    r, f = t._score_pair(t.state.D, real, None, fake, None)
+    r, f = t.pair.score(t.state.D, real, None, fake, None, step=0)
     both = t.state.D.score(torch.cat([real, fake]))
     torch.testing.assert_close(torch.cat([r["logits"], f["logits"]]), both["logits"])
     apart = _trainer()
@@ -84,7 +84,7 @@ def test_joint_outputs_are_d_on_the_concatenated_batch_and_change_training():
 def test_packed_d_splits_on_packed_rows():
     t = _trainer("train.d_joint_batch=true", "pack=2")
     real, fake = t.batches.x[:16], t.batches.x[16:32]
-    r, f = t._score_pair(t.state.D, real, None, fake, None)
+    r, f = t.pair.score(t.state.D, real, None, fake, None, step=0)
     assert r["logits"].shape == (8,) and f["logits"].shape == (8,)
 
 

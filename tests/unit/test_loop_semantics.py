@@ -13,6 +13,7 @@ from gankit.models._base import Discriminator, PackedDiscriminator
 from gankit.regularizers.feature_matching import FeatureMatching
 from gankit.regularizers.gradient_penalty import GradientPenalty
 from gankit.regularizers.r1 import R1
+from gankit.training.batches import BatchSource
 from gankit.training.context import StepContext
 from gankit.training.loop import Trainer
 from gankit.training.state import build_state
@@ -40,10 +41,10 @@ def test_feature_matching_scores_the_real_batch_with_the_updated_d(monkeypatch, 
         return original(self, ctx)
 
     batches = []
-    draw = Trainer.batch
+    draw = BatchSource.batch
     monkeypatch.setattr(FeatureMatching, "__call__", spy)
-    monkeypatch.setattr(Trainer, "batch", lambda self, i: batches.append(draw(self, i))
-                        or batches[-1])
+    monkeypatch.setattr(BatchSource, "batch", lambda self, i, step: batches.append(
+        draw(self, i, step)) or batches[-1])
     t = _trainer("regularizers.feature_matching.weight=1.0", "d_optimizer.lr=0.1", *extra)
     t.d_step(0, log=False)
     t.g_step(log=False)
@@ -260,7 +261,7 @@ def _directional_derivatives(monkeypatch, order):
             opt.load_state_dict(copy.deepcopy(opt_state))
             gen = torch.Generator().set_state(rng)
             for j in range(2):  # the unrolled critic's own real batches
-                real, _ = t.batch(UNROLL_OFFSET + j)
+                real, _ = t.batches.batch(UNROLL_OFFSET + j, s.step)
                 fake = G(torch.randn(16, s.config.z_dim, generator=gen))
                 loss = s.loss.d_loss(D(real), D(fake))
                 opt.zero_grad()

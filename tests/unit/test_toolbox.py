@@ -28,6 +28,7 @@ from gankit.models._base import Discriminator, PackedDiscriminator
 from gankit.registry import AUGMENTATIONS, DISCRIMINATORS, GENERATORS, LOSSES
 from gankit.regularizers.feature_matching import FeatureMatching
 from gankit.training import batches
+from gankit.training.batches import BatchSource
 from gankit.training.context import StepContext
 from gankit.training.loop import Trainer
 from gankit.training.state import DataInfo, build_networks, build_state
@@ -408,19 +409,20 @@ def test_weight_clipping_holds_for_the_unrolled_copy():
 
 def test_unrolling_changes_g_update_not_the_main_data_stream(monkeypatch):
     seen = {}
-    original = Trainer.batch
+    original = BatchSource.batch
 
-    def recording(self, data_step):
-        real, labels = original(self, data_step)
-        seen.setdefault(self.state.config.train.unrolled_steps, []).append((data_step, real))
+    def recording(self, data_step, step):
+        real, labels = original(self, data_step, step)
+        seen.setdefault(id(self), []).append((data_step, real))
         return real, labels
 
-    monkeypatch.setattr(Trainer, "batch", recording)
+    monkeypatch.setattr(BatchSource, "batch", recording)
     plain, unrolled = _trainer(), _trainer("train.unrolled_steps=2")
     for t in (plain, unrolled):
         for step in range(3):
             t.d_step(step, log=False)
             t.g_step(log=False)
+    seen = {t.state.config.train.unrolled_steps: seen[id(t.batches)] for t in (plain, unrolled)}
     assert not torch.equal(_params(plain.state.G)[0], _params(unrolled.state.G)[0])
     offset = UNROLL_OFFSET
     main = [(s, r) for s, r in seen[2] if s < offset]
@@ -534,12 +536,11 @@ def test_batch_schedule_stage_draws_its_own_data_order():
     """From its first step a stage reads batches of its own size from its own seeded
     permutation, starting at the permutation's beginning."""
     t = _trainer("train.batch_schedule=[[2, 24]]", "train.seed=5")
-    t.state.step = 2
-    real, _ = t.batch(2)
+    real, _ = t.batches.batch(2, 2)  # D update 2, at G step 2: the stage's first batch
     expected = BatchSampler(len(t.batches.x), 24, epoch_seed(5, batches._STAGE_SEED + 1))
     assert torch.equal(real, t.batches.x[expected.indices(0)])
-    t.state.step = 1
-    assert torch.equal(t.batch(1)[0], t.batches.x[BatchSampler(len(t.batches.x), 16, 5).indices(1)])
+    first_stage = BatchSampler(len(t.batches.x), 16, 5)
+    assert torch.equal(t.batches.batch(1, 1)[0], t.batches.x[first_stage.indices(1)])
 
 
 @pytest.mark.parametrize("schedule, message", [

@@ -24,10 +24,12 @@ class BatchSource:
         data: a gankit ``Dataset``.
         train: the run's ``TrainConfig``.
         device: where batches are returned.
+        conditional: whether batches carry labels (None otherwise, even on labelled data).
     """
 
-    def __init__(self, data, train, device: torch.device) -> None:
+    def __init__(self, data, train, device: torch.device, conditional: bool = False) -> None:
         self.x = data.x.to(device)
+        self.conditional = conditional
         self.y = data.y.to(device) if data.y is not None else None  # self-conditioning sets it
         self.d_steps = train.d_steps
         self.stages = [(0, train.batch_size), *train.batch_schedule]
@@ -48,10 +50,10 @@ class BatchSource:
         return self.stages[self._stage(step)][1]
 
     def batch(self, data_step: int, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The real batch and its labels (None when unlabelled) of D update ``data_step``,
-        taken at G step ``step``."""
+        """The real batch and its labels (None unless conditional) of D update
+        ``data_step``, taken at G step ``step``."""
         k = self._stage(step)
         offset = self.stages[k][0] * self.d_steps  # a stage's stream starts at its first step
         idx = self.samplers[k].indices(data_step - offset).to(self.x.device)
-        labels = self.y.index_select(0, idx) if self.y is not None else None
+        labels = self.y.index_select(0, idx) if self.conditional and self.y is not None else None
         return self.x.index_select(0, idx), labels

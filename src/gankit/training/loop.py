@@ -4,24 +4,26 @@ regulariser or hook is active, it only calls them (`gankit.components`).
 One iteration: ``d_steps`` discriminator updates (each on a fresh real batch and fresh
 fakes), then one generator update. All randomness comes from ``state.generator`` and the
 data order is a pure function of (seed, step), which makes resume bitwise exact. Batches,
-files, faults, learning rates, unrolling and self-conditioning live in the modules beside.
+files, faults, learning rates, joint D scoring, unrolling and self-conditioning live in
+the modules beside.
 """
 
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
 from torch.func import functional_call
 
-from gankit.layers.minibatch import MinibatchDiscrimination, MinibatchStdDev
 from gankit.sampling import generate
 from gankit.training.batches import BatchSource
 from gankit.training.checkpoint import NonFiniteStateError
 from gankit.training.context import StepContext
 from gankit.training.faults import DivergenceGuard, TrainingInterrupted, stop_on_signals
 from gankit.training.health import HealthMonitor
+from gankit.training.joint import PairScoring
 from gankit.training.outputs import RunOutputs, progress_bar
 from gankit.training.schedule import schedule_for, set_learning_rates
 from gankit.training.self_condition import SelfConditioning
@@ -41,7 +43,7 @@ class Trainer:
         self.callbacks = list(callbacks)  # called as cb(trainer) after each logged step
         self.evaluator = evaluator  # a TrainingEvaluator or None
         cfg = state.config.train
-        self.batches = BatchSource(data, cfg, state.device)
+        self.batches = BatchSource(data, cfg, state.device, state.conditional)
         regs = list(state.regularizers.values())
         self.d_regs = [r for r in regs if "D" in r.phases]
         self.g_regs = [r for r in regs if "G" in r.phases]
@@ -52,12 +54,8 @@ class Trainer:
         self.bf16 = cfg.precision == "bf16"
         if self.bf16:
             check_bf16(state.device, "train.precision")
-        self.joint_from = cfg.d_joint_batch_from if cfg.d_joint_batch else None
-        if cfg.d_joint_batch and any(isinstance(m, (MinibatchStdDev, MinibatchDiscrimination))
-                                     for m in state.D.modules()):
-            raise ValueError("train.d_joint_batch=true cannot be combined with D's minibatch "
-                             "stddev or minibatch discrimination layers, which would compare "
-                             "real with fake samples; turn one of them off")
+        self._autocast = partial(autocast, state.device, self.bf16)  # G's and D's passes
+        self.pair = PairScoring(cfg, state.D)
         self.last_real_view: tuple | None = None  # (D's input, labels) of the latest real batch
         self.last: dict[str, torch.Tensor] = {}  # the values of the next log record
         self.step_losses: dict[str, torch.Tensor] = {}  # this step's losses, checked finite
@@ -73,12 +71,6 @@ class Trainer:
             strategy.start(self)
 
     # -- one update each ---------------------------------------------------------------
-    def batch(self, data_step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The real batch and labels of D update ``data_step`` (labels None unless
-        conditional)."""
-        real, labels = self.batches.batch(data_step, self.state.step)
-        return real, labels if self.state.conditional else None
-
     def _z(self, n: int) -> torch.Tensor:
         s = self.state
         return torch.randn(n, s.config.z_dim, generator=s.generator, device=s.device)
@@ -88,25 +80,6 @@ class Trainer:
         label prior (self-conditioning's cluster sizes)."""
         s = self.state
         return s.G.cond.draw_labels(n, s.generator, s.device) if s.conditional else None
-
-    def _autocast(self):
-        """bfloat16 autocast for G's and D's forward passes under ``train.precision=bf16``."""
-        return autocast(self.state.device, self.bf16)
-
-    @property
-    def joint(self) -> bool:
-        """Whether D scores real and fake in one batch at the current step."""
-        return self.joint_from is not None and self.state.step >= self.joint_from
-
-    def _score_pair(self, D, real, real_labels, fake, fake_labels) -> tuple[dict, dict]:
-        """D's outputs (in float32) on a real and a fake batch: two calls, or under
-        ``train.d_joint_batch`` one call on both, split back (BatchNorm statistics shared)."""
-        if not self.joint:
-            return as_float(D.score(real, real_labels)), as_float(D.score(fake, fake_labels))
-        labels = None if real_labels is None else torch.cat([real_labels, fake_labels])
-        out = as_float(D.score(torch.cat([real, fake]), labels))
-        rows = out["logits"].shape[0] * len(real) // (len(real) + len(fake))  # packed rows
-        return ({k: v[:rows] for k, v in out.items()}, {k: v[rows:] for k, v in out.items()})
 
     def _d_view(self, x: torch.Tensor) -> torch.Tensor:
         """What D sees: the input after every augmentation (applied to real and fake alike)."""
@@ -123,7 +96,7 @@ class Trainer:
         fake_out, (real view, labels) detached).
         """
         s = self.state
-        real, labels = self.batch(data_step)
+        real, labels = self.batches.batch(data_step, s.step)
         fake_labels = self._fake_labels(real.shape[0])
         with torch.set_grad_enabled(g_grad), self._autocast():
             z = self._z(real.shape[0])
@@ -134,8 +107,8 @@ class Trainer:
             real.requires_grad_(True)
         real_view = self._d_view(real)
         with self._autocast():
-            real_out, fake_out = self._score_pair(D, real_view, labels, self._d_view(fake),
-                                                  fake_labels)
+            real_out, fake_out = self.pair.score(D, real_view, labels, self._d_view(fake),
+                                                 fake_labels, s.step)
         loss = s.loss.d_loss(real_out["logits"], fake_out["logits"])
         ctx = StepContext(s.G, D, real, fake, labels, real_out["logits"], fake_out["logits"],
                           s.step, s.generator, phase="D", fake_labels=fake_labels,
@@ -189,9 +162,9 @@ class Trainer:
             fake.retain_grad()
         real_out: dict = {}
         with self._autocast():
-            if self.joint and real_view is not None:
-                real_out, fake_out = self._score_pair(D, *real_view, self._d_view(fake),
-                                                      fake_labels)
+            if self.pair.joint(s.step) and real_view is not None:
+                real_out, fake_out = self.pair.score(D, *real_view, self._d_view(fake),
+                                                     fake_labels, s.step)
                 real_out = {k: v.detach() for k, v in real_out.items()}
             else:
                 fake_out = as_float(D.score(self._d_view(fake), fake_labels))
