@@ -145,8 +145,11 @@ def resume(run_dir: str | Path, *, steps: int | None = None, overrides: Sequence
 
 def _run(state, ds, run_dir: Path | None, progress: bool, callbacks) -> RunResult:
     """Train ``state`` on ``ds`` up to its config's total steps."""
+    evaluator = TrainingEvaluator.from_config(state.config, state.info.kind)
+    if evaluator is not None:
+        evaluator.check(state)
     trainer = Trainer(state, ds, run_dir, progress=progress, callbacks=callbacks,
-                      evaluator=TrainingEvaluator.from_config(state.config, state.info.kind))
+                      evaluator=evaluator)
     record = trainer.run(state.config.train.steps)
     return _finish(trainer, record)
 

@@ -231,3 +231,27 @@ def test_a_run_is_evaluated_against_its_data_as_it_was_trained_on(tmp_path):
     assert main(["eval", str(run), "-n", "200", "--metrics", "fid"]) == 0
     res = json.loads((run / "metrics" / "eval_n200.json").read_text())
     assert list(res) == ["fid_200_digits_at16x1_lenet"]
+
+
+def test_training_time_reference_of_another_shape_is_refused_before_training(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "dcgan", "--steps", "4", "--out", str(run), *TINY,
+                 "--set", "eval.interval=2", "--set", "eval.against=mnist5k"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["gankit: error: eval.against=mnist5k holds images of shape (1, 28, 28), but "
+                   "the run's samples are images of shape (1, 8, 8); set eval.against to data "
+                   "of that shape, or leave it unset to compare with the training data"]
+    assert not (run / "log.jsonl").exists() or not (run / "log.jsonl").read_text()
+
+
+def test_eval_best_finds_kid_by_its_protocol_name_when_the_subset_shrinks(tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", "dcgan", "--steps", "4", "--out", str(run), *TINY,
+                 "--set", "eval.interval=2", "--set", "eval.n=200",
+                 "--set", "eval.metrics=[kid]", "--set", "eval.best=kid_mean"]) == 0
+    records = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    kids = [r["kid_sub200_mean_200_digits_lenet"] for r in records
+            if "kid_sub200_mean_200_digits_lenet" in r]
+    assert len(kids) == 2
+    best = load_checkpoint(run / "checkpoints" / "best.pt")
+    assert best["extra"]["best_value"] == min(kids)

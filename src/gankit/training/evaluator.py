@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
+from gankit.data import load_dataset
 from gankit.evaluation import default_extractor, default_metrics, evaluate
 from gankit.sampling import draw, stream
 
@@ -29,6 +31,25 @@ class TrainingEvaluator:
         return cls(e.interval, tuple(e.metrics or default_metrics(kind)), e.n, against,
                    e.extractor or default_extractor(against, kind), e.best)
 
+    def check(self, state) -> None:
+        """Refuse, before training starts, reference data (``eval.against``) that the run's
+        samples cannot be compared with (another kind or shape).
+
+        Raises:
+            ValueError: naming both shapes and the fix.
+        """
+        if self.against == state.config.data.name:
+            return  # the training data, loaded as the run trains on it
+        real, info = load_dataset(self.against), state.info
+        if real.kind != info.kind or (info.kind == "image" and real.shape != info.sample_shape):
+            what = {"image": "images", "points": "points"}
+            raise ValueError(
+                f"eval.against={self.against} holds {what[real.kind]} of shape "
+                f"{tuple(real.shape)}, but the run's samples are {what[info.kind]} of shape "
+                f"{info.sample_shape}; set "
+                f"eval.against to data of that shape, or leave it unset to compare with the "
+                f"training data")
+
     def __call__(self, state) -> dict[str, float]:
         seed = state.config.train.seed
         fake = draw(state.sample_net(ema=True), self.n, state.config.z_dim,
@@ -40,7 +61,9 @@ class TrainingEvaluator:
     def best_key(self, results: dict[str, float]) -> str | None:
         if not self.best:
             return None
-        keys = [k for k in results if k.startswith(self.best)]
+        # KID's keys name a subset size other than the protocol's: kid_sub500_mean_... is
+        # found by eval.best=kid_mean as kid_mean_... is
+        keys = [k for k in results if re.sub(r"^kid_sub\d+_", "kid_", k).startswith(self.best)]
         if not keys:
             raise ValueError(f"eval.best {self.best!r} matches none of the computed metrics "
                              f"{sorted(results)}")
