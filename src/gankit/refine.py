@@ -49,7 +49,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from gankit.registry import closest
-from gankit.sampling import draw
+from gankit.sampling import draw, stream
 from gankit.utils.precision import check_bf16
 
 VIEWS = ("ink", "pixels")
@@ -205,7 +205,7 @@ class RefinedSampler:
         limit = max_candidates or 100 * n
         dev = next(self.G.parameters()).device
         gen = torch.Generator(device=dev).manual_seed(seed)
-        coins = torch.Generator().manual_seed(seed + 1_000_003)
+        coins = stream(seed, "refine_coins")
         bf16 = self.options.precision == "bf16"
         kept, have, seen = [], 0, 0
         while have < n:
@@ -303,7 +303,7 @@ def refine(G, z_dim: int, real: torch.Tensor, options: RefineOptions | None = No
            log=None) -> RefinedSampler:
     """Fit the critic for generator ``G`` against the images ``real`` and return the
     sampler. The critic trains on ``min(fit_samples, len(real))`` of G's samples, drawn
-    from latents seeded ``options.seed + 7_777_777`` (apart from any sampling seed a user
+    from the ``refine_fit`` stream of ``options.seed`` (apart from any sampling seed a user
     would pick)."""
     options = options or RefineOptions()
     if getattr(G, "conditional", False):
@@ -312,8 +312,7 @@ def refine(G, z_dim: int, real: torch.Tensor, options: RefineOptions | None = No
     if bf16 := options.precision == "bf16":
         check_bf16(next(G.parameters()).device, "refine precision")
     n = min(options.fit_samples, len(real))
-    gen = torch.Generator(device=next(G.parameters()).device).manual_seed(
-        options.seed + 7_777_777)
+    gen = stream(options.seed, "refine_fit", next(G.parameters()).device)
     fake = draw(G, n, z_dim, gen, bf16=bf16)
     critic, threshold, report = fit_critic(real.float(), fake, options, log)
     return RefinedSampler(G, z_dim, critic, options, threshold, report)

@@ -27,6 +27,8 @@ STREAMS = {
     "health_modes": 0x4EA1,  # the health monitor's fixed mode-coverage latents
     "health_real": 0x4EA2,  # its choice of a fixed real batch
     "standing": 0x57A9D,  # G_ema's standing BatchNorm statistics (hooks.ema)
+    "refine_fit": 7_777_777,  # the fakes refine's critics are fitted on (of RefineOptions.seed)
+    "refine_coins": 1_000_003,  # refined sampling's accept/reject coins (of the sampling seed)
 }
 
 

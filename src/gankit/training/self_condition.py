@@ -25,6 +25,7 @@ import torch
 from sklearn.cluster import KMeans
 
 from gankit.data._sampler import epoch_seed
+from gankit.sampling import eval_mode
 
 
 def kmeans(f: torch.Tensor, k: int, *, init: torch.Tensor | None = None, iters: int = 30,
@@ -65,15 +66,10 @@ class SelfConditioner:
     @torch.no_grad()
     def features(self, D, x: torch.Tensor) -> torch.Tensor:
         """D's body features of every row of ``x`` [N, ...], projected: [N, dim]."""
-        was = D.training
-        D.eval()
-        try:
-            out = []
+        out = []
+        with eval_mode(D):
             for xb in x.split(self.batch_size):
-                f = D.body(xb).flatten(1)
-                out.append(self._project(f).float().cpu())
-        finally:
-            D.train(was)
+                out.append(self._project(D.body(xb).flatten(1)).float().cpu())
         return torch.cat(out)
 
     def _project(self, f: torch.Tensor) -> torch.Tensor:
