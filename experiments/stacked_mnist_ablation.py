@@ -9,6 +9,7 @@ round, cap at the 0.95 quantile, G's passes in bf16):
   no_joint   no joint stage: batch 32 and separate real / fake passes throughout
   joint_all  D scores real and fake jointly from the start, batch 32 throughout (no
              d_joint_batch_from, no batch_schedule)
+  joint_b32  the joint stage at batch 32 (no batch_schedule)
   no_fm      without feature matching
   no_scale   generator.output_scale 1.0 (plain tanh)
 
@@ -42,6 +43,7 @@ TRAINING = {
     "full": BASE + JOINT,
     "no_joint": BASE,
     "joint_all": BASE + ["train.d_joint_batch=true"],
+    "joint_b32": BASE + JOINT[:2],
     "no_fm": [s for s in BASE if "feature_matching" not in s] + JOINT,
     "no_scale": [s for s in BASE if "output_scale" not in s] + JOINT,
 }
