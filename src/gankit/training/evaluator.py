@@ -46,9 +46,8 @@ class TrainingEvaluator:
             raise ValueError(
                 f"eval.against={self.against} holds {what[real.kind]} of shape "
                 f"{tuple(real.shape)}, but the run's samples are {what[info.kind]} of shape "
-                f"{info.sample_shape}; set "
-                f"eval.against to data of that shape, or leave it unset to compare with the "
-                f"training data")
+                f"{info.sample_shape}; set eval.against to data of that shape, or leave it "
+                f"unset to compare with the training data")
 
     def __call__(self, state) -> dict[str, float]:
         seed = state.config.train.seed
