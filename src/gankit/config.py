@@ -63,11 +63,19 @@ class TrainConfig:
     # and z per G step): less gradient noise late in training without lowering the learning
     # rates (Smith et al. 2018, "Don't decay the learning rate, increase the batch size")
     batch_schedule: tuple[tuple[int, int], ...] = ()
-    # fp32, or bf16: G's and D's forward passes in the training steps run under bfloat16
-    # autocast (convolutions and matrix products in bf16; weights, optimiser state, losses
-    # and the regularisers' own D passes stay float32). Fast on CPUs with AMX or AVX-512
-    # BF16 and on GPUs from Ampere on; elsewhere bf16 is emulated and slower.
+    # fp32, bf16 or fp16: G's and D's forward passes in the training steps run under
+    # bfloat16 / float16 autocast (convolutions and matrix products in low precision;
+    # weights, optimiser state, losses and the regularisers' own D passes stay float32).
+    # bf16: fast on CPUs with AMX or AVX-512 BF16 and on GPUs from Ampere on. fp16: for
+    # CUDA; each optimiser has its own dynamic loss scaler (checkpointed), and an update
+    # whose gradients overflow is skipped and counted (precision/skipped_D, _G in the log).
     precision: str = "fp32"
+    compile: bool = False  # torch.compile G's and D's forward passes (first steps compile)
+    channels_last: bool = False  # G, D and the image batches in channels-last memory format
+    # PyTorch's deterministic algorithms (and cuDNN's deterministic mode, no benchmark):
+    # a CUDA run is then repeatable; a CPU run is repeatable without it (docs/scaling.md)
+    deterministic: bool = False
+    sync_batchnorm: bool = False  # several processes (CUDA): BatchNorm statistics over all
     # D scores the real and the fake batch in one call, so its BatchNorm layers normalise
     # both with shared statistics (in the G step, with D's view of the latest real batch):
     # apart, each batch is normalised by its own mean and variance, which hides from D
@@ -91,9 +99,12 @@ class TrainConfig:
                 "unrolled_steps": "off)", "d_joint_batch_from": "throughout)"}[name])
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"train.device must be auto, cpu or cuda, got {self.device!r}")
-        if self.precision not in ("fp32", "bf16"):
-            raise ValueError(f"train.precision must be fp32 or bf16, got {self.precision!r}; "
-                             f"fp16 needs loss scaling, which gankit does not do: use bf16")
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise ValueError(f"train.precision must be fp32, bf16 or fp16, got "
+                             f"{self.precision!r}")
+        if self.precision == "fp16" and self.unrolled_steps:
+            raise ValueError("train.precision=fp16 with train.unrolled_steps: the unrolled "
+                             "updates have no loss scaling; use bf16 or fp32")
         if self.unrolled_order not in (1, 2):
             raise ValueError(f"train.unrolled_order must be 1 (first-order) or 2 (through "
                              f"the unrolled updates, Metz et al.), got {self.unrolled_order}")

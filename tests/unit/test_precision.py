@@ -54,9 +54,51 @@ def test_bf16_losses_are_close_to_float32_but_not_equal():
 
 
 def test_other_precisions_are_refused_with_the_fix():
-    with pytest.raises(ValueError, match=r"train.precision must be fp32 or bf16, got 'fp16'; "
-                                         r"fp16 needs loss scaling.*use bf16"):
-        resolve("dcgan", ["train.precision=fp16"])
+    with pytest.raises(ValueError, match=r"train.precision must be fp32, bf16 or fp16, got "
+                                         r"'fp8'"):
+        resolve("dcgan", ["train.precision=fp8"])
+    with pytest.raises(ValueError, match=r"fp16 with train.unrolled_steps.*use bf16 or fp32"):
+        resolve("dcgan", ["train.precision=fp16", "train.unrolled_steps=2"])
+
+
+def test_fp16_unscales_gradients_and_skips_an_overflowing_update():
+    """The scaled backward leaves the true gradient (d/dw of (w.x) is x); an infinite
+    gradient skips the step, halves the scale and is counted."""
+    from gankit.training.updates import Updates
+
+    w = torch.nn.Parameter(torch.tensor([1.0, -2.0, 0.5]))
+    module = torch.nn.Module()
+    module.w = w
+    opt = torch.optim.SGD([w], lr=0.1)
+    up = Updates("fp16", torch.device("cpu"))
+    x = torch.tensor([3.0, 4.0, -1.0])
+    up.backward((w * x).sum(), opt, "D")
+    torch.testing.assert_close(w.grad, x)
+    up.step(opt, module, "D")
+    torch.testing.assert_close(w.detach(), torch.tensor([0.7, -2.4, 0.6]))
+    assert up.skipped == {"D": 0, "G": 0}
+    opt.zero_grad()
+    before = w.detach().clone()
+    up.backward((w * torch.tensor([float("inf"), 1.0, 1.0])).sum(), opt, "D")
+    up.step(opt, module, "D")
+    torch.testing.assert_close(w.detach(), before)
+    assert up.skipped == {"D": 1, "G": 0}
+    assert up.scalers["D"].get_scale() == 2.0 ** 15  # 2^16 halved once
+    assert up.log_values() == {"precision/skipped_D": 1.0, "precision/skipped_G": 0.0}
+    fresh = Updates("fp16", torch.device("cpu"))
+    fresh.load_state_dict(up.state_dict())
+    assert fresh.scalers["D"].get_scale() == 2.0 ** 15 and fresh.skipped["D"] == 1
+    assert Updates("fp32", torch.device("cpu")).log_values() == {}
+
+
+def test_fp16_trains_with_float16_convolutions_and_checkpoints_its_scalers(tmp_path):
+    t = _trainer("train.precision=fp16")
+    seen = _first_conv_dtypes(t)
+    t.run(2)
+    assert set(seen) == {torch.float16}
+    assert {p.dtype for p in t.state.D.parameters()} == {torch.float32}
+    assert t.state.extra["updates"]["scalers"]["G"]["scale"] == 2.0 ** 16
+    assert t.last["loss/D"].dtype == torch.float32
 
 
 def test_bf16_is_refused_on_a_gpu_without_it_naming_the_option(monkeypatch):
@@ -71,7 +113,8 @@ def test_bf16_is_refused_on_a_gpu_without_it_naming_the_option(monkeypatch):
     check_bf16(torch.device("cuda"), "train.precision")
 
 
-@pytest.mark.parametrize("bf16, dtype", [(False, torch.float32), (True, torch.bfloat16)])
+@pytest.mark.parametrize("bf16, dtype", [(False, torch.float32), (True, torch.bfloat16),
+                                         (torch.float16, torch.float16), (None, torch.float32)])
 def test_the_shared_autocast_context(bf16, dtype):
     from gankit.utils.precision import autocast
 

@@ -28,7 +28,8 @@ from gankit.training.outputs import RunOutputs, progress_bar
 from gankit.training.schedule import schedule_for, set_learning_rates
 from gankit.training.self_condition import SelfConditioning
 from gankit.training.unroll import Unroller
-from gankit.utils.precision import autocast, check_bf16
+from gankit.training.updates import Updates
+from gankit.utils.precision import LOW_PRECISION, autocast, check_bf16
 from gankit.utils.tensors import as_float, full_precision, grad_norm
 
 
@@ -36,7 +37,7 @@ class Trainer:
     """Runs G and D updates on ``data`` (a gankit Dataset) and writes the run directory."""
 
     def __init__(self, state, data, run_dir: str | Path | None, *, is_main: bool = True,
-                 progress: bool = True, callbacks=(), evaluator=None) -> None:
+                 progress: bool = True, callbacks=(), evaluator=None, sync=None) -> None:
         self.state, self.data = state, data
         self.out = RunOutputs(run_dir, is_main, progress and is_main)
         self.run_dir = self.out.run_dir
@@ -51,10 +52,13 @@ class Trainer:
         self.g_real_features = any(r.needs_real_features for r in self.g_regs)
         self.hooks = list(state.hooks.values())
         self.augment = list(state.augmentations.values())
-        self.bf16 = cfg.precision == "bf16"
-        if self.bf16:
+        self.low_precision = cfg.precision != "fp32"
+        if cfg.precision == "bf16":
             check_bf16(state.device, "train.precision")
-        self._autocast = partial(autocast, state.device, self.bf16)  # G's and D's passes
+        self._autocast = partial(autocast, state.device, LOW_PRECISION[cfg.precision])
+        # backward + step: fp16 loss scaling, ``sync`` (gradient averaging across processes)
+        self.updates = Updates(cfg.precision, state.device, sync)
+        self.updates.load_state_dict(state.extra.get("updates"))
         self.pair = PairScoring(cfg, state.D)
         self.last_real_view: tuple | None = None  # (D's input, labels) of the latest real batch
         self.last: dict[str, torch.Tensor] = {}  # the values of the next log record
@@ -113,7 +117,7 @@ class Trainer:
         ctx = StepContext(s.G, D, real, fake, labels, real_out["logits"], fake_out["logits"],
                           s.step, s.generator, phase="D", fake_labels=fake_labels,
                           real_out=real_out, fake_out=fake_out, real_view=real_view,
-                          pack=s.config.pack, low_precision=self.bf16)
+                          pack=s.config.pack, low_precision=self.low_precision)
         for reg in self.d_regs:
             if update % reg.interval == 0:
                 loss = loss + reg(ctx)
@@ -126,7 +130,7 @@ class Trainer:
         s = self.state
         loss, real_out, fake_out, real_view = self.d_objective(D, data_step, update)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        self.updates.backward(loss, opt, "D")
         if main:
             self.step_losses["loss/D"], self.last_real_view = loss.detach(), real_view
             if log:
@@ -137,7 +141,7 @@ class Trainer:
                 if cut is not None:
                     self.last.update({"health/d_acc_real": (r > cut).float().mean(),
                                       "health/d_acc_fake": (f <= cut).float().mean()})
-        opt.step()
+        self.updates.step(opt, D, "D")
         for hook in self.hooks:  # constraints hold for every D, the unrolled copy included
             hook.constrain_d(D)
         for hook in self.hooks if main else ():
@@ -174,12 +178,12 @@ class Trainer:
         loss = s.loss.g_loss(fake_out["logits"])
         ctx = StepContext(s.G, D, None, fake, None, None, fake_out["logits"], s.step,
                           s.generator, phase="G", fake_labels=fake_labels, real_out=real_out,
-                          fake_out=fake_out, pack=s.config.pack, low_precision=self.bf16)
+                          fake_out=fake_out, pack=s.config.pack, low_precision=self.low_precision)
         for reg in self.g_regs:
             if s.step % reg.interval == 0:
                 loss = loss + reg(ctx)
         s.g_opt.zero_grad(set_to_none=True)
-        loss.backward()
+        self.updates.backward(loss, s.g_opt, "G")
         self.step_losses["loss/G"] = loss.detach()
         D.requires_grad_(True)
         if log:
@@ -187,7 +191,7 @@ class Trainer:
                 torch.zeros((), device=s.device))
             self.last.update({"loss/G": loss.detach(), "grad/G": grad_norm(s.G),
                               "health/grad_G_output": out_grad})
-        s.g_opt.step()
+        self.updates.step(s.g_opt, s.G, "G")
         s.step += 1
         for hook in self.hooks:
             hook.after_g_step(s, s.step)
@@ -253,6 +257,7 @@ class Trainer:
         with any health warning."""
         record = {"step": self.state.step, **{k: float(v) for k, v in self.last.items()}}
         record["time/step_ms"] = (time.perf_counter() - t0) * 1000.0 / max(1, timed)
+        record.update(self.updates.log_values())
         for cb in self.callbacks:
             record.update(cb(self) or {})
         warnings = []
@@ -295,5 +300,6 @@ class Trainer:
         Raises:
             NonFiniteStateError: a tensor of the state is NaN or infinite; nothing is kept.
         """
+        self.state.extra["updates"] = self.updates.state_dict()
         self.guard.snapshot(self.state, strict=True)
         return self.out.checkpoint(self.state)

@@ -1,5 +1,5 @@
-"""bfloat16 autocast, as training (``train.precision``) and refined sampling
-(``RefineOptions.precision``) use it."""
+"""Low-precision autocast, as training (``train.precision``: bf16 or fp16) and refined
+sampling (``RefineOptions.precision``: bf16) use it."""
 
 from __future__ import annotations
 
@@ -20,9 +20,12 @@ def check_bf16(device: torch.device, option: str) -> None:
                          f"{option}=fp32")
 
 
-def autocast(device: torch.device, bf16: bool):
-    """The context of a forward pass: bfloat16 autocast on ``device`` if ``bf16``, else
-    nothing."""
-    if not bf16:
+LOW_PRECISION = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast(device: torch.device, dtype: torch.dtype | bool | None):
+    """The context of a forward pass: autocast to ``dtype`` on ``device`` (True means
+    bfloat16), or nothing for None / False."""
+    if dtype is None or dtype is False:
         return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16)
+    return torch.autocast(device.type, dtype=torch.bfloat16 if dtype is True else dtype)
