@@ -5,7 +5,10 @@ and optimisers on mnist5k, in this process, interleaved in rounds so that machin
 hits both alike. Prints img/s for each case, the ratio gankit / plain, and a final
 ``min_ratio=X`` line. Target: ratio >= 0.95 (the loop's bookkeeping costs at most 5 %).
 
-    python bench/throughput.py [--steps 30] [--rounds 3] [--threads 2]
+A second table times the speed options (``train.compile``, ``train.channels_last``)
+against gankit's eager default on the same model, interleaved the same way.
+
+    python bench/throughput.py [--steps 30] [--rounds 3] [--threads 2] [--no-options]
 """
 
 from __future__ import annotations
@@ -21,12 +24,14 @@ from gankit.training.loop import Trainer
 from gankit.training.state import build_state
 
 CASES = [("gan", 64), ("gan", 256), ("dcgan", 64), ("dcgan", 256)]
+OPTION_CASES = [("dcgan", 64), ("dcgan", 256)]
+OPTIONS = {"compile": ["train.compile=true"], "channels_last": ["train.channels_last=true"]}
 
 
-def gankit_runner(preset: str, batch: int):
+def gankit_runner(preset: str, batch: int, extra: list[str] | None = None):
     cfg = api.make_config(preset, data="mnist5k", overrides=[
         f"train.batch_size={batch}", "hooks.ema=null", "train.sample_interval=0",
-        "train.checkpoint_interval=0", "train.log_interval=50"])
+        "train.checkpoint_interval=0", "train.log_interval=50", *(extra or [])])
     ds = api.dataset_for(cfg)
     state = build_state(cfg, api.data_info(ds), torch.device("cpu"))
     trainer = Trainer(state, ds, None, progress=False)
@@ -71,11 +76,26 @@ def plain_runner(preset: str, batch: int, ds):
     return run
 
 
+def best_rates(runners: dict, steps: int, rounds: int, batch: int) -> dict:
+    """Each runner's best img/s over ``rounds`` interleaved rounds, after a warm-up (which
+    also compiles)."""
+    for fn in runners.values():
+        fn(3)
+    best = dict.fromkeys(runners, 0.0)
+    for _ in range(rounds):
+        for name, fn in runners.items():
+            t = time.perf_counter()
+            fn(steps)
+            best[name] = max(best[name], steps * batch / (time.perf_counter() - t))
+    return best
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--steps", type=int, default=30, help="steps per timed round")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--no-options", action="store_true", help="skip the speed-option table")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} threads, {args.steps} steps x "
@@ -84,20 +104,24 @@ def main() -> None:
     ratios = []
     for preset, batch in CASES:
         ours, ds = gankit_runner(preset, batch)
-        plain = plain_runner(preset, batch, ds)
-        ours(3), plain(3)  # warm-up
-        best = {"ours": 0.0, "plain": 0.0}
-        for _ in range(args.rounds):
-            for name, fn in (("ours", ours), ("plain", plain)):
-                t = time.perf_counter()
-                fn(args.steps)
-                rate = args.steps * batch / (time.perf_counter() - t)
-                best[name] = max(best[name], rate)
+        best = best_rates({"ours": ours, "plain": plain_runner(preset, batch, ds)},
+                          args.steps, args.rounds, batch)
         ratio = best["ours"] / best["plain"]
         ratios.append(ratio)
         print(f"{preset + ' b' + str(batch):<14}{best['ours']:>14.0f}{best['plain']:>14.0f}"
               f"{ratio:>8.3f}")
     print(f"min_ratio={min(ratios):.3f}")
+    if args.no_options:
+        return
+    print(f"\n{'case':<14}{'option':<15}{'eager img/s':>12}{'option img/s':>14}{'ratio':>8}")
+    for preset, batch in OPTION_CASES:
+        runners = {"eager": gankit_runner(preset, batch)[0]}
+        runners.update({name: gankit_runner(preset, batch, sets)[0]
+                        for name, sets in OPTIONS.items()})
+        best = best_rates(runners, args.steps, args.rounds, batch)
+        for name in OPTIONS:
+            print(f"{preset + ' b' + str(batch):<14}{name:<15}{best['eager']:>12.0f}"
+                  f"{best[name]:>14.0f}{best[name] / best['eager']:>8.3f}")
 
 
 if __name__ == "__main__":

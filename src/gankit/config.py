@@ -105,6 +105,10 @@ class TrainConfig:
         if self.precision == "fp16" and self.unrolled_steps:
             raise ValueError("train.precision=fp16 with train.unrolled_steps: the unrolled "
                              "updates have no loss scaling; use bf16 or fp32")
+        if self.compile and self.unrolled_steps:
+            raise ValueError("train.compile=true with train.unrolled_steps: the unrolled critic "
+                             "is a new copy every step, which would recompile every step; "
+                             "use one of the two")
         if self.unrolled_order not in (1, 2):
             raise ValueError(f"train.unrolled_order must be 1 (first-order) or 2 (through "
                              f"the unrolled updates, Metz et al.), got {self.unrolled_order}")

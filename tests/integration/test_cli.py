@@ -84,7 +84,9 @@ def _assert_bitwise_equal(a, b):
 
 @pytest.mark.parametrize("preset, extra", [("dcgan", []), ("wgan_gp", []),
                                            ("dcgan", ["--set", "train.precision=bf16"]),
-                                           ("dcgan", ["--set", "train.d_joint_batch=true"])])
+                                           ("dcgan", ["--set", "train.d_joint_batch=true"]),
+                                           ("dcgan", ["--set", "train.precision=fp16"]),
+                                           ("dcgan", ["--set", "train.channels_last=true"])])
 def test_resume_is_bitwise_exact(tmp_path, preset, extra):
     sets = [s for s in TINY if s != "--no-progress"] + extra
     straight = tmp_path / "straight"
@@ -99,6 +101,7 @@ def test_resume_is_bitwise_exact(tmp_path, preset, extra):
     assert a["d_opt"]["state"][0]["step"] == b["d_opt"]["state"][0]["step"]
     torch.testing.assert_close(a["d_opt"]["state"][0]["exp_avg"],
                                b["d_opt"]["state"][0]["exp_avg"], rtol=0, atol=0)
+    assert a["extra"]["updates"] == b["extra"]["updates"]  # fp16: the scalers' state
 
 
 def test_same_seed_same_weights_other_seed_differs(tmp_path):

@@ -27,6 +27,7 @@ from gankit.training.joint import PairScoring
 from gankit.training.outputs import RunOutputs, progress_bar
 from gankit.training.schedule import schedule_for, set_learning_rates
 from gankit.training.self_condition import SelfConditioning
+from gankit.training.speed import deterministic, prepare_networks
 from gankit.training.unroll import Unroller
 from gankit.training.updates import Updates
 from gankit.utils.precision import LOW_PRECISION, autocast, check_bf16
@@ -50,6 +51,8 @@ class Trainer:
         self.g_regs = [r for r in regs if "G" in r.phases]
         self.real_grad = any(r.needs_real_grad for r in self.d_regs)
         self.g_real_features = any(r.needs_real_features for r in self.g_regs)
+        for note in prepare_networks(state, self.real_grad):  # compile, channels_last
+            self.out.say(note)
         self.hooks = list(state.hooks.values())
         self.augment = list(state.augmentations.values())
         self.low_precision = cfg.precision != "fp32"
@@ -207,7 +210,7 @@ class Trainer:
         s, cfg = self.state, self.state.config.train
         bar = progress_bar(s.step, total_steps) if self.out.progress else None
         record: dict = {}
-        with stop_on_signals() as stop:
+        with stop_on_signals() as stop, deterministic(cfg.deterministic):
             if self.guard.good_step != s.step:  # a trainer run again keeps its last one
                 self.guard.snapshot(s)
             s.G.train()
