@@ -80,7 +80,8 @@ def line_chart(title: str, series: dict[str, tuple[list, list]], *, width: int =
             points.append((float(step), math.log10(value) if log_y else value) if ok else None)
         drawn[name] = points
     finite = [p for points in drawn.values() for p in points if p is not None]
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+    # no xmlns: inline SVG in HTML needs none, and the page then names no URL at all
+    parts = [f'<svg width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
              f'<rect width="{width}" height="{height}" fill="#fff"/>',
              f'<text x="{width / 2:g}" y="18" text-anchor="middle" font-size="13" '
