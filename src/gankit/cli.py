@@ -130,6 +130,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="conditional runs: do not draw the class grid from the checkpoint")
     r.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu",
                    help="where the class grid is sampled (default cpu)")
+    r.add_argument("--max-grids", type=int, default=50, metavar="N",
+                   help="inline at most N sample grids, evenly spaced over the saved steps "
+                   "(first and last included; default 50, 0 = all)")
 
     b = sub.add_parser("bench", help="reproduce a published benchmark table")
     b_sub = b.add_subparsers(dest="benchmark", required=True)
@@ -307,7 +310,8 @@ def cmd_doctor(args) -> int:
 def cmd_report(args) -> int:
     from gankit import api
 
-    out = api.report(args.run_dir, args.out, class_grid=args.class_grid, device=args.device)
+    out = api.report(args.run_dir, args.out, class_grid=args.class_grid, device=args.device,
+                     max_grids=args.max_grids)
     print(f"wrote {out}")
     return 0
 

@@ -24,7 +24,7 @@ from gankit import api
 from gankit.cli import main
 from gankit.doctor import diagnose, format_diagnosis
 from gankit.viz.curves import panels
-from gankit.viz.report import CSP, data_uri, report_html, sample_grids
+from gankit.viz.report import CSP, data_uri, report_html, sample_grids, spread
 
 TINY = ["generator.width=8", "discriminator.width=8", "train.batch_size=16",
         "train.log_interval=1", "train.sample_interval=2"]
@@ -73,6 +73,25 @@ def test_report_is_self_contained_and_holds_every_grid(runs):
     assert options == [("0", "", "2"), ("1", "", "4"), ("2", " selected", "6")]
     shown = re.search(r'<img class="grid" id="sample-grid"[^>]* src="([^"]+)"', page)
     assert shown.group(1) == data_uri(grids[-1][1].read_bytes())  # the last step first
+
+
+def test_spread_keeps_first_and_last_evenly_spaced():
+    assert spread(list(range(10)), 4) == [0, 3, 6, 9]  # round(i * 9 / 3)
+    assert spread(list(range(10)), 3) == [0, 4, 9]  # 4.5 rounds half to even
+    assert spread(list(range(5)), 1) == [4] and spread(list(range(5)), 0) == list(range(5))
+    assert spread(list(range(3)), 7) == [0, 1, 2]
+
+
+def test_report_max_grids(runs, tmp_path, capsys):
+    out = tmp_path / "r.html"
+    assert main(["report", str(runs / "dcgan"), "--out", str(out), "--max-grids", "2"]) == 0
+    page = out.read_text()
+    grids = sample_grids(runs / "dcgan")
+    assert [data_uri(p.read_bytes()) in page for _, p in grids] == [True, False, True]
+    assert re.findall(r"<option [^>]*>step (\d+)</option>", page) == ["2", "6"]
+    assert "2 of the 3 saved steps" in page
+    assert main(["report", str(runs / "dcgan"), "--max-grids", "-1"]) == 2
+    assert "--max-grids must be 0 (all) or more, got -1" in capsys.readouterr().err
 
 
 def test_report_escapes_hostile_text(runs, tmp_path):

@@ -26,6 +26,7 @@ from pathlib import Path
 from gankit.utils.io import atomic_write_text, read_jsonl
 
 CLASS_GRID_PER_CLASS = 8  # samples per class row of a conditional run's class grid
+MAX_GRIDS = 50  # sample grids inlined by default: a 28x28 MNIST grid is about 30 kB
 _STEP_PNG = re.compile(r"^step_(\d+)\.png$")
 # Only inline code and data: images; nothing can be fetched, not even by a mistake.
 CSP = ("default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
@@ -77,7 +78,8 @@ SCRIPT = """
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None, *,
-                 class_grid: bool = True, device: str = "cpu") -> Path:
+                 class_grid: bool = True, device: str = "cpu",
+                 max_grids: int = MAX_GRIDS) -> Path:
     """Write the report of ``run_dir`` as one self-contained HTML file (atomically).
 
     Args:
@@ -86,25 +88,30 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *,
         class_grid: for a conditional run with a checkpoint, draw a grid of
             CLASS_GRID_PER_CLASS samples per class from its newest checkpoint (on ``device``).
         device: where the class grid's samples are drawn.
+        max_grids: inline at most this many sample grids, evenly spaced over the saved
+            steps, the first and the last always among them (`spread`); 0: all of them.
 
     Returns:
         The path written.
 
     Raises:
         FileNotFoundError: ``run_dir`` does not exist.
-        ValueError: ``run_dir`` holds no run, or ``out`` is a directory.
+        ValueError: ``run_dir`` holds no run, ``out`` is a directory, or ``max_grids`` < 0.
     """
     out = Path(out) if out is not None else Path(run_dir) / "report.html"
     if out.is_dir():
         raise ValueError(f"--out {out} is a directory; give a file name such as "
                          f"{out / 'report.html'}")
-    html = report_html(run_dir, class_grid=class_grid, device=device)
+    html = report_html(run_dir, class_grid=class_grid, device=device, max_grids=max_grids)
     atomic_write_text(out, html)
     return out
 
 
-def report_html(run_dir: str | Path, *, class_grid: bool = True, device: str = "cpu") -> str:
+def report_html(run_dir: str | Path, *, class_grid: bool = True, device: str = "cpu",
+                max_grids: int = MAX_GRIDS) -> str:
     """The report of ``run_dir`` as an HTML document (see `write_report`)."""
+    if max_grids < 0:
+        raise ValueError(f"--max-grids must be 0 (all) or more, got {max_grids}")
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"report {run_dir}: no such run directory")
@@ -139,7 +146,7 @@ def report_html(run_dir: str | Path, *, class_grid: bool = True, device: str = "
         missing.append("checkpoints: no complete checkpoint, so no class grid is drawn")
 
     sections = [
-        ("samples", "Samples over training", _samples_section(grids, info)),
+        ("samples", "Samples over training", _samples_section(grids, info, max_grids)),
         ("classes", "Class grid", _class_grid_section(run_dir, config, info, class_grid,
                                                       device)),
         ("curves", "Training curves", _curves_section(records)),
@@ -148,7 +155,22 @@ def report_html(run_dir: str | Path, *, class_grid: bool = True, device: str = "
         ("config", "Config", _config_section(config_text)),
     ]
     sections = [(key, title, body) for key, title, body in sections if body]
-    return _page(run_dir, config, info, records, grids, missing, sections)
+    return _page(run_dir, config, info, records, spread(grids, max_grids), missing, sections)
+
+
+def spread(items: list, limit: int) -> list:
+    """At most ``limit`` of ``items`` (all when ``limit`` is 0), evenly spaced, the first and
+    the last among them: indices round(i * (n - 1) / (limit - 1)).
+
+    >>> spread(list(range(10)), 4)
+    [0, 3, 6, 9]
+    """
+    n = len(items)
+    if limit == 0 or n <= limit:
+        return list(items)
+    if limit == 1:
+        return [items[-1]]
+    return [items[round(i * (n - 1) / (limit - 1))] for i in range(limit)]
 
 
 def sample_grids(run_dir: str | Path) -> list[tuple[int, Path]]:
@@ -213,10 +235,14 @@ def _page(run_dir, config, info, records, grids, missing, sections) -> str:
     return "\n".join([*head, *body, *tail, "</body></html>"]) + "\n"
 
 
-def _samples_section(grids, info) -> str:
-    if not grids:
+def _samples_section(all_grids, info, max_grids: int) -> str:
+    if not all_grids:
         return ("<p>No sample grids yet: <code>samples/step_*.png</code> are written every "
                 "<code>train.sample_interval</code> steps and at the end of training.</p>")
+    grids = spread(all_grids, max_grids)
+    shown = (f"{len(grids)} of the {len(all_grids)} saved steps (evenly spaced; "
+             f"<code>--max-grids 0</code> shows all)" if len(grids) < len(all_grids) else
+             f"each of the {len(grids)} saved step{'s' if len(grids) > 1 else ''}")
     last = len(grids) - 1
     step, path = grids[last]
     if info is not None and info.kind == "points":
@@ -226,7 +252,7 @@ def _samples_section(grids, info) -> str:
                 "class per column for a conditional run)")
     options = "".join(f'<option value="{i}"{" selected" if i == last else ""}>step {s}</option>'
                       for i, (s, _) in enumerate(grids))
-    return (f"<p>{what} at each of the {len(grids)} saved steps.</p>"
+    return (f"<p>{what} at {shown}.</p>"
             '<div class="stepper">'
             '<button type="button" id="step-prev">&larr;</button>'
             f'<label>step <select id="step-select">{options}</select></label>'
