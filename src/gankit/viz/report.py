@@ -143,7 +143,9 @@ def report_html(run_dir: str | Path, *, class_grid: bool = True, device: str = "
         missing.append("samples/step_*.png: no sample grids yet (written every "
                        "train.sample_interval steps and at the end)")
     if info is None:
-        missing.append("checkpoints: no complete checkpoint, so no class grid is drawn")
+        missing.append("checkpoints/: no complete checkpoint yet"
+                       + (", so no class grid is drawn" if _conditioning(config) != "none"
+                          else ""))
 
     sections = [
         ("samples", "Samples over training", _samples_section(grids, info, max_grids)),
