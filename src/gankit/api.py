@@ -438,6 +438,23 @@ def write_samples(x: torch.Tensor, out: str | Path, kind: str, y: torch.Tensor |
     return out
 
 
+def report(run_dir: str | Path, out: str | Path | None = None, *, class_grid: bool = True,
+           device: str = "cpu", max_grids: int = 50) -> Path:
+    """Write one self-contained HTML report of ``run_dir`` (`gankit.viz.report`): sample
+    grids by step (at most ``max_grids``, evenly spaced; 0 = all), curves, metrics,
+    ``gankit doctor``'s diagnosis, config, and a class grid for a conditional run (sampled
+    on ``device``). ``out`` defaults to ``run_dir/report.html``; returns the path.
+
+    Raises:
+        FileNotFoundError: ``run_dir`` does not exist.
+        ValueError: ``run_dir`` holds no run, ``out`` is a directory, ``max_grids`` < 0.
+    """
+    from gankit.viz.report import write_report
+
+    return write_report(run_dir, out, class_grid=class_grid, device=device,
+                        max_grids=max_grids)
+
+
 def print_summary(result: RunResult, file=None) -> None:
     file = file or sys.stdout
     if result.samples is not None:

@@ -122,6 +122,18 @@ def _parser() -> argparse.ArgumentParser:
     h = sub.add_parser("doctor", help="diagnose a run from its log: problems and remedies")
     h.add_argument("run_dir", help="a run directory (finished or still training)")
 
+    r = sub.add_parser("report", help="one self-contained HTML page about a run: samples "
+                       "by step, curves, metrics, diagnosis, config")
+    r.add_argument("run_dir", help="a run directory (finished or still training)")
+    r.add_argument("--out", help="HTML file to write (default RUN_DIR/report.html)")
+    r.add_argument("--no-class-grid", dest="class_grid", action="store_false", default=True,
+                   help="conditional runs: do not draw the class grid from the checkpoint")
+    r.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu",
+                   help="where the class grid is sampled (default cpu)")
+    r.add_argument("--max-grids", type=int, default=50, metavar="N",
+                   help="inline at most N sample grids, evenly spaced over the saved steps "
+                   "(first and last included; default 50, 0 = all)")
+
     b = sub.add_parser("bench", help="reproduce a published benchmark table")
     b_sub = b.add_subparsers(dest="benchmark", required=True)
     bm = b_sub.add_parser("mixture", help="PacGAN Table 1 on the 2D ring or grid")
@@ -295,6 +307,15 @@ def cmd_doctor(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from gankit import api
+
+    out = api.report(args.run_dir, args.out, class_grid=args.class_grid, device=args.device,
+                     max_grids=args.max_grids)
+    print(f"wrote {out}")
+    return 0
+
+
 def cmd_bench(args) -> int:
     if args.benchmark == "combine":
         import importlib
@@ -326,7 +347,7 @@ def cmd_bench(args) -> int:
 
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval,
             "extractor": cmd_extractor, "bench": cmd_bench, "show": cmd_show,
-            "doctor": cmd_doctor, "list": cmd_list}
+            "doctor": cmd_doctor, "report": cmd_report, "list": cmd_list}
 
 
 def _check_set_pairs(argv: list[str]) -> None:
