@@ -131,8 +131,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="export the raw G instead of G_ema (the default when the run has one)")
     o.add_argument("--step", type=int, help="export the checkpoint of this step (default newest)")
     o.add_argument("--no-check", dest="check", action="store_false", default=True,
-                   help="skip running the written model against PyTorch (onnx: then "
-                   "onnxruntime is not needed)")
+                   help="skip running the exported model against PyTorch before writing "
+                   "it (onnx: then onnxruntime is not needed)")
 
     h = sub.add_parser("doctor", help="diagnose a run from its log: problems and remedies")
     h.add_argument("run_dir", help="a run directory (finished or still training)")
@@ -305,9 +305,8 @@ def cmd_show(args) -> int:
 
 def cmd_export(args) -> int:
     from gankit import api
-    from gankit.export import check_format, describe
+    from gankit.export import describe
 
-    check_format(args.format)  # before loading the run
     result = api.export_generator(args.run_dir, args.format, args.out, ema=args.ema,
                                   step=args.step, check=args.check)
     if args.ema and result.net == "G":
