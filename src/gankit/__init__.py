@@ -6,6 +6,7 @@ Public API::
     result = gankit.train("dcgan", data="mnist5k", steps=2000, out="runs/dcgan")
     x = gankit.sample("runs/dcgan", 64)          # [64, 1, 28, 28] in [-1, 1]
     gankit.evaluate("runs/dcgan", metrics=["fid", "kid"], against="mnist5k", n=5000)
+    gankit.export_generator("runs/dcgan", "onnx")  # runs/dcgan/export/generator.onnx
     gankit.list_components()
 """
 
@@ -33,7 +34,7 @@ from gankit import (  # noqa: F401
     registry,
     regularizers,
 )
-from gankit.api import load, resume, sample, train
+from gankit.api import export_generator, load, resume, sample, train
 from gankit.evaluation import evaluate
 
 
@@ -57,4 +58,5 @@ def list_components() -> dict[str, dict[str, str]]:
     return out
 
 
-__all__ = ["train", "resume", "load", "sample", "evaluate", "list_components", "__version__"]
+__all__ = ["train", "resume", "load", "sample", "evaluate", "export_generator", "list_components",
+           "__version__"]

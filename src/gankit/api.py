@@ -246,6 +246,7 @@ class LoadedRun:
     G: nn.Module
     G_ema: nn.Module | None
     step: int
+    run_dir: Path | None = None  # where it was loaded from
 
     def net(self, ema: bool = True) -> nn.Module:
         return self.G_ema if ema and self.G_ema is not None else self.G
@@ -295,7 +296,7 @@ def load(run_dir: str | Path, device: str = "cpu", step: int | None = None) -> L
         G, _ = build_networks(config, info)
         G.load_state_dict(sd)
         nets.append(G.to(dev).eval().requires_grad_(False))
-    return LoadedRun(config, info, nets[0], nets[1], int(meta.get("step", 0)))
+    return LoadedRun(config, info, nets[0], nets[1], int(meta.get("step", 0)), Path(run_dir))
 
 
 def check_sample_memory(run: LoadedRun, n: int) -> None:
@@ -344,6 +345,45 @@ def sample(run: str | Path | LoadedRun, n: int, *, classes=None, seed: int = 0,
     if return_labels:
         return x, (c.cpu() if c is not None else None)
     return x
+
+
+def export_generator(run: str | Path | LoadedRun, format: str = "onnx",
+                     out: str | Path | None = None, *, ema: bool = True,
+                     step: int | None = None, check: bool = True):
+    """Export a run's generator to ONNX or TorchScript (`gankit.export`).
+
+    The file's inputs are z [N, z_dim] float32 (and labels [N] int64 for a conditional run)
+    with a dynamic batch N; its output is images [N, C, H, W] in [-1, 1] (points [N, D] for
+    a 2D run), the same as `sample` gives for the same z and labels.
+
+    Args:
+        run: a run directory or a `LoadedRun`.
+        format: ``onnx`` (``pip install 'gankit[onnx]'``) or ``torchscript``.
+        out: the file to write (atomically); default RUN_DIR/export/generator.onnx or .pt.
+        ema: export G_ema when the run kept one (what `sample` draws), else G.
+        step: the checkpoint of this step instead of the newest (a run directory only).
+        check: run the serialised model against PyTorch before writing it.
+
+    Returns:
+        a `gankit.export.ExportResult` (path, which net, its max abs difference, ...).
+
+    Raises:
+        ValueError: unknown ``format``, a bad ``out``, no checkpoint of ``step``, or a check
+            that failed.
+        FileNotFoundError: the run has no checkpoint.
+        gankit.utils.extras.MissingExtraError: ``onnx`` without its packages.
+    """
+    from gankit.export import check_format, export_run
+
+    check_format(format)
+    if not isinstance(run, LoadedRun):
+        run = load(run, "cpu", step=step)
+    elif step is not None:
+        raise ValueError("step= selects a checkpoint of a run directory; a LoadedRun is "
+                         "already loaded")
+    if out is None and run.run_dir is None:
+        raise ValueError("out= is needed for a LoadedRun that was not loaded from a directory")
+    return export_run(run, format, out, ema=ema, check=check)
 
 
 def refined_sampler(run: str | Path | LoadedRun, options=None, *, ema: bool = True,

@@ -10,9 +10,12 @@ import errno
 import sys
 from pathlib import Path
 
+from gankit.utils.extras import MissingExtraError
+
 # What user input raises (the guide's convention); anything else is a bug and keeps its
 # traceback. A KeyError is never a user error: a user-facing lookup raises ValueError.
-USER_ERRORS = (ValueError, TypeError, FileNotFoundError, NotADirectoryError)
+# MissingExtraError: an optional package is missing (the message names the extra).
+USER_ERRORS = (ValueError, TypeError, FileNotFoundError, NotADirectoryError, MissingExtraError)
 
 
 def _refine_arguments(parser: argparse.ArgumentParser, whose: str = "") -> None:
@@ -118,6 +121,18 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--curves", action="store_true", help="loss and metric curves")
     w.add_argument("--out", help="output folder (default RUN_DIR/show)")
     w.add_argument("--seed", type=int, default=0)
+
+    o = sub.add_parser("export", help="export a run's generator to ONNX or TorchScript")
+    o.add_argument("run_dir")
+    o.add_argument("--format", required=True, metavar="FORMAT",
+                   help="onnx (needs pip install 'gankit[onnx]') or torchscript")
+    o.add_argument("--out", help="file to write (default RUN_DIR/export/generator.onnx or .pt)")
+    o.add_argument("--no-ema", dest="ema", action="store_false", default=True,
+                   help="export the raw G instead of G_ema (the default when the run has one)")
+    o.add_argument("--step", type=int, help="export the checkpoint of this step (default newest)")
+    o.add_argument("--no-check", dest="check", action="store_false", default=True,
+                   help="skip running the exported model against PyTorch before writing "
+                   "it (onnx: then onnxruntime is not needed)")
 
     h = sub.add_parser("doctor", help="diagnose a run from its log: problems and remedies")
     h.add_argument("run_dir", help="a run directory (finished or still training)")
@@ -300,6 +315,19 @@ def cmd_show(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from gankit import api
+    from gankit.export import describe
+
+    result = api.export_generator(args.run_dir, args.format, args.out, ema=args.ema,
+                                  step=args.step, check=args.check)
+    if args.ema and result.net == "G":
+        print("gankit: note: this run kept no EMA generator; exported the raw G",
+              file=sys.stderr)
+    print(describe(result))
+    return 0
+
+
 def cmd_doctor(args) -> int:
     from gankit.doctor import diagnose, format_diagnosis
 
@@ -347,7 +375,8 @@ def cmd_bench(args) -> int:
 
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval,
             "extractor": cmd_extractor, "bench": cmd_bench, "show": cmd_show,
-            "doctor": cmd_doctor, "report": cmd_report, "list": cmd_list}
+            "doctor": cmd_doctor, "report": cmd_report, "export": cmd_export,
+            "list": cmd_list}
 
 
 def _check_set_pairs(argv: list[str]) -> None:
