@@ -290,3 +290,16 @@ def test_load_a_given_checkpoint_step(tmp_path):
                            last.G.state_dict()[next(iter(last.G.state_dict()))])
     with pytest.raises(ValueError, match="no checkpoint of step 3; kept steps: 2, 4"):
         api.load(out, step=3)
+
+
+def test_curves_without_matplotlib_is_one_line_naming_the_extra(run_dir, tmp_path, capsys,
+                                                               monkeypatch):
+    import sys
+
+    from gankit.cli import main
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # an import of it now fails
+    assert main(["show", str(run_dir), "--curves", "--out", str(tmp_path / "c")]) == 2
+    assert capsys.readouterr().err.strip() == ("gankit: error: gankit show --curves needs "
+                                               "matplotlib (not installed): pip install "
+                                               "'gankit[plot]'")

@@ -11,6 +11,7 @@ import io
 import math
 from pathlib import Path
 
+from gankit.utils.extras import require
 from gankit.utils.io import atomic_write_bytes, read_jsonl
 
 # The figure is a grid of panels, each PANEL_SIZE inches at DPI, at most MAX_COLUMNS wide.
@@ -92,17 +93,15 @@ def curves_png(run_dir: str | Path, out_png: str | Path) -> Path:
 
     Raises:
         ValueError: no log, an empty log, or a log without numeric series.
-        ImportError: matplotlib is not installed.
+        MissingExtraError: matplotlib is not installed (an ImportError naming the extra).
     """
     records = read_log(run_dir)
     groups = panels(records)
     if not groups:
         raise ValueError(f"{Path(run_dir) / 'log.jsonl'} has no numeric series to plot")
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError as err:
-        raise ImportError("curves_png needs matplotlib: pip install 'gankit[plot]'") from err
+    require(("matplotlib",), "plot", "gankit show --curves")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     cols = min(MAX_COLUMNS, len(groups))
     rows = math.ceil(len(groups) / cols)
