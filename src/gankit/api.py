@@ -57,9 +57,41 @@ def make_config(preset: str | None = None, *, data: str | None = None, steps: in
 
 
 def dataset_for(config: C.Config):
+    """The run's training data, as ``config.data`` says (streamed when it is large)."""
     d = config.data
     return load_dataset(d.name, resolution=d.resolution, channels=d.channels,
-                        strict_images=d.strict_images)
+                        strict_images=d.strict_images, stream=d.stream, workers=d.workers)
+
+
+def cache_data(spec: str, *, resolution: int | None = None, channels: int | None = None,
+               workers: int | None = None) -> dict:
+    """Decode a ``folder:PATH`` dataset once into its uint8 cache on disk (``gankit data
+    cache``), which streamed loads of the same files at ``resolution`` then memory-map
+    instead of decoding (`gankit.data.folder`). Nothing is done when it is up to date.
+
+    Args:
+        spec: ``folder:PATH``.
+        resolution: image side (default 64), as the run's ``data.resolution``.
+        channels: 1 or 3, only checked: the cache holds RGB and serves both.
+        workers: decode processes; None: `gankit.data.default_workers`.
+
+    Returns:
+        ``{"path", "images", "resolution", "bytes", "built"}`` (built: False when the
+        cache of these files was already there).
+    """
+    from gankit.data import check_options, default_workers
+    from gankit.data.folder import DEFAULT_RESOLUTION, build_cache
+
+    if not isinstance(spec, str) or not spec.startswith("folder:"):
+        raise ValueError(f"gankit data cache takes folder:PATH, got {spec!r}; npz archives "
+                         "saved with numpy.savez are memory-mapped in place and need no cache")
+    check_options(resolution, channels)
+    workers = default_workers() if workers is None else workers
+    if workers < 0:
+        raise ValueError(f"--workers must be >= 0, got {workers}")
+    path, images, built = build_cache(spec.partition(":")[2], resolution, workers)
+    return {"path": str(path), "images": images, "built": built,
+            "resolution": resolution or DEFAULT_RESOLUTION, "bytes": path.stat().st_size}
 
 
 def data_info(ds, config: C.Config | None = None) -> DataInfo:
