@@ -14,6 +14,7 @@ Prints a table of steps/s and peak memory, and the ratios stream / memory and ca
 memory. Targets: streaming peak memory below 2 GiB; ratios >= 0.9.
 
     python bench/streaming.py [--dir DIR] [--images 100000] [--steps 300] [--workers N]
+                              [--device cuda]
     python bench/streaming.py --quick   # a tiny smoke run
 """
 
@@ -96,7 +97,7 @@ def run_case(args) -> dict:
     t = time.perf_counter()
     ds = api.dataset_for(cfg)
     load_s = time.perf_counter() - t
-    state = build_state(cfg, api.data_info(ds), torch.device("cpu"))
+    state = build_state(cfg, api.data_info(ds), torch.device(args.device))
     trainer = Trainer(state, ds, None, progress=False)
     trainer.run(args.warmup)
     t = time.perf_counter()
@@ -123,6 +124,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--workers", type=int, default=default_workers())
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--device", default="cpu", help="cpu or cuda (batches are pinned there)")
     p.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     p.add_argument("--case", help=argparse.SUPPRESS)
     p.add_argument("--folder", help=argparse.SUPPRESS)
@@ -147,7 +149,7 @@ def main() -> None:
             print(f"cache built in {time.perf_counter() - t:.1f} s", file=sys.stderr)
         cmd = [sys.executable, __file__, "--case", case, "--folder", str(folder)] + [
             f"--{k}={getattr(args, k)}" for k in ("resolution", "steps", "warmup", "batch",
-                                                   "workers", "threads")]
+                                                   "workers", "threads", "device")]
         out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
     print(f"{'case':<8} {'images':>8} {'load s':>8} {'steps/s':>8} {'main MiB':>9} "
@@ -158,7 +160,7 @@ def main() -> None:
     base = rows[0]["steps_per_s"]
     print(f"ratio stream/memory={rows[1]['steps_per_s'] / base:.3f} "
           f"cache/memory={rows[2]['steps_per_s'] / base:.3f} "
-          f"(workers={args.workers}, threads={args.threads}, batch={args.batch}, "
+          f"(workers={args.workers}, threads={args.threads}, batch={args.batch}, {args.device}, "
           f"{args.resolution}x{args.resolution})")
     if tmp is not None:
         tmp.cleanup()

@@ -182,7 +182,10 @@ def _run(state, ds, run_dir: Path | None, progress: bool, callbacks) -> RunResul
         evaluator.check(state)
     trainer = Trainer(state, ds, run_dir, progress=progress, callbacks=callbacks,
                       evaluator=evaluator)
-    record = trainer.run(state.config.train.steps)
+    try:
+        record = trainer.run(state.config.train.steps)
+    finally:
+        trainer.batches.close()  # a streamed folder's decode workers stop with the run
     return _finish(trainer, record)
 
 

@@ -75,6 +75,7 @@ def test_streamed_batches_equal_in_memory_batches(images, workers):
         step = data_step // 2
         (xa, ya), (xb, yb) = a.batch(data_step, step), b.batch(data_step, step)
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    assert b._next == (12 if workers else -1)  # with workers, 1..11 came from the prefetch
     # another stream (the unrolled critic's) and a jump back (a rollback) read directly
     for data_step, step in ((1 << 40, 5), (1 << 40 | 1, 5), (4, 2), (5, 2), (6, 3)):
         assert torch.equal(a.batch(data_step, step)[0], b.batch(data_step, step)[0])
@@ -183,14 +184,15 @@ def test_streamed_npz_equals_in_memory(tmp_path):
 
 def test_resume_with_workers_equals_uninterrupted(images, tmp_path):
     sets = ["data.resolution=16", "data.stream=true", "data.workers=2", "train.batch_size=8",
-            "train.sample_interval=0", "train.checkpoint_interval=2", "train.log_interval=1",
-            "generator.width=8", "discriminator.width=8", "z_dim=8", "hooks.ema=null"]
+            "train.sample_interval=0", "train.checkpoint_interval=1", "train.log_interval=1",
+            "train.num_samples=4", "generator.width=8", "discriminator.width=8", "z_dim=8",
+            "hooks.ema=null"]
     data = f"folder:{images}"
-    full = api.train("dcgan", out=tmp_path / "full", data=data, steps=4, overrides=sets,
+    full = api.train("dcgan", out=tmp_path / "full", data=data, steps=3, overrides=sets,
                      progress=False)
-    api.train("dcgan", out=tmp_path / "half", data=data, steps=2, overrides=sets,
+    api.train("dcgan", out=tmp_path / "half", data=data, steps=1, overrides=sets,
               progress=False)
-    half = api.resume(tmp_path / "half", steps=4, overrides=["data.workers=0"],
+    half = api.resume(tmp_path / "half", steps=3, overrides=["data.workers=0"],
                       progress=False)
     for a, b in zip(full.state.G.state_dict().values(), half.state.G.state_dict().values()):
         assert torch.equal(a, b)

@@ -68,7 +68,8 @@ class SelfConditioner:
         """D's body features of every row of ``x`` [N, ...] (a tensor, or a streamed image
         store read block by block), projected: [N, dim]."""
         out = []
-        device = next(D.parameters()).device
+        device = x.device if isinstance(x, torch.Tensor) else next(
+            D.parameters(), torch.empty(0)).device  # a store's rows go to D's device
         with eval_mode(D):
             for start in range(0, len(x), self.batch_size):
                 xb = x[start:start + self.batch_size].to(device)
