@@ -214,3 +214,27 @@ def test_evaluation_reads_at_most_n_streamed_images(images, monkeypatch):
     assert taken == [10] and rows.shape == (10, 3, 8, 8)
     memory = _load(images, stream=False, workers=0).x
     assert any(torch.equal(rows[0], row) for row in memory)
+
+
+def test_self_conditioning_features_of_a_store_equal_the_tensors(images):
+    from gankit.training.self_condition import SelfConditioner
+
+    streamed = _load(images, stream=True, workers=0)
+    D = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten())
+    D.body = D.forward
+    sc = SelfConditioner(clusters=2, dim=0, batch_size=7)  # blocks that straddle the rows
+    assert torch.equal(sc.features(D, streamed.x), sc.features(D, streamed.x[:]))
+
+
+def test_data_cache_command(images, capsys):
+    from gankit import cli
+
+    assert cli.main(["data", "cache", f"folder:{images}", "--resolution", "8",
+                     "--workers", "0"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("built: ") and "(40 images at 8x8, " in out
+    assert cli.main(["data", "cache", f"folder:{images}", "--resolution", "8"]) == 0
+    assert capsys.readouterr().out.startswith("up to date: ")
+    assert cli.main(["data", "cache", "npz:x.npz"]) == 2
+    assert "takes folder:PATH, got 'npz:x.npz'" in capsys.readouterr().err
+    assert cli.main(["data", "cache", f"folder:{images}", "--resolution", "0"]) == 2
