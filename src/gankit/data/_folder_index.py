@@ -18,6 +18,7 @@ import os
 import re
 import struct
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -176,9 +177,7 @@ def scan(files: list[Path], resolution: int, workers: int, *, keep: bool = False
     """
     skipped: list[list] = []
     all_grey, parts = True, []
-    sink = atomic_open(out, "wb") if out is not None else None
-    f = sink.__enter__() if sink is not None else None
-    try:
+    with atomic_open(out, "wb") if out is not None else nullcontext() as f:
         if f is not None:
             f.write(_npy_header(len(files), resolution))
         for pixels, errors, is_grey in decode_all(files, resolution, workers, keep):
@@ -193,15 +192,9 @@ def scan(files: list[Path], resolution: int, workers: int, *, keep: bool = False
                 f.write(np.ascontiguousarray(pixels).data)
             else:
                 parts.append(pixels)
-        if f is not None:
+        if f is not None:  # the header now holds the number of readable images
             f.seek(0)
             f.write(_npy_header(len(files) - len(skipped), resolution))
-    except BaseException as exc:
-        if sink is not None:
-            sink.__exit__(type(exc), exc, exc.__traceback__)
-        raise
-    if sink is not None:
-        sink.__exit__(None, None, None)
     index = {"version": INDEX_VERSION, "skipped": skipped, "grey": all_grey}
     if not keep or out is not None:
         return index, None

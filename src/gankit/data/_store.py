@@ -148,13 +148,13 @@ class FileStore(ImageStore):
 
     def pixels(self, rows: np.ndarray) -> np.ndarray:
         """uint8 ``[k, R, R, C]`` of the rows, C = ``channels``."""
-        from gankit.data._folder_index import read_image
+        from gankit.data._folder_index import READ_ERRORS, read_image
 
         out = np.empty((len(rows), self.resolution, self.resolution, 3), dtype=np.uint8)
         for i, row in enumerate(rows):
             try:
                 out[i] = read_image(Path(self.files[row]), self.resolution)
-            except Exception as err:  # the folder's scan read it: the file changed since
+            except READ_ERRORS as err:  # the folder's scan read it: the file changed since
                 raise ValueError(f"cannot read image {self.files[row]} (it was readable when "
                                  f"the folder was scanned; rebuild with `gankit data cache`): "
                                  f"{err}") from err
