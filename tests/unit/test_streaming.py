@@ -238,3 +238,14 @@ def test_data_cache_command(images, capsys):
     assert cli.main(["data", "cache", "npz:x.npz"]) == 2
     assert "takes folder:PATH, got 'npz:x.npz'" in capsys.readouterr().err
     assert cli.main(["data", "cache", f"folder:{images}", "--resolution", "0"]) == 2
+
+
+def test_reading_options_are_checked_and_may_change_on_resume():
+    from gankit import config as C
+
+    with pytest.raises(ValueError, match="data.workers must be >= 0"):
+        api.make_config("dcgan", overrides=["data.workers=-1"])
+    with pytest.raises(TypeError, match="data.stream"):
+        api.make_config("dcgan", overrides=["data.stream=maybe"])
+    assert not C.is_architecture_key("data.workers") and not C.is_architecture_key("data.stream")
+    assert C.is_architecture_key("data.resolution")
