@@ -67,10 +67,12 @@ def cache_data(spec: str, *, resolution: int | None = None, channels: int | None
                workers: int | None = None) -> dict:
     """Decode a ``folder:PATH`` dataset once into its uint8 cache on disk (``gankit data
     cache``), which streamed loads of the same files at ``resolution`` then memory-map
-    instead of decoding (`gankit.data.folder`). Nothing is done when it is up to date.
+    instead of decoding (`gankit.data.folder`); for ``npz:PATH``, decompress a compressed
+    archive's ``x`` (an uncompressed one is mapped in place: nothing to do). Nothing is
+    done when it is up to date.
 
     Args:
-        spec: ``folder:PATH``.
+        spec: ``folder:PATH`` or ``npz:PATH``.
         resolution: image side (default 64), as the run's ``data.resolution``.
         channels: 1 or 3, only checked: the cache holds RGB and serves both.
         workers: decode processes; None: `gankit.data.default_workers`.
@@ -82,9 +84,10 @@ def cache_data(spec: str, *, resolution: int | None = None, channels: int | None
     from gankit.data import check_options, default_workers
     from gankit.data.folder import DEFAULT_RESOLUTION, build_cache
 
+    if isinstance(spec, str) and spec.startswith("npz:"):
+        return _cache_npz(spec)
     if not isinstance(spec, str) or not spec.startswith("folder:"):
-        raise ValueError(f"gankit data cache takes folder:PATH, got {spec!r}; npz archives "
-                         "saved with numpy.savez are memory-mapped in place and need no cache")
+        raise ValueError(f"gankit data cache takes folder:PATH or npz:PATH, got {spec!r}")
     check_options(resolution, channels)
     workers = default_workers() if workers is None else workers
     if workers < 0:
@@ -92,6 +95,22 @@ def cache_data(spec: str, *, resolution: int | None = None, channels: int | None
     path, images, built = build_cache(spec.partition(":")[2], resolution, workers)
     return {"path": str(path), "images": images, "built": built,
             "resolution": resolution or DEFAULT_RESOLUTION, "bytes": path.stat().st_size}
+
+
+def _cache_npz(spec: str) -> dict:
+    """An npz archive's ``x``, decompressed into the data cache when it is compressed."""
+    from gankit.data.npz import _x_member, extract_x
+
+    path = Path(spec.partition(":")[2]).expanduser()
+    if not path.is_file():
+        raise ValueError(f"{spec}: no such file")
+    member = _x_member(path)
+    if member is None:
+        raise ValueError(f"{spec}: no array 'x' in the archive")
+    offset, shape, _, _ = member
+    out, built = (path, False) if offset is not None else extract_x(path)
+    return {"path": str(out), "images": shape[0], "built": built, "bytes": out.stat().st_size,
+            "resolution": shape[2] if len(shape) == 4 and shape[1] in (1, 3) else shape[1]}
 
 
 def data_info(ds, config: C.Config | None = None) -> DataInfo:

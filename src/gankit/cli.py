@@ -154,8 +154,9 @@ def _parser() -> argparse.ArgumentParser:
     d_sub = d.add_subparsers(dest="action", required=True)
     dc = d_sub.add_parser("cache", help="decode a folder's images once into a memory-mapped "
                           "uint8 cache ($GANKIT_CACHE/data, default ~/.cache/gankit/data) that "
-                          "streamed training and evaluation read instead of the image files")
-    dc.add_argument("spec", help="folder:PATH")
+                          "streamed training and evaluation read instead of the image files "
+                          "(npz: decompress a compressed archive's x there)")
+    dc.add_argument("spec", help="folder:PATH or npz:PATH")
     dc.add_argument("--resolution", type=int, help="image side in pixels (default 64); use "
                     "the run's data.resolution")
     dc.add_argument("--channels", type=int, choices=[1, 3], help="checked only: the cache "

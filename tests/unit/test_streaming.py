@@ -177,9 +177,32 @@ def test_streamed_npz_equals_in_memory(tmp_path):
     np.savez(bad, x=np.full((3, 4, 4), 2.5, dtype=np.float32))
     with pytest.raises(ValueError, match=r"must lie in \[0, 1\] or \[-1, 1\]"):
         load_dataset(f"npz:{bad}", stream=True)
+
+
+
+def test_compressed_npz_is_decompressed_once_into_the_cache(tmp_path, capsys):
+    from gankit import cli
+
+    x = np.random.default_rng(2).integers(0, 256, (20, 6, 6, 3), dtype=np.uint8)
     packed = tmp_path / "packed.npz"
-    np.savez_compressed(packed, x=cases["u8"])
-    assert isinstance(load_dataset(f"npz:{packed}", stream=True).x, torch.Tensor)
+    np.savez_compressed(packed, x=x)
+    memory = load_dataset(f"npz:{packed}", stream=False).x
+    first = load_dataset(f"npz:{packed}", stream=True).x
+    assert isinstance(first, ArrayStore) and torch.equal(first[:], memory)
+    extracted = Path(first.path)
+    assert extracted.parent == _folder_index.data_cache_dir()
+    assert np.array_equal(np.load(extracted), x)
+    stamp = extracted.stat().st_mtime_ns
+    assert load_dataset(f"npz:{packed}", stream=True).x.path == str(extracted)
+    assert extracted.stat().st_mtime_ns == stamp  # reused, not written again
+    os.utime(packed, ns=(5, 5))  # the archive changed: extracted again, the old one deleted
+    assert cli.main(["data", "cache", f"npz:{packed}"]) == 0
+    assert capsys.readouterr().out.startswith("built: ")
+    assert not extracted.exists()
+    plain = tmp_path / "plain.npz"
+    np.savez(plain, x=x)
+    assert cli.main(["data", "cache", f"npz:{plain}"]) == 0  # mapped in place
+    assert capsys.readouterr().out.startswith(f"up to date: {plain}")
 
 
 def test_resume_with_workers_equals_uninterrupted(images, tmp_path):
@@ -236,7 +259,9 @@ def test_data_cache_command(images, capsys):
     assert cli.main(["data", "cache", f"folder:{images}", "--resolution", "8"]) == 0
     assert capsys.readouterr().out.startswith("up to date: ")
     assert cli.main(["data", "cache", "npz:x.npz"]) == 2
-    assert "takes folder:PATH, got 'npz:x.npz'" in capsys.readouterr().err
+    assert "npz:x.npz: no such file" in capsys.readouterr().err
+    assert cli.main(["data", "cache", "mnist5k"]) == 2
+    assert "takes folder:PATH or npz:PATH, got 'mnist5k'" in capsys.readouterr().err
     assert cli.main(["data", "cache", f"folder:{images}", "--resolution", "0"]) == 2
 
 
