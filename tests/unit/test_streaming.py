@@ -274,3 +274,15 @@ def test_reading_options_are_checked_and_may_change_on_resume():
         api.make_config("dcgan", overrides=["data.stream=maybe"])
     assert not C.is_architecture_key("data.workers") and not C.is_architecture_key("data.stream")
     assert C.is_architecture_key("data.resolution")
+
+
+def test_an_unwritable_cache_is_a_clear_error_or_a_warning(images, tmp_path, monkeypatch,
+                                                            capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("GANKIT_CACHE", str(blocker))  # data/ cannot be created under a file
+    with pytest.raises(ValueError, match="cannot create the data cache .*set GANKIT_CACHE"):
+        build_cache(str(images), 8, 0)
+    streamed = _load(images, stream=True, workers=0)  # still loads, without keeping its scan
+    assert len(streamed) == 40
+    assert "the folder's scan is not kept" in capsys.readouterr().err

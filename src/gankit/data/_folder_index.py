@@ -202,6 +202,31 @@ def scan(files: list[Path], resolution: int, workers: int, *, keep: bool = False
     return index, np.concatenate(parts) if parts else empty
 
 
+def writable_cache() -> Path:
+    """`data_cache_dir`, created.
+
+    Raises:
+        ValueError: it cannot be created or written.
+    """
+    folder = data_cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"cannot create the data cache {folder} ({err.strerror}); set "
+                         "GANKIT_CACHE to a writable directory") from None
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"the data cache {folder} is not writable; set GANKIT_CACHE to a "
+                         "writable directory")
+    return folder
+
+
 def write_index(path: Path, index: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, index)
+    """Store ``index``; where the cache cannot be written, warn and go on (the next load
+    scans again)."""
+    from gankit.utils.console import warn
+
+    try:
+        writable_cache()
+        atomic_write_json(path, index)
+    except (ValueError, PermissionError) as err:
+        warn(f"the folder's scan is not kept: {err}")

@@ -37,6 +37,7 @@ from gankit.data._folder_index import (
     read_index,
     remove_stale,
     scan,
+    writable_cache,
     write_index,
 )
 from gankit.data._store import FileStore, grey, mapped_npy, streams, to_float
@@ -112,7 +113,7 @@ def build_cache(arg: str, resolution: int | None, workers: int) -> tuple[Path, i
     index = read_index(index_path(root, resolution, key))
     if out.is_file() and index is not None:
         return out, len(files) - len(index["skipped"]), False
-    out.parent.mkdir(parents=True, exist_ok=True)
+    writable_cache()
     index, _ = scan(files, resolution, workers, keep=True, out=out, where=f"folder:{arg}")
     write_index(index_path(root, resolution, key), index)
     remove_stale(root, resolution, key)

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from gankit.data._common import Dataset, LoadOptions, need_arg
-from gankit.data._folder_index import data_cache_dir
+from gankit.data._folder_index import data_cache_dir, writable_cache
 from gankit.data._store import ArrayStore, streams
 from gankit.registry import DATASETS
 from gankit.utils.guards import check_finite, finite_float32
@@ -124,7 +124,7 @@ def extract_x(path: Path) -> tuple[Path, bool]:
     out = data_cache_dir() / f"{prefix}-{key}.npy"
     if out.is_file():
         return out, False
-    out.parent.mkdir(parents=True, exist_ok=True)
+    writable_cache()
     with zipfile.ZipFile(path) as archive, archive.open("x.npy") as src, \
             atomic_open(out, "wb") as dst:
         shutil.copyfileobj(src, dst, 1 << 22)
