@@ -57,9 +57,60 @@ def make_config(preset: str | None = None, *, data: str | None = None, steps: in
 
 
 def dataset_for(config: C.Config):
+    """The run's training data, as ``config.data`` says (streamed when it is large)."""
     d = config.data
     return load_dataset(d.name, resolution=d.resolution, channels=d.channels,
-                        strict_images=d.strict_images)
+                        strict_images=d.strict_images, stream=d.stream, workers=d.workers)
+
+
+def cache_data(spec: str, *, resolution: int | None = None, channels: int | None = None,
+               workers: int | None = None) -> dict:
+    """Decode a ``folder:PATH`` dataset once into its uint8 cache on disk (``gankit data
+    cache``), which streamed loads of the same files at ``resolution`` then memory-map
+    instead of decoding (`gankit.data.folder`); for ``npz:PATH``, decompress a compressed
+    archive's ``x`` (an uncompressed one is mapped in place: nothing to do). Nothing is
+    done when it is up to date.
+
+    Args:
+        spec: ``folder:PATH`` or ``npz:PATH``.
+        resolution: image side (default 64), as the run's ``data.resolution``.
+        channels: 1 or 3, only checked: the cache holds RGB and serves both.
+        workers: decode processes; None: `gankit.data.default_workers`.
+
+    Returns:
+        ``{"path", "images", "resolution", "bytes", "built"}`` (built: False when the
+        cache of these files was already there).
+    """
+    from gankit.data import check_options, default_workers
+    from gankit.data.folder import DEFAULT_RESOLUTION, build_cache
+
+    if isinstance(spec, str) and spec.startswith("npz:"):
+        return _cache_npz(spec)
+    if not isinstance(spec, str) or not spec.startswith("folder:"):
+        raise ValueError(f"gankit data cache takes folder:PATH or npz:PATH, got {spec!r}")
+    check_options(resolution, channels)
+    workers = default_workers() if workers is None else workers
+    if workers < 0:
+        raise ValueError(f"--workers must be >= 0, got {workers}")
+    path, images, built = build_cache(spec.partition(":")[2], resolution, workers)
+    return {"path": str(path), "images": images, "built": built,
+            "resolution": resolution or DEFAULT_RESOLUTION, "bytes": path.stat().st_size}
+
+
+def _cache_npz(spec: str) -> dict:
+    """An npz archive's ``x``, decompressed into the data cache when it is compressed."""
+    from gankit.data.npz import _x_member, extract_x
+
+    path = Path(spec.partition(":")[2]).expanduser()
+    if not path.is_file():
+        raise ValueError(f"{spec}: no such file")
+    member = _x_member(path)
+    if member is None:
+        raise ValueError(f"{spec}: no array 'x' in the archive")
+    offset, shape, _, _ = member
+    out, built = (path, False) if offset is not None else extract_x(path)
+    return {"path": str(out), "images": shape[0], "built": built, "bytes": out.stat().st_size,
+            "resolution": shape[2] if len(shape) == 4 and shape[1] in (1, 3) else shape[1]}
 
 
 def data_info(ds, config: C.Config | None = None) -> DataInfo:
@@ -150,7 +201,10 @@ def _run(state, ds, run_dir: Path | None, progress: bool, callbacks) -> RunResul
         evaluator.check(state)
     trainer = Trainer(state, ds, run_dir, progress=progress, callbacks=callbacks,
                       evaluator=evaluator)
-    record = trainer.run(state.config.train.steps)
+    try:
+        record = trainer.run(state.config.train.steps)
+    finally:
+        trainer.batches.close()  # a streamed folder's decode workers stop with the run
     return _finish(trainer, record)
 
 

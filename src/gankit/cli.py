@@ -176,6 +176,19 @@ def _parser() -> argparse.ArgumentParser:
                     "folder (then FOLDER/results.json)")
 
     sub.add_parser("list", help="list presets and registered components")
+
+    d = sub.add_parser("data", help="prepare a dataset on disk")
+    d_sub = d.add_subparsers(dest="action", required=True)
+    dc = d_sub.add_parser("cache", help="decode a folder's images once into a memory-mapped "
+                          "uint8 cache ($GANKIT_CACHE/data, default ~/.cache/gankit/data) that "
+                          "streamed training and evaluation read instead of the image files "
+                          "(npz: decompress a compressed archive's x there)")
+    dc.add_argument("spec", help="folder:PATH or npz:PATH")
+    dc.add_argument("--resolution", type=int, help="image side in pixels (default 64); use "
+                    "the run's data.resolution")
+    dc.add_argument("--channels", type=int, choices=[1, 3], help="checked only: the cache "
+                    "holds RGB and serves 1 or 3 channels")
+    dc.add_argument("--workers", type=int, help="decode processes (default: cores - 1, <= 8)")
     return p
 
 
@@ -279,7 +292,7 @@ def cmd_eval(args) -> int:
 
 
 def cmd_extractor(args) -> int:
-    from gankit.data import load_dataset
+    from gankit.data import as_tensor, load_dataset
     from gankit.metrics.features.lenet import train_and_save_extractor
 
     ds = load_dataset(args.data)
@@ -289,7 +302,8 @@ def cmd_extractor(args) -> int:
     options = {"epochs": args.epochs} if args.epochs else {}
     print(f"gankit: training a LeNet classifier on {args.data} ({len(ds)} images)",
           file=sys.stderr)
-    report = train_and_save_extractor(ds.x, ds.y, ds.num_classes, args.out, seed=args.seed,
+    report = train_and_save_extractor(as_tensor(ds.x), ds.y, ds.num_classes, args.out,
+                                      seed=args.seed,
                                       dataset_name=args.data, **options,
                                       log=lambda m: print(f"gankit: {m}", file=sys.stderr))
     print(f"held-out accuracy {report['heldout_accuracy']:.4f}, sha256 {report['sha256']}")
@@ -373,10 +387,21 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_data(args) -> int:
+    from gankit import api
+
+    info = api.cache_data(args.spec, resolution=args.resolution, channels=args.channels,
+                          workers=args.workers)
+    what = "built" if info["built"] else "up to date"
+    print(f"{what}: {info['path']} ({info['images']} images at {info['resolution']}x"
+          f"{info['resolution']}, {info['bytes'] / 2**20:.1f} MiB)")
+    return 0
+
+
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval,
             "extractor": cmd_extractor, "bench": cmd_bench, "show": cmd_show,
             "doctor": cmd_doctor, "report": cmd_report, "export": cmd_export,
-            "list": cmd_list}
+            "data": cmd_data, "list": cmd_list}
 
 
 def _check_set_pairs(argv: list[str]) -> None:

@@ -37,6 +37,17 @@ class DataConfig:
     resolution: int | None = None  # image side in pixels; None keeps the dataset's own
     channels: int | None = None  # 1 or 3; None keeps the dataset's own
     strict_images: bool = False  # a corrupt image in a folder is fatal instead of skipped
+    # folder/npz images read from disk per batch instead of held in memory; None: when
+    # they would take more than 1 GiB as float32 (gankit.data.STREAM_BYTES)
+    stream: bool | None = None
+    # processes that decode a streamed folder's images ahead of training (0: the main
+    # process decodes each batch); None: one per core but one, at most 8
+    workers: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.workers is not None and self.workers < 0:
+            raise ValueError(f"data.workers must be >= 0 (0 decodes in the main process), "
+                             f"got {self.workers}")
 
 
 @dataclass(frozen=True)
@@ -216,8 +227,15 @@ ARCHITECTURE_KEYS = ("data", "z_dim", "generator", "discriminator", "pack",
                      "self_condition.clusters")
 
 
+# how the data is read, not which data: a resume may change them
+READING_KEYS = ("data.stream", "data.workers")
+
+
 def is_architecture_key(key: str) -> bool:
-    """True when the dotted config ``key`` lies under one of `ARCHITECTURE_KEYS`."""
+    """True when the dotted config ``key`` lies under one of `ARCHITECTURE_KEYS` (and is
+    not one of `READING_KEYS`)."""
+    if any(key == r or key.startswith(r + ".") for r in READING_KEYS):
+        return False
     return any(key == a or key.startswith(a + ".") for a in ARCHITECTURE_KEYS)
 
 

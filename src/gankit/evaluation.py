@@ -118,7 +118,10 @@ def _reference(against: str, fake: torch.Tensor, config, resize: bool, heldout: 
     either is set); with ``heldout``, only its reference split
     (`gankit.refine.reference_split`, tag ``_heldout``), which a refine critic never sees.
     Other data is loaded as it is, and images of a shape other than
-    ``fake``'s are refused unless ``resize`` (tag ``_at{R}x{C}``).
+    ``fake``'s are refused unless ``resize`` (tag ``_at{R}x{C}``). A streamed dataset
+    (large folder/npz, `gankit.data.load_dataset`) gives at most ``len(fake)`` rows: all
+    when it has no more, else a fixed seeded subset (seed 0, so cached statistics are
+    reused), read from disk; in-memory data gives all its rows.
     """
     from gankit import api
 
@@ -149,12 +152,18 @@ def _reference(against: str, fake: torch.Tensor, config, resize: bool, heldout: 
         real = load_dataset(against, resolution=want[1], channels=want[0])
         tag = _shape_tag(want)
     rows = real.x
+    keep = torch.arange(len(rows))
     if heldout and own:
         from gankit.refine import reference_split
 
-        rows = rows[reference_split(len(rows))[1]]
+        keep = reference_split(len(rows))[1]
         tag += "_heldout"
-    return real, rows, tag
+    if real.streamed:  # read from disk: at most as many images as samples, a fixed subset
+        if len(keep) > len(fake):
+            pick = torch.randperm(len(keep), generator=torch.Generator().manual_seed(0))
+            keep = keep[pick[:len(fake)].sort().values]
+        return real, rows.take(keep), tag
+    return real, rows if len(keep) == len(rows) else rows[keep], tag
 
 
 def evaluate(source: Any, *, metrics: Sequence[str] | None = None, against: str | None = None,

@@ -20,3 +20,18 @@ def test_bench_script_imports(script):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # runs the imports; main() is guarded by __name__
     assert callable(module.main)
+
+
+@pytest.mark.slow
+def test_streaming_bench_quick_mode_runs():
+    """bench/streaming.py --quick: a tiny folder, the three cases, the table and ratios."""
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(BENCH / "streaming.py"), "--quick", "--threads",
+                          "1"], capture_output=True, text=True, timeout=600,
+                         env={**os.environ}, check=True).stdout
+    lines = out.strip().splitlines()
+    assert [line.split()[0] for line in lines[1:4]] == ["memory", "stream", "cache"]
+    assert lines[-1].startswith("ratio stream/memory=")

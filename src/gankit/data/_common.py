@@ -25,14 +25,20 @@ class LoadOptions:
     resolution: int | None = None  # output height = width in pixels; None: the dataset's own
     channels: int | None = None  # 1 (grey) or 3 (RGB); None: the dataset's own
     strict_images: bool = False  # an unreadable image file is an error instead of a warning
+    stream: bool | None = None  # folder/npz images read from disk; None: above a size
+    workers: int = 0  # processes that decode a streamed folder's images (0: this one)
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """An in-memory dataset.
+    """A dataset: labels and points in memory, images in memory or streamed from disk.
 
     Attributes:
         x: float32; images ``[N, C, H, W]`` in [-1, 1], points ``[N, D]`` raw coordinates.
+            A streamed dataset's ``x`` is an image store (`gankit.data._store.ImageStore`):
+            ``len``, ``shape``, ``dtype``, ``ndim`` and indexing (``x[i]``, ``x[a:b]``,
+            ``x[index_tensor]``, ``x.take(indices)``) as the tensor's, each read returning a
+            float32 tensor of those rows; `as_tensor` decodes all of it.
         y: int64 labels ``[N]`` in 0..num_classes-1, or None if unlabelled.
         num_classes: number of classes K (0 if unlabelled).
         kind: "image" or "points".
@@ -77,6 +83,11 @@ class Dataset:
 
     def __len__(self) -> int:
         return len(self.x)
+
+    @property
+    def streamed(self) -> bool:
+        """Whether ``x`` is read from disk on demand (an image store, not a tensor)."""
+        return not isinstance(self.x, torch.Tensor)
 
     def __repr__(self) -> str:
         return (

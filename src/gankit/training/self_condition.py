@@ -64,11 +64,15 @@ class SelfConditioner:
         self._proj: torch.Tensor | None = None
 
     @torch.no_grad()
-    def features(self, D, x: torch.Tensor) -> torch.Tensor:
-        """D's body features of every row of ``x`` [N, ...], projected: [N, dim]."""
+    def features(self, D, x) -> torch.Tensor:
+        """D's body features of every row of ``x`` [N, ...] (a tensor, or a streamed image
+        store read block by block), projected: [N, dim]."""
         out = []
+        device = x.device if isinstance(x, torch.Tensor) else next(
+            D.parameters(), torch.empty(0)).device  # a store's rows go to D's device
         with eval_mode(D):
-            for xb in x.split(self.batch_size):
+            for start in range(0, len(x), self.batch_size):
+                xb = x[start:start + self.batch_size].to(device)
                 out.append(self._project(D.body(xb).flatten(1)).float().cpu())
         return torch.cat(out)
 
@@ -81,7 +85,7 @@ class SelfConditioner:
         self._proj = self._proj.to(f.device, f.dtype)  # moved once, kept there
         return f @ self._proj
 
-    def cluster(self, D, x: torch.Tensor, step: int,
+    def cluster(self, D, x, step: int,
                 previous: torch.Tensor | None = None) -> torch.Tensor:
         """Cluster labels [N] of ``x``; ``previous`` labels seed the centres (warm start)."""
         if len(x) < self.clusters:
