@@ -1,0 +1,140 @@
+"""Log sinks: copies of a run's log in other tools (``log.sinks`` in the config).
+
+``log.jsonl`` stays the source of truth; a sink mirrors what goes into it: every numeric
+value of every record (same keys, at the record's step), the sample grids (as images, at
+their step) and so the evaluation results. A sink is a small object with
+``scalars(step, values)``, ``image(tag, step, array)``, ``rewind(step)`` and ``close()``;
+`gankit.training.outputs.RunOutputs` opens the configured ones and feeds them.
+
+- ``tensorboard``: event files under ``RUN/tensorboard/`` (``torch.utils.tensorboard``'s
+  SummaryWriter; extra ``gankit[tensorboard]``). A resumed run appends a new event file
+  to the same folder whose purge step hides what the first run logged after the
+  checkpoint, as ``log.jsonl`` drops it.
+- ``wandb``: a Weights & Biases run in ``RUN/wandb/`` (extra ``gankit[wandb]``), offline
+  unless ``WANDB_MODE`` is set (``wandb sync RUN/wandb/offline-run-*`` uploads it later);
+  a resume continues the same W&B run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from gankit.registry import SINKS
+from gankit.utils.io import atomic_write_text
+
+
+def check_sink_names(names) -> None:
+    """Refuse an unknown or repeated sink name (``log.sinks``), listing the valid ones."""
+    for name in names:
+        try:
+            SINKS.get(name)
+        except ValueError as exc:  # it lists the valid names and the closest one
+            raise ValueError(f"log.sinks: {exc}") from None
+    if len(set(names)) != len(names):
+        raise ValueError(f"log.sinks names a sink twice: {list(names)}")
+
+
+def check_sinks_installed(names) -> None:
+    """Fail before any work when a sink's package is missing, naming the extra.
+
+    Raises:
+        ValueError: ``log.sinks`` names a sink whose package cannot be imported.
+    """
+    for name in names:
+        sink = SINKS.get(name)
+        try:
+            importlib.import_module(sink.package)
+        except ImportError:
+            raise ValueError(f"log.sinks={name} needs the {sink.package} package, which is "
+                             f"not installed: pip install 'gankit[{sink.extra}]' (or drop "
+                             f"{name} from log.sinks)") from None
+
+
+def open_sinks(names, run_dir: Path, start_step: int, config: dict) -> list:
+    """The sinks ``names`` of the run in ``run_dir``, continuing after ``start_step``."""
+    check_sinks_installed(names)
+    return [SINKS.get(name)(run_dir, start_step, config) for name in names]
+
+
+def scalar_values(record: dict) -> dict[str, float]:
+    """The numbers of a log record other than its step (strings and flags are not scalars)."""
+    return {k: float(v) for k, v in record.items()
+            if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+@SINKS.register("tensorboard", "TensorBoard event files in RUN/tensorboard/ "
+                "(pip install 'gankit[tensorboard]')")
+class TensorBoardSink:
+    """TensorBoard event files in ``RUN/tensorboard/``."""
+
+    package, extra = "tensorboard", "tensorboard"
+
+    def __init__(self, run_dir: Path, start_step: int = 0, config: dict | None = None) -> None:
+        self.folder = Path(run_dir) / "tensorboard"
+        self._writer = None
+        self.rewind(start_step)
+
+    def rewind(self, step: int) -> None:
+        """Hide what was logged after ``step`` (a resume or a rollback continues there):
+        a new event file whose purge step TensorBoard drops later events before."""
+        from torch.utils.tensorboard import SummaryWriter
+
+        if self._writer is not None:
+            self._writer.close()
+        self._writer = SummaryWriter(str(self.folder), purge_step=step + 1)
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        for key, value in values.items():
+            self._writer.add_scalar(key, value, global_step=step)
+
+    def image(self, tag: str, step: int, image: np.ndarray) -> None:
+        """``image``: uint8 [H, W, 3]."""
+        self._writer.add_image(tag, image, global_step=step, dataformats="HWC")
+
+    def close(self) -> None:
+        self._writer.close()  # flushes
+
+
+@SINKS.register("wandb", "a Weights & Biases run in RUN/wandb/, offline unless WANDB_MODE is "
+                "set (pip install 'gankit[wandb]')")
+class WandbSink:
+    """A W&B run in ``RUN/wandb/``; its id is kept in ``RUN/wandb/gankit_run_id`` so that a
+    resume continues it."""
+
+    package, extra = "wandb", "wandb"
+
+    def __init__(self, run_dir: Path, start_step: int = 0, config: dict | None = None) -> None:
+        import wandb
+
+        self._wandb = wandb
+        folder = Path(run_dir) / "wandb"
+        folder.mkdir(parents=True, exist_ok=True)
+        id_file = folder / "gankit_run_id"
+        if id_file.is_file():
+            run_id = id_file.read_text().strip()
+        else:
+            run_id = uuid.uuid4().hex[:12]
+            atomic_write_text(id_file, run_id + "\n")
+        # offline by default: training never waits on (or fails for) the network
+        self.run = wandb.init(project=os.environ.get("WANDB_PROJECT", "gankit"),
+                              name=Path(run_dir).resolve().name, id=run_id, resume="allow",
+                              dir=str(run_dir), config=config or {},
+                              mode=os.environ.get("WANDB_MODE", "offline"))
+
+    def rewind(self, step: int) -> None:
+        """W&B keeps a run's steps increasing: records of steps it already holds are
+        dropped by W&B itself (its first attempt's values stay)."""
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        self.run.log(values, step=step)
+
+    def image(self, tag: str, step: int, image: np.ndarray) -> None:
+        self.run.log({tag: self._wandb.Image(image)}, step=step)
+
+    def close(self) -> None:
+        self.run.finish()
