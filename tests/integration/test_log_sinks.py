@@ -12,7 +12,7 @@ from PIL import Image
 
 from gankit.cli import main
 from gankit.config import resolve
-from gankit.training.sinks import scalar_values
+from gankit.training.sinks import TensorBoardSink, scalar_values
 
 TINY = ["--set", "generator.width=8", "--set", "discriminator.width=8",
         "--set", "train.batch_size=16", "--set", "train.log_interval=1",
@@ -162,3 +162,51 @@ def test_sink_names_are_validated():
         resolve("dcgan", ["log.sinks=[tensorbord]"])
     with pytest.raises(ValueError, match="names a sink twice"):
         resolve("dcgan", ["log.sinks=[wandb, wandb]"])
+
+
+SETS = ["generator.width=8", "discriminator.width=8", "train.batch_size=16",
+        "train.log_interval=1", "train.checkpoint_interval=2", "log.sinks=[tensorboard]"]
+
+
+def test_tensorboard_is_flushed_on_interrupt_and_follows_a_rollback(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from gankit import api
+    from gankit.losses.non_saturating import NonSaturating
+    from gankit.training.faults import TrainingInterrupted
+
+    pytest.importorskip("torch.utils.tensorboard",
+                        reason="the tensorboard sink needs pip install 'gankit[tensorboard]'")
+
+    def stop_at_3(trainer):
+        if trainer.state.step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    closed = []
+    close = TensorBoardSink.close
+    monkeypatch.setattr(TensorBoardSink, "close", lambda self: closed.append(close(self)))
+    stopped = tmp_path / "stopped"
+    with pytest.raises(TrainingInterrupted):
+        api.train("dcgan", out=stopped, data="digits", steps=6, overrides=SETS,
+                  progress=False, callbacks=[stop_at_3])
+    assert len(closed) == 1  # closed (so flushed) on the way out
+    tb = _tb_scalars(_events(stopped))
+    assert [s for s, _ in tb["loss/D"]] == [1, 2, 3] and tb == _as_float32(
+        _jsonl_scalars(stopped))
+
+    calls = []
+    g_loss = NonSaturating.g_loss
+
+    def once_nan(self, fake_logits, real_logits=None):
+        calls.append(1)
+        value = g_loss(self, fake_logits)
+        return value * float("nan") if len(calls) == 6 else value  # the 6th update's
+
+    monkeypatch.setattr(NonSaturating, "g_loss", once_nan)
+    run = tmp_path / "run"
+    api.train("dcgan", out=run, data="digits", steps=7, overrides=SETS, progress=False)
+    jsonl = _jsonl_scalars(run)
+    assert jsonl["lr_scale"] == [(4, 0.5)]  # the rollback's record: back to step 4
+    assert [s for s, _ in jsonl["loss/D"]] == [1, 2, 3, 4, 5, 6, 7]
+    assert _tb_scalars(_events(run)) == _as_float32(jsonl)  # the failed step 5's hidden
