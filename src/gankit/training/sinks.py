@@ -127,8 +127,8 @@ class WandbSink:
                               mode=os.environ.get("WANDB_MODE", "offline"))
 
     def rewind(self, step: int) -> None:
-        """W&B keeps a run's steps increasing: records of steps it already holds are
-        dropped by W&B itself (its first attempt's values stay)."""
+        """Nothing: W&B cannot rewind a run, and may ignore the steps logged again (online
+        it drops a step below its current one with a warning)."""
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         self.run.log(values, step=step)
