@@ -8,6 +8,7 @@ import types
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from gankit.cli import main
@@ -210,3 +211,23 @@ def test_tensorboard_is_flushed_on_interrupt_and_follows_a_rollback(tmp_path, mo
     assert jsonl["lr_scale"] == [(4, 0.5)]  # the rollback's record: back to step 4
     assert [s for s, _ in jsonl["loss/D"]] == [1, 2, 3, 4, 5, 6, 7]
     assert _tb_scalars(_events(run)) == _as_float32(jsonl)  # the failed step 5's hidden
+
+
+def test_a_trainer_run_again_after_close_reopens_tensorboard_without_hiding(tmp_path):
+    from gankit import api
+    from gankit.training.loop import Trainer
+    from gankit.training.state import build_state
+
+    pytest.importorskip("torch.utils.tensorboard",
+                        reason="the tensorboard sink needs pip install 'gankit[tensorboard]'")
+    config = api.make_config("dcgan", data="digits", overrides=SETS)
+    ds = api.dataset_for(config)
+    state = build_state(config, api.data_info(ds, config), torch.device("cpu"))
+    trainer = Trainer(state, ds, tmp_path, progress=False)
+    trainer.run(2)
+    trainer.out.close()
+    trainer.run(3)
+    trainer.out.close()
+    jsonl = _jsonl_scalars(tmp_path)
+    assert [s for s, _ in jsonl["loss/D"]] == [1, 2, 3]
+    assert _tb_scalars(_events(tmp_path)) == _as_float32(jsonl)

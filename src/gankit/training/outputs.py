@@ -46,7 +46,7 @@ class RunOutputs:
         """The sinks, opened again when a closed run writes more (a trainer run again)."""
         if not self.sinks and self._sink_setup is not None:
             names, config = self._sink_setup
-            self.sinks = open_sinks(names, self.run_dir, 0, config)
+            self.sinks = open_sinks(names, self.run_dir, None, config)
         return self.sinks
 
     def log(self, record: dict) -> None:

@@ -55,8 +55,9 @@ def check_sinks_installed(names) -> None:
                              f"{name} from log.sinks)") from None
 
 
-def open_sinks(names, run_dir: Path, start_step: int, config: dict) -> list:
-    """The sinks ``names`` of the run in ``run_dir``, continuing after ``start_step``."""
+def open_sinks(names, run_dir: Path, start_step: int | None, config: dict) -> list:
+    """The sinks ``names`` of the run in ``run_dir``, continuing after ``start_step``: what
+    they hold of later steps is hidden (None: nothing is)."""
     check_sinks_installed(names)
     return [SINKS.get(name)(run_dir, start_step, config) for name in names]
 
@@ -74,19 +75,22 @@ class TensorBoardSink:
 
     package, extra = "tensorboard", "tensorboard"
 
-    def __init__(self, run_dir: Path, start_step: int = 0, config: dict | None = None) -> None:
+    def __init__(self, run_dir: Path, start_step: int | None = 0,
+                 config: dict | None = None) -> None:
         self.folder = Path(run_dir) / "tensorboard"
         self._writer = None
         self.rewind(start_step)
 
-    def rewind(self, step: int) -> None:
+    def rewind(self, step: int | None) -> None:
         """Hide what was logged after ``step`` (a resume or a rollback continues there):
-        a new event file whose purge step TensorBoard drops later events before."""
+        a new event file whose purge step makes TensorBoard drop the later events of the
+        files before it (None: a new file that hides nothing)."""
         from torch.utils.tensorboard import SummaryWriter
 
         if self._writer is not None:
             self._writer.close()
-        self._writer = SummaryWriter(str(self.folder), purge_step=step + 1)
+        self._writer = SummaryWriter(str(self.folder),
+                                     purge_step=None if step is None else step + 1)
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         for key, value in values.items():
@@ -108,7 +112,8 @@ class WandbSink:
 
     package, extra = "wandb", "wandb"
 
-    def __init__(self, run_dir: Path, start_step: int = 0, config: dict | None = None) -> None:
+    def __init__(self, run_dir: Path, start_step: int | None = 0,
+                 config: dict | None = None) -> None:
         import wandb
 
         self._wandb = wandb
