@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from gankit.training.checkpoint import save_checkpoint
-from gankit.training.sinks import open_sinks, scalar_values
+from gankit.training.sinks import Sink, open_sinks, scalar_values
 from gankit.utils import progress as _progress
 from gankit.utils.images import save_grid, scatter_png
 from gankit.utils.io import append_jsonl, truncate_log
@@ -34,7 +34,7 @@ class RunOutputs:
         self.writes = is_main and self.run_dir is not None
         self.is_main = is_main
         self.progress = is_main and _progress.shows_progress(progress)
-        self.sinks: list = []
+        self.sinks: list[Sink] = []
         self._sink_setup = None  # (names, config) to open the sinks again after close()
         self._image_step = -1  # the step of the last grid sent to the sinks
         if self.writes and state is not None and state.config.log.sinks:
@@ -42,7 +42,7 @@ class RunOutputs:
             self._sink_setup = (names, config)
             self.sinks = open_sinks(names, self.run_dir, state.step, config)
 
-    def _open_sinks(self) -> list:
+    def _open_sinks(self) -> list[Sink]:
         """The sinks, opened again when a closed run writes more (a trainer run again)."""
         if not self.sinks and self._sink_setup is not None:
             names, config = self._sink_setup

@@ -1,10 +1,10 @@
 """Log sinks: copies of a run's log in other tools (``log.sinks`` in the config).
 
 ``log.jsonl`` stays the source of truth; a sink mirrors what goes into it: every numeric
-value of every record (same keys, at the record's step), the sample grids (as images, at
-their step) and so the evaluation results. A sink is a small object with
-``scalars(step, values)``, ``image(tag, step, array)``, ``rewind(step)`` and ``close()``;
-`gankit.training.outputs.RunOutputs` opens the configured ones and feeds them.
+value of every record (same keys, at the record's step; the training-time evaluations are
+records too) and the sample grids (as images, at their step). A sink is a small `Sink`
+object in the ``SINKS`` registry; `gankit.training.outputs.RunOutputs` opens the
+configured ones, feeds them and closes them.
 
 - ``tensorboard``: event files under ``RUN/tensorboard/`` (``torch.utils.tensorboard``'s
   SummaryWriter; extra ``gankit[tensorboard]``). A resumed run appends a new event file
@@ -21,11 +21,33 @@ import importlib
 import os
 import uuid
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from gankit.registry import SINKS
 from gankit.utils.io import atomic_write_text
+
+
+class Sink(Protocol):
+    """What `RunOutputs` calls; a registered sink is built as ``cls(run_dir, start_step,
+    config)`` (``config`` the run's as a plain dict) and declares its ``package`` and
+    ``extra``."""
+
+    package: str  # the module it imports, checked before any work
+    extra: str  # the pip extra that installs it: gankit[EXTRA]
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        """The numbers of one log record at ``step``."""
+
+    def image(self, tag: str, step: int, image: np.ndarray) -> None:
+        """An image [H, W, 3] uint8 at ``step``."""
+
+    def rewind(self, step: int | None) -> None:
+        """Hide what was logged after ``step`` (a rollback continues there)."""
+
+    def close(self) -> None:
+        """Flush and close."""
 
 
 def check_sink_names(names) -> None:
@@ -55,7 +77,7 @@ def check_sinks_installed(names) -> None:
                              f"pip install 'gankit[{sink.extra}]'") from None
 
 
-def open_sinks(names, run_dir: Path, start_step: int | None, config: dict) -> list:
+def open_sinks(names, run_dir: Path, start_step: int | None, config: dict) -> list[Sink]:
     """The sinks ``names`` of the run in ``run_dir``, continuing after ``start_step``: what
     they hold of later steps is hidden (None: nothing is)."""
     check_sinks_installed(names)
