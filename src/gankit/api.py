@@ -33,6 +33,7 @@ from gankit.training.checkpoint import (
 from gankit.training.evaluator import TrainingEvaluator
 from gankit.training.lock import run_lock
 from gankit.training.loop import Trainer
+from gankit.training.sinks import check_sinks_installed
 from gankit.training.state import DataInfo, build_networks, build_state, resolve_device
 from gankit.utils.console import note
 from gankit.utils.guards import check_memory
@@ -143,6 +144,8 @@ def train(preset: str | None = "dcgan", *, out: str | Path | None = None,
     if config is None:
         config = make_config(preset, data=data, steps=steps, seed=seed, device=device,
                              overrides=overrides)
+    if out is not None:
+        check_sinks_installed(config.log.sinks)  # before the run directory is made
     run_dir = _make_run_dir(out) if out is not None else None
     with run_lock(run_dir) if run_dir is not None else nullcontext():
         if run_dir is not None:
@@ -172,6 +175,7 @@ def resume(run_dir: str | Path, *, steps: int | None = None, overrides: Sequence
         except ValueError as exc:
             raise ValueError(f"--resume {run_dir}: {exc}") from None
         config = make_config(base=old, steps=steps, device=device, overrides=overrides)
+        check_sinks_installed(config.log.sinks)
         # the checkpoint's config with today's defaults filled in: a field added to gankit
         # since the run started is not a change
         changed = [d for d in C.diff(C.from_dict(old).to_dict(), config.to_dict())
@@ -203,8 +207,9 @@ def _run(state, ds, run_dir: Path | None, progress: bool, callbacks) -> RunResul
                       evaluator=evaluator)
     try:
         record = trainer.run(state.config.train.steps)
-    finally:
-        trainer.batches.close()  # a streamed folder's decode workers stop with the run
+    finally:  # an interrupt or a divergence too: decode workers stop, the sinks flush
+        trainer.batches.close()
+        trainer.out.close()
     return _finish(trainer, record)
 
 
@@ -236,6 +241,8 @@ def _replace_unfinished(run_dir: Path) -> None:
     names = ("config.yaml", "log.jsonl", "metrics.json")
     leftovers = [run_dir / n for n in names if (run_dir / n).is_file()]
     leftovers += sorted((run_dir / "samples").glob("step_*.png"))
+    leftovers += sorted((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    leftovers += [p for p in [run_dir / "wandb" / "gankit_run_id"] if p.is_file()]
     if leftovers:
         note(f"{run_dir} holds an unfinished run with no checkpoint (stopped before its first "
              "save); replacing it")
@@ -365,7 +372,7 @@ def check_sample_memory(run: LoadedRun, n: int) -> None:
 @torch.no_grad()
 def sample(run: str | Path | LoadedRun, n: int, *, classes=None, seed: int = 0,
            ema: bool = True, batch_size: int = 500, device: str = "cpu",
-           return_labels: bool = False):
+           return_labels: bool = False, progress: bool = False):
     """Draw ``n`` samples [n, ...] in data space ([-1, 1] images, raw 2D points).
 
     Args:
@@ -378,6 +385,8 @@ def sample(run: str | Path | LoadedRun, n: int, *, classes=None, seed: int = 0,
         seed: seeds z (and the labels drawn when ``classes`` is None).
         ema: sample the EMA generator when the run kept one.
         return_labels: also return the labels [n] (None for an unconditional run).
+        progress: a bar of the samples on stderr (when it is a terminal) when they take
+            more than one batch.
 
     Returns:
         x [n, ...] on the CPU, or ``(x, labels)`` with ``return_labels``.
@@ -395,7 +404,7 @@ def sample(run: str | Path | LoadedRun, n: int, *, classes=None, seed: int = 0,
     gen = torch.Generator(device=dev).manual_seed(seed)
     z = torch.randn(n, run.config.z_dim, generator=gen, device=dev)
     c = _labels(run, n, classes, gen, dev)
-    x = generate(net, z, c, batch_size=batch_size)
+    x = generate(net, z, c, batch_size=batch_size, progress=progress)
     if return_labels:
         return x, (c.cpu() if c is not None else None)
     return x
@@ -441,7 +450,7 @@ def export_generator(run: str | Path | LoadedRun, format: str = "onnx",
 
 
 def refined_sampler(run: str | Path | LoadedRun, options=None, *, ema: bool = True,
-                    device: str = "cpu", log=None):
+                    device: str = "cpu", log=None, progress: bool = False):
     """A critic-guided rejection sampler for a trained unconditional image run
     (`gankit.refine`): a critic is fitted on the run's training images against its
     generator's samples, then ``.sample(n, seed)`` keeps each sample with probability
@@ -453,13 +462,16 @@ def refined_sampler(run: str | Path | LoadedRun, options=None, *, ema: bool = Tr
         options: a `gankit.refine.RefineOptions` (default settings when None).
         ema: refine the EMA generator when the run kept one.
         log: called with the critic's progress lines.
+        progress: bars on stderr (when it is a terminal) of the critics' training and of
+            the sampling.
     """
     from gankit import refine
 
     run = load(run, device) if not isinstance(run, LoadedRun) else run
     real = dataset_for(run.config).x  # refine() refuses a conditional generator
     critic_rows, _ = refine.reference_split(len(real))
-    return refine.refine(run.net(ema), run.config.z_dim, real[critic_rows], options, log=log)
+    return refine.refine(run.net(ema), run.config.z_dim, real[critic_rows], options, log=log,
+                         progress=progress)
 
 
 _UNCONDITIONAL = ("{what}: this run's generator is unconditional (generator.conditioning="

@@ -32,6 +32,19 @@ def _refine_arguments(parser: argparse.ArgumentParser, whose: str = "") -> None:
                         "where the CPU has AVX-512 BF16 or AMX); implies --refine")
 
 
+def _progress_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-progress", action="store_true",
+                        help="hide the progress bars (shown with rate and ETA on stderr when "
+                        "it is a terminal)")
+
+
+def _say(message: str) -> None:
+    """``gankit: MESSAGE`` on stderr, above any progress bar."""
+    from gankit.utils.progress import write
+
+    write(f"gankit: {message}")
+
+
 def _refine_options(args):
     """The parsed RefineOptions when --refine or --refine-set was given, else None."""
     if not (args.refine or args.refine_set):
@@ -59,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="override a config value, e.g. --set train.batch_size=128")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     t.add_argument("--dry-run", action="store_true", help="print the resolved config and stop")
-    t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _progress_argument(t)
 
     s = sub.add_parser("sample", help="draw samples from a trained run")
     s.add_argument("run_dir")
@@ -77,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--no-ema", dest="ema", action="store_false", help="use the raw generator")
     s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
     _refine_arguments(s)
+    _progress_argument(s)
 
     e = sub.add_parser("eval", help="compute metrics of a run or a samples file")
     e.add_argument("source", help="RUN_DIR or samples.npz (an array 'x')")
@@ -105,6 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--download", action="store_true",
                    help="fetch the FID Inception weights when they are missing (internet)")
     _refine_arguments(e, "a run's ")
+    _progress_argument(e)
 
     x = sub.add_parser("extractor", help="train a feature extractor (a small classifier)")
     x_sub = x.add_subparsers(dest="action", required=True)
@@ -167,6 +182,7 @@ def _parser() -> argparse.ArgumentParser:
         parser.add_argument("--steps", type=int, help="generator steps per run (default: "
                             "the preset's)")
         parser.add_argument("--out", help="folder for the runs and results.json")
+        _progress_argument(parser)
 
     bc = b_sub.add_parser("combine", help="one table from several results.json of a "
                           "benchmark (seeds run apart)")
@@ -243,14 +259,15 @@ def cmd_sample(args) -> int:
                              "refined sampling supports unconditional runs only")
         api.check_sample_memory(run, n)  # before the critic's fit
         sampler = api.refined_sampler(run, options, ema=args.ema, device=args.device,
-                                      log=lambda m: print(f"gankit: {m}", file=sys.stderr))
+                                      log=_say, progress=not args.no_progress)
         x, y = sampler.sample(n, seed=args.seed), None
         r = sampler.report
         print(f"refine: critic held-out accuracy {r['heldout_accuracy']:.3f}, "
               f"acceptance {r['acceptance']:.3f}", file=sys.stderr)
     else:
         x, y = api.sample(run, n, classes=classes, seed=args.seed, ema=args.ema,
-                          device=args.device, return_labels=True)
+                          device=args.device, return_labels=True,
+                          progress=not args.no_progress)
     out = api.write_samples(x, args.out, run.info.kind, y=y, nrow=nrow, row_labels=row_labels)
     print(f"wrote {n} samples to {out}")
     return 0
@@ -284,8 +301,8 @@ def cmd_eval(args) -> int:
                        extractor=args.extractor, seed=args.seed, ema=args.ema,
                        device=args.device, cache=None if args.no_cache else "default", out=out,
                        refine=refine, quantize=args.quantize, resize=args.resize,
-                       reference=args.reference, download=args.download,
-                       log=lambda m: print(f"gankit: {m}", file=sys.stderr))
+                       reference=args.reference, download=args.download, log=_say,
+                       progress=not args.no_progress)
     print(format_table(results))
     print(f"wrote {out}")
     return 0
@@ -377,12 +394,13 @@ def cmd_bench(args) -> int:
         from gankit.benchmarks import mixture as bench
 
         report = bench.run(args.dataset, recipes, args.seeds, args.steps, out=args.out,
-                           first_seed=args.first_seed)
+                           first_seed=args.first_seed, progress=not args.no_progress)
     else:
         from gankit.benchmarks import stacked_mnist as bench
 
         report = bench.run(recipes, args.seeds, args.steps, samples=args.samples,
-                           out=args.out, first_seed=args.first_seed)
+                           out=args.out, first_seed=args.first_seed,
+                           progress=not args.no_progress)
     print(bench.table(report))
     return 0
 

@@ -195,6 +195,21 @@ class SelfConditionConfig:
 
 
 @dataclass(frozen=True)
+class LogConfig:
+    """Where the log goes besides ``log.jsonl``, which stays the source of truth."""
+
+    # copies of every logged number, the sample grids and the evaluations
+    # (gankit.training.sinks): tensorboard (RUN/tensorboard/), wandb (RUN/wandb/, offline
+    # unless WANDB_MODE is set); each needs its extra, pip install 'gankit[NAME]'
+    sinks: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        from gankit.training.sinks import check_sink_names
+
+        check_sink_names(self.sinks)
+
+
+@dataclass(frozen=True)
 class Config:
     """A complete, resolved run configuration."""
 
@@ -214,6 +229,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
     self_condition: SelfConditionConfig = field(default_factory=SelfConditionConfig)
+    log: LogConfig = field(default_factory=LogConfig)
 
     def to_dict(self) -> dict:
         return _to_plain(dataclasses.asdict(self))

@@ -67,7 +67,7 @@ def lower_is_better(key: str) -> bool:
 
 
 def _load_source(source, n: int | None, seed: int, ema: bool, device: str, refine=None,
-                 log=None):
+                 log=None, progress: bool = False):
     """Samples [n, ...], the Config of their run (None for files and tensors) and the
     refined sampler's report (None without ``refine``)."""
     from gankit import api
@@ -84,10 +84,12 @@ def _load_source(source, n: int | None, seed: int, ema: bool, device: str, refin
         run = api.load(path, device=device)
         if refine is not None:
             api.check_sample_memory(run, n or 10_000)  # before the critic's fit
-            sampler = api.refined_sampler(run, refine, ema=ema, device=device, log=log)
+            sampler = api.refined_sampler(run, refine, ema=ema, device=device, log=log,
+                                          progress=progress)
             x = sampler.sample(n or 10_000, seed=seed)
             return x, run.config, dict(sampler.report)
-        x = api.sample(run, n or 10_000, seed=seed, ema=ema, device=device)
+        x = api.sample(run, n or 10_000, seed=seed, ema=ema, device=device,
+                       progress=progress)
         return x, run.config, None
     if path.suffix.lower() == ".npz":
         if not path.is_file():
@@ -171,7 +173,7 @@ def evaluate(source: Any, *, metrics: Sequence[str] | None = None, against: str 
              ema: bool = True, device: str = "cpu", cache: str | os.PathLike | None = "default",
              out: str | os.PathLike | None = None, refine=None, quantize: bool = True,
              resize: bool = False, run_config=None, reference: bool = False,
-             download: bool = False, log=None) -> dict[str, float]:
+             download: bool = False, log=None, progress: bool = False) -> dict[str, float]:
     """Compute metrics of generated samples against a real dataset.
 
     Args:
@@ -212,6 +214,8 @@ def evaluate(source: Any, *, metrics: Sequence[str] | None = None, against: str 
             missing.
         log: called with progress lines and notes (the refine critics' progress; results
             replaced in an existing ``out`` file).
+        progress: progress bars on stderr (when it is a terminal) for the sampling, the
+            refine critics' training and the feature extraction.
 
     Returns:
         ``{protocol_key: value}``, e.g. ``{"fid_10k_mnist5k_lenet_mnist5k": 4.1, ...}``.
@@ -220,7 +224,7 @@ def evaluate(source: Any, *, metrics: Sequence[str] | None = None, against: str 
         METRICS.get(name)  # an unknown name fails before any sampling
     if n is not None and n < 2:
         raise ValueError(f"-n must be at least 2, got {n}")
-    fake, config, refined = _load_source(source, n, seed, ema, device, refine, log)
+    fake, config, refined = _load_source(source, n, seed, ema, device, refine, log, progress)
     config = config or run_config
     if against is None:
         if config is None:
@@ -237,7 +241,7 @@ def evaluate(source: Any, *, metrics: Sequence[str] | None = None, against: str 
     if download and spec.startswith("inception"):
         spec = build_extractor(spec, download=True)
     common = dict(seed=seed, options=options, quantize=quantize, real_tag=tag,
-                  cache_dir=cache_dir() if cache == "default" else cache)
+                  cache_dir=cache_dir() if cache == "default" else cache, progress=progress)
     results = compute_metrics(fake, real_x, metrics, spec, short_name(against), len(fake),
                               **common)
     if reference:
@@ -380,6 +384,7 @@ def compute_metrics(
     options: Mapping[str, Mapping[str, Any]] | None = None,
     quantize: bool = True,
     real_tag: str = "",
+    progress: bool = False,
 ) -> dict[str, float]:
     """Extract features once and compute metrics with protocol-named keys.
 
@@ -403,6 +408,7 @@ def compute_metrics(
             naming how the reference was derived from ``dataset_name`` (``_at32x3``:
             resized; ``_heldout``: a held-out split). Metrics of the samples alone (IS,
             mode counts) keep ``dataset_name``.
+        progress: bars of the feature extraction on stderr (`gankit.utils.progress`).
 
     Returns:
         ``{protocol_key: value}``, e.g. ``{"fid_10k_mnist5k_lenet": 3.2,
@@ -448,13 +454,14 @@ def compute_metrics(
         if POINTS in real_kinds:
             real[POINTS] = _as_images(real_x, "real_x").flatten(1)
     if kinds & {FEATURES, PROBS}:
-        fake[FEATURES], fake[PROBS] = extractor.extract(fake_x, batch_size, PROBS in kinds)
+        fake[FEATURES], fake[PROBS] = extractor.extract(
+            fake_x, batch_size, PROBS in kinds, progress="features" if progress else None)
     summaries: dict[str, dict[str, np.ndarray]] = {}
     if real_kinds & {FEATURES, PROBS}:
         cache = Path(cache_dir) if cache_dir is not None else None
         arrays, summaries = real_arrays(
             _as_images(real_x, "real_x"), extractor, dataset_name + real_tag, built, cache,
-            batch_size,
+            batch_size, progress,
         )
         real.update(arrays)
 

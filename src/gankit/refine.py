@@ -51,6 +51,7 @@ import torch.nn.functional as F
 from gankit.registry import closest
 from gankit.sampling import draw, stream
 from gankit.utils.precision import check_bf16
+from gankit.utils.progress import progress_bar
 
 VIEWS = ("ink", "pixels")
 PRECISIONS = ("fp32", "bf16")
@@ -179,8 +180,9 @@ class RefinedSampler:
     """
 
     def __init__(self, G, z_dim: int, critic: nn.Module, options: RefineOptions, threshold: float,
-                 report: dict | None = None) -> None:
+                 report: dict | None = None, progress: bool = False) -> None:
         self.G, self.z_dim, self.critic, self.options = G, z_dim, critic, options
+        self.progress = progress  # a bar of the accepted samples on stderr
         self.threshold = float(threshold)
         self.report = dict(report or {}, threshold_M=self.threshold)
 
@@ -208,6 +210,8 @@ class RefinedSampler:
         coins = stream(seed, "refine_coins")
         bf16 = self.options.precision == "bf16"
         kept, have, seen = [], 0, 0
+        bar = progress_bar(n, desc="refined sampling", unit="sample",
+                           enabled=self.progress and n > batch_size)
         while have < n:
             if seen >= limit:
                 raise ValueError(
@@ -219,6 +223,8 @@ class RefinedSampler:
             kept.append(x[keep])
             have += int(keep.sum())
             seen += len(x)
+            bar.update(min(have, n) - bar.n)
+        bar.close()
         self.report["acceptance"] = have / seen
         return torch.cat(kept)[:n]
 
@@ -234,7 +240,7 @@ class Ensemble(nn.Module):
         return torch.stack([m(v) for m in self.members]).mean(0)
 
 
-def _train_one(tr_r, tr_f, channels: int, o: RefineOptions, seed: int, log) -> Critic:
+def _train_one(tr_r, tr_f, channels: int, o: RefineOptions, seed: int, log, bar) -> Critic:
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     critic = Critic(channels, tr_r.shape[-1])
@@ -254,13 +260,14 @@ def _train_one(tr_r, tr_f, channels: int, o: RefineOptions, seed: int, log) -> C
             loss.backward()
             opt.step()
             done += 1
+            bar.update(1)
         if log is not None:
             log(f"critic seed {seed} epoch {epoch + 1}/{o.epochs} loss {loss.item():.4f}")
     return critic
 
 
 def fit_critic(real: torch.Tensor, fake: torch.Tensor, options: RefineOptions,
-               log=None) -> tuple[nn.Module, float, dict]:
+               log=None, progress: bool = False) -> tuple[nn.Module, float, dict]:
     """Train the critic on ``real`` against ``fake`` images [N, C, H, W] in [-1, 1].
 
     Both sides are split into training rows and a held-out ``holdout`` share (seeded by
@@ -268,7 +275,8 @@ def fit_critic(real: torch.Tensor, fake: torch.Tensor, options: RefineOptions,
     with Adam on binary cross-entropy for ``epochs`` passes over the smaller training side,
     its learning rate decayed linearly to 0 with ``decay``; the critic's logit is the
     members' mean. Deterministic for one thread count (``torch.manual_seed`` inside
-    ``fork_rng``; the caller's RNG is left alone).
+    ``fork_rng``; the caller's RNG is left alone). ``progress``: a bar of the critics'
+    batches on stderr (`gankit.utils.progress`).
 
     Returns:
         (critic in eval mode, M = the ``quantile`` of alpha * logit over the held-out fakes,
@@ -288,8 +296,10 @@ def fit_critic(real: torch.Tensor, fake: torch.Tensor, options: RefineOptions,
         pr, pf = torch.randperm(len(vr), generator=gen), torch.randperm(len(vf), generator=gen)
         hr, hf = max(1, int(len(vr) * o.holdout)), max(1, int(len(vf) * o.holdout))
         tr_r, ho_r, tr_f, ho_f = vr[pr[hr:]], vr[pr[:hr]], vf[pf[hf:]], vf[pf[:hf]]
-        members = [_train_one(tr_r, tr_f, real.shape[1], o, o.seed + k, log)
-                   for k in range(o.ensemble)]
+        steps = o.ensemble * o.epochs * math.ceil(min(len(tr_r), len(tr_f)) / o.batch_size)
+        with progress_bar(steps, desc="refine critics", unit="batch", enabled=progress) as bar:
+            members = [_train_one(tr_r, tr_f, real.shape[1], o, o.seed + k, log, bar)
+                       for k in range(o.ensemble)]
     critic = (members[0] if o.ensemble == 1 else Ensemble(members)).eval().requires_grad_(False)
     lr_, lf_ = logits(critic, ho_r), logits(critic, ho_f)
     threshold = float(torch.quantile(o.alpha * lf_.double(), o.quantile))
@@ -300,11 +310,12 @@ def fit_critic(real: torch.Tensor, fake: torch.Tensor, options: RefineOptions,
 
 
 def refine(G, z_dim: int, real: torch.Tensor, options: RefineOptions | None = None,
-           log=None) -> RefinedSampler:
+           log=None, progress: bool = False) -> RefinedSampler:
     """Fit the critic for generator ``G`` against the images ``real`` and return the
     sampler. The critic trains on ``min(fit_samples, len(real))`` of G's samples, drawn
     from the ``refine_fit`` stream of ``options.seed`` (apart from any sampling seed a user
-    would pick)."""
+    would pick). ``progress``: bars on stderr of the fit's samples, the critics' training
+    and the sampler's draws."""
     options = options or RefineOptions()
     if getattr(G, "conditional", False):
         raise ValueError("refine: this generator is conditional; refined sampling supports "
@@ -313,6 +324,6 @@ def refine(G, z_dim: int, real: torch.Tensor, options: RefineOptions | None = No
         check_bf16(next(G.parameters()).device, "refine precision")
     n = min(options.fit_samples, len(real))
     gen = stream(options.seed, "refine_fit", next(G.parameters()).device)
-    fake = draw(G, n, z_dim, gen, bf16=bf16)
-    critic, threshold, report = fit_critic(real.float(), fake, options, log)
-    return RefinedSampler(G, z_dim, critic, options, threshold, report)
+    fake = draw(G, n, z_dim, gen, bf16=bf16, progress=progress)
+    critic, threshold, report = fit_critic(real.float(), fake, options, log, progress)
+    return RefinedSampler(G, z_dim, critic, options, threshold, report, progress)

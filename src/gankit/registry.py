@@ -88,6 +88,7 @@ DATASETS = Registry("dataset")
 AUGMENTATIONS = Registry("augmentation")
 METRICS = Registry("metric")
 EXTRACTORS = Registry("extractor")
+SINKS = Registry("log sink")
 
 ALL = {
     "generators": GENERATORS,
@@ -100,4 +101,5 @@ ALL = {
     "datasets": DATASETS,
     "metrics": METRICS,
     "extractors": EXTRACTORS,
+    "log sinks": SINKS,
 }

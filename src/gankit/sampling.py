@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from gankit.utils.precision import autocast
+from gankit.utils.progress import progress_bar
 
 # Offsets added to a run's seed, one per stream of draws outside training.
 STREAMS = {
@@ -52,26 +53,31 @@ def eval_mode(*nets: nn.Module) -> Iterator[None]:
 
 @torch.no_grad()
 def generate(G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None = None, *,
-             batch_size: int = 500, bf16: bool = False, cpu: bool = True) -> torch.Tensor:
+             batch_size: int = 500, bf16: bool = False, cpu: bool = True,
+             progress: bool = False) -> torch.Tensor:
     """``G(z, labels)`` in eval mode, ``batch_size`` latents at a time: float32 samples
     [n, ...] (on the CPU unless ``cpu`` is False). ``bf16`` runs G under bfloat16 autocast.
-    A conditional G without labels cycles through its classes."""
+    A conditional G without labels cycles through its classes. ``progress``: a bar of the
+    samples on stderr when they take more than one batch (`gankit.utils.progress`)."""
     device = z.device
     parts = []
-    with eval_mode(G):
+    bar = progress_bar(len(z), desc="sampling", unit="sample",
+                       enabled=progress and len(z) > batch_size)
+    with eval_mode(G), bar:
         for i, zb in enumerate(z.split(batch_size)):
             cb = None if labels is None else labels[i * batch_size:(i + 1) * batch_size]
             with autocast(device, bf16):
                 x = (G(zb) if cb is None else G(zb, cb)).float()
             parts.append(x.cpu() if cpu else x)
+            bar.update(len(zb))
     return torch.cat(parts)
 
 
 def draw(G: nn.Module, n: int, z_dim: int, generator: torch.Generator, *,
          labels: torch.Tensor | None = None, batch_size: int = 500,
-         bf16: bool = False) -> torch.Tensor:
+         bf16: bool = False, progress: bool = False) -> torch.Tensor:
     """``n`` samples of G from latents z ~ N(0, I) drawn from ``generator`` (on G's device):
     float32 [n, ...] on the CPU."""
     device = next(G.parameters()).device
     z = torch.randn(n, z_dim, generator=generator, device=device)
-    return generate(G, z, labels, batch_size=batch_size, bf16=bf16)
+    return generate(G, z, labels, batch_size=batch_size, bf16=bf16, progress=progress)

@@ -303,7 +303,8 @@ def test_refined_sampler_never_shows_the_critic_the_reference_split(tmp_path, mo
               overrides=["generator.width=8", "discriminator.width=8", "train.batch_size=16"])
     seen = {}
     monkeypatch.setattr(gankit.refine, "refine",
-                        lambda G, z_dim, real, options=None, log=None: seen.setdefault("x", real))
+                        lambda G, z_dim, real, options=None, log=None, progress=False:
+                        seen.setdefault("x", real))
     api.refined_sampler(run)
     digits = load_dataset("digits").x
     critic_rows, reference_rows = reference_split(len(digits))

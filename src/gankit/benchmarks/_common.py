@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 from collections.abc import Callable, Sequence
 from importlib import resources
@@ -13,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from gankit.registry import closest
+from gankit.utils.progress import progress_bar, write
 
 
 def load_recipes(name: str) -> dict:
@@ -62,14 +62,22 @@ def run_seeds(recipe: dict, seeds: Sequence[int], one_run: Callable[[dict, int],
 
 def run_recipes(chosen: dict, seeds: int, first_seed: int,
                 one_run: Callable[[dict, int, str], dict],
-                log: Callable[[str], None]) -> dict[str, list[dict]]:
+                log: Callable[[str], None], progress: bool = False) -> dict[str, list[dict]]:
     """Every chosen recipe on seeds ``first_seed`` .. ``first_seed + seeds - 1``:
-    ``{recipe name: [one_run(recipe, seed, name) rows]}``."""
+    ``{recipe name: [one_run(recipe, seed, name) rows]}``; ``progress``: a bar of the runs
+    on stderr (`gankit.utils.progress`)."""
     results = {}
-    for name, recipe in chosen.items():
-        log(f"{name}: {recipe['preset']} {' '.join(recipe['set'])}")
-        results[name] = run_seeds(recipe, range(first_seed, first_seed + seeds),
-                                  lambda r, s, n=name: one_run(r, s, n), log)
+    with progress_bar(len(chosen) * seeds, desc="bench", unit="run",
+                      enabled=progress) as bar:
+        def counted(r, s, n):
+            row = one_run(r, s, n)
+            bar.update(1)
+            return row
+
+        for name, recipe in chosen.items():
+            log(f"{name}: {recipe['preset']} {' '.join(recipe['set'])}")
+            results[name] = run_seeds(recipe, range(first_seed, first_seed + seeds),
+                                      lambda r, s, n=name: counted(r, s, n), log)
     return results
 
 
@@ -81,7 +89,7 @@ def prepare(bench: str, recipes: Sequence[str], seeds: int, log, first_seed: int
         raise ValueError(f"--first-seed must be 0 or more, got {first_seed}")
     spec = load_recipes(bench)
     chosen = pick(spec["recipes"], recipes)
-    log = log or (lambda s: print(s, file=sys.stderr))
+    log = log or write  # on stderr, above the progress bar
     return spec, chosen, log
 
 

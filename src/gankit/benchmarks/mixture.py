@@ -25,7 +25,7 @@ from gankit.utils.io import atomic_write_json
 
 def run(dataset: str = "ring", recipes: Sequence[str] = ("gan", "pacgan2"),
         seeds: int = 10, steps: int | None = None, out=None, log=None,
-        first_seed: int = 0) -> dict:
+        first_seed: int = 0, progress: bool = False) -> dict:
     """Train every recipe on ``dataset`` for ``seeds`` seeds; returns per-run metrics.
 
     Args:
@@ -35,6 +35,7 @@ def run(dataset: str = "ring", recipes: Sequence[str] = ("gan", "pacgan2"),
         steps: generator steps per run (default: the preset's; PacGAN trains 400,000).
         out: optional folder for the runs and ``results.json``.
         first_seed: the first seed (to add seeds to an earlier report).
+        progress: a bar of the runs on stderr (when it is a terminal).
     """
     if dataset not in ("ring", "grid"):
         raise ValueError(f"--dataset must be ring or grid, got {dataset!r}")
@@ -46,7 +47,7 @@ def run(dataset: str = "ring", recipes: Sequence[str] = ("gan", "pacgan2"),
         m = res.metrics
         return {"modes": m["modes"], "hq": 100 * m["hq"], "reverse_kl": m["reverse_kl"]}
 
-    results = run_recipes(chosen, seeds, first_seed, one, log)
+    results = run_recipes(chosen, seeds, first_seed, one, log, progress)
     report = {"benchmark": "mixture", "dataset": dataset, "seeds": seeds,
               "first_seed": first_seed, "steps": steps, "runs": results,
               "paper": spec["paper"][dataset], "recipes": chosen}

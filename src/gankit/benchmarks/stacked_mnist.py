@@ -86,9 +86,10 @@ def recipe_refine_options(name: str, recipe: dict):
 
 def run(recipes: Sequence[str] = ("dcgan", "pacdcgan2"), seeds: int = 1,
         steps: int | None = None, samples: int = NUM_SAMPLES, out=None, log=None,
-        first_seed: int = 0) -> dict:
+        first_seed: int = 0, progress: bool = False) -> dict:
     """Train each recipe on stacked_mnist for seeds ``first_seed`` .. ``first_seed + seeds
-    - 1`` and count modes of ``samples`` samples of each (refined when the recipe says)."""
+    - 1`` and count modes of ``samples`` samples of each (refined when the recipe says);
+    ``progress``: a bar of the runs on stderr (when it is a terminal)."""
     spec, chosen, log = prepare("stacked_mnist", recipes, seeds, log, first_seed)
 
     from gankit import api
@@ -106,7 +107,7 @@ def run(recipes: Sequence[str] = ("dcgan", "pacdcgan2"), seeds: int = 1,
         row = count_modes(sampler.sample(samples, seed=seed + STREAMS["latents"]))
         return {**row, "acceptance": sampler.report["acceptance"]}
 
-    results = run_recipes(chosen, seeds, first_seed, one, log)
+    results = run_recipes(chosen, seeds, first_seed, one, log, progress)
     report = {"benchmark": "stacked_mnist", "seeds": seeds, "first_seed": first_seed,
               "steps": steps, "samples": samples, "runs": results, "paper": spec["paper"],
               "recipes": chosen}

@@ -71,13 +71,16 @@ def real_arrays(
     built: dict[str, Metric],
     cache_dir: Path | None,
     batch_size: int | None,
+    progress: bool = False,
 ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, np.ndarray]]]:
-    """Real features/probs and per-metric real summaries, from the cache when possible."""
+    """Real features/probs and per-metric real summaries, from the cache when possible
+    (``progress``: a bar of an extraction on stderr)."""
     path = _cache_path(cache_dir, dataset, extractor, real_x) if cache_dir is not None else None
     cached = _load_cache(path) if path is not None else {}
     dirty = False
     if FEATURES not in cached or (extractor.num_classes > 0 and PROBS not in cached):
-        features, probs = extractor.extract(real_x, batch_size, with_probs=True)
+        features, probs = extractor.extract(real_x, batch_size, with_probs=True,
+                                            progress="real features" if progress else None)
         cached = {FEATURES: features.numpy(), "meta": np.array(extractor.preprocessing)}
         if probs is not None:
             cached[PROBS] = probs.numpy()

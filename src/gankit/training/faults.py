@@ -24,7 +24,6 @@ from collections.abc import Iterator
 import torch
 
 from gankit.training.checkpoint import NonFiniteStateError, nonfinite_tensor
-from gankit.utils.io import truncate_log
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -140,8 +139,7 @@ class DivergenceGuard:
         event = self.rollback(trainer.state, bad)
         for strategy in trainer.strategies:
             strategy.apply(trainer)
-        if trainer.out.writes:
-            truncate_log(trainer.run_dir / "log.jsonl", trainer.state.step)
+        trainer.out.rewind(trainer.state.step)
         trainer.out.log(event)
         if trainer.health is not None:  # its rules replay the log up to the restored step
             trainer.health = HealthMonitor(trainer, trainer.state.config.health)

@@ -40,7 +40,7 @@ class Trainer:
     def __init__(self, state, data, run_dir: str | Path | None, *, is_main: bool = True,
                  progress: bool = True, callbacks=(), evaluator=None, sync=None) -> None:
         self.state, self.data = state, data
-        self.out = RunOutputs(run_dir, is_main, progress and is_main)
+        self.out = RunOutputs(run_dir, is_main, progress and is_main, state)
         self.run_dir = self.out.run_dir
         self.callbacks = list(callbacks)  # called as cb(trainer) after each logged step
         self.evaluator = evaluator  # a TrainingEvaluator or None

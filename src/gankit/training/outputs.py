@@ -1,15 +1,19 @@
 """What a run writes to its directory: the log, warnings, sample grids, checkpoints and the
-metrics evaluated during training. Only the main process writes (``is_main``), so the loop
-can run under data parallelism; without a run directory nothing is written."""
+metrics evaluated during training, and their copies in the log sinks of ``log.sinks``
+(`gankit.training.sinks`: TensorBoard, W&B). Only the main process writes (``is_main``), so
+the loop can run under data parallelism; without a run directory nothing is written."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
+import numpy as np
+
 from gankit.training.checkpoint import save_checkpoint
+from gankit.training.sinks import Sink, open_sinks, scalar_values
+from gankit.utils import progress as _progress
 from gankit.utils.images import save_grid, scatter_png
-from gankit.utils.io import append_jsonl
+from gankit.utils.io import append_jsonl, truncate_log
 
 
 class RunOutputs:
@@ -18,26 +22,62 @@ class RunOutputs:
     Args:
         run_dir: the run directory, or None (an in-memory run writes nothing).
         is_main: whether this process writes.
-        progress: whether a progress bar shares stderr (messages then start a new line).
+        progress: whether a progress bar is wanted; it shows when stderr is a terminal
+            (`gankit.utils.progress`), and messages are then printed above it.
+        state: the run's TrainState: its config's ``log.sinks`` are opened, continuing
+            after its step (a resume's). None: no sinks.
     """
 
     def __init__(self, run_dir: str | Path | None, is_main: bool = True,
-                 progress: bool = False) -> None:
+                 progress: bool = False, state=None) -> None:
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.writes = is_main and self.run_dir is not None
-        self.is_main, self.progress = is_main, progress
+        self.is_main = is_main
+        self.progress = is_main and _progress.shows_progress(progress)
+        self.sinks: list[Sink] = []
+        self._sink_setup = None  # (names, config) to open the sinks again after close()
+        self._image_step = -1  # the step of the last grid sent to the sinks
+        if self.writes and state is not None and state.config.log.sinks:
+            names, config = state.config.log.sinks, state.config.to_dict()
+            self._sink_setup = (names, config)
+            self.sinks = open_sinks(names, self.run_dir, state.step, config)
+
+    def _open_sinks(self) -> list[Sink]:
+        """The sinks, opened again when a closed run writes more (a trainer run again)."""
+        if not self.sinks and self._sink_setup is not None:
+            names, config = self._sink_setup
+            self.sinks = open_sinks(names, self.run_dir, None, config)
+        return self.sinks
 
     def log(self, record: dict) -> None:
         """Append ``record`` to ``log.jsonl`` as one line of strict JSON, a NaN or infinite
-        value as the string "nan", "inf" or "-inf" (`gankit.utils.io.json_record`)."""
+        value as the string "nan", "inf" or "-inf" (`gankit.utils.io.json_record`); its
+        numbers go to the sinks at its step."""
         if self.writes:
             append_jsonl(self.run_dir / "log.jsonl", record)
+            values = scalar_values(record)
+            if values and "step" in record:
+                for sink in self._open_sinks():
+                    sink.scalars(int(record["step"]), values)
+
+    def rewind(self, step: int) -> None:
+        """Drop what was logged after ``step`` (a rollback continues from there): from
+        ``log.jsonl``, and hidden in the sinks."""
+        if self.writes:
+            truncate_log(self.run_dir / "log.jsonl", step)
+            for sink in self._open_sinks():
+                sink.rewind(step)
+
+    def close(self) -> None:
+        """Flush and close the sinks (at the end of training, and when it stops early)."""
+        sinks, self.sinks = self.sinks, []
+        for sink in sinks:
+            sink.close()
 
     def say(self, message: str) -> None:
-        """Print ``gankit: MESSAGE`` on stderr (main process), off a progress bar's line."""
+        """Print ``gankit: MESSAGE`` on stderr (main process), above a progress bar."""
         if self.is_main:
-            lead = "\n" if self.progress else ""
-            print(f"{lead}gankit: {message}", file=sys.stderr)
+            _progress.write(f"gankit: {message}")
 
     def warn(self, message: str) -> None:
         """A warning on stderr, pointing at ``gankit doctor`` for remedies."""
@@ -56,6 +96,15 @@ class RunOutputs:
             save_grid(fake, path, nrow=nrow)
         else:
             scatter_png(fake.cpu().numpy(), path, real=real_points)
+        # once per step: the end of training may save the last step's grid again
+        if self._open_sinks() and self._image_step != state.step:
+            from PIL import Image
+
+            self._image_step = state.step
+            with Image.open(path) as img:  # the sinks get exactly the grid of the file
+                pixels = np.asarray(img.convert("RGB"))  # [H, W, 3] uint8
+            for sink in self.sinks:
+                sink.image("samples", state.step, pixels)
         return path
 
     def checkpoint(self, state, name: str | None = None) -> Path | None:
@@ -83,8 +132,5 @@ class RunOutputs:
 
 
 def progress_bar(start: int, total: int):
-    """A tqdm bar of training steps on stderr."""
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, mininterval=0.5,
-                file=sys.stderr)
+    """A bar of training steps on stderr (`gankit.utils.progress.progress_bar`)."""
+    return _progress.progress_bar(total, initial=start, unit="step")

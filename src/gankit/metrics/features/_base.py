@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gankit.utils.progress import progress_bar
+
 # ITU-R BT.601 luma weights (Pillow's RGB -> L), used to turn RGB into grey.
 LUMA = (0.299, 0.587, 0.114)
 
@@ -103,7 +105,8 @@ class Extractor(nn.Module):
         return x
 
     def extract(
-        self, x, batch_size: int | None = None, with_probs: bool = True
+        self, x, batch_size: int | None = None, with_probs: bool = True,
+        progress: str | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Features [N, D] and, if available and requested, probabilities [N, K] in one pass.
 
@@ -111,6 +114,8 @@ class Extractor(nn.Module):
             x: float images [N, C, H, W] in [-1, 1] (or whatever the extractor accepts).
             batch_size: samples per forward pass (default: the constructor's).
             with_probs: also return softmax probabilities when there is a classifier head.
+            progress: a label: show a bar of the samples on stderr under it when they take
+                more than one batch (`gankit.utils.progress`); None: no bar.
 
         Returns:
             CPU float32 tensors ``(features, probs or None)``.
@@ -124,7 +129,9 @@ class Extractor(nn.Module):
         # modify them afterwards; one host copy at the end instead of one per batch.
         feats = torch.empty(len(x), self.feature_dim, device=device)
         probs = torch.empty(len(x), self.num_classes, device=device) if want_probs else None
-        with torch.inference_mode():
+        bar = progress_bar(len(x), desc=progress, unit="sample",
+                           enabled=progress is not None and len(x) > bs)
+        with torch.inference_mode(), bar:
             for start in range(0, len(x), bs):
                 batch = self._prepare(x[start : start + bs].to(device, torch.float32))
                 if self.channels_last:
@@ -133,6 +140,7 @@ class Extractor(nn.Module):
                 feats[start : start + len(f)] = f
                 if probs is not None:
                     probs[start : start + len(f)] = torch.softmax(logits.float(), dim=1)
+                bar.update(len(f))
         return feats.cpu(), (probs.cpu() if probs is not None else None)
 
     def features(self, x, batch_size: int | None = None) -> torch.Tensor:
