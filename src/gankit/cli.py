@@ -27,7 +27,7 @@ def _refine_arguments(parser: argparse.ArgumentParser, whose: str = "") -> None:
                         "min(1, exp(alpha * logit - M)); unconditional runs")
     parser.add_argument("--refine-set", action="append", default=[], metavar="KEY=VALUE",
                         help="a refine option (view, threshold, pool, epochs, fit_samples, "
-                        "holdout, batch_size, lr, decay, ensemble, alpha, quantile, rounds, "
+                        "holdout, batch_size, lr, decay, ensemble, alpha, quantile, "
                         "seed, precision=fp32|bf16: G's forward passes, bf16 about 2x faster "
                         "where the CPU has AVX-512 BF16 or AMX); implies --refine")
 
