@@ -57,6 +57,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     t.add_argument("--dry-run", action="store_true", help="print the resolved config and stop")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    t.add_argument("--nproc", type=int, metavar="N",
+                   help="train with N processes on this machine (one per GPU, or gloo on "
+                   "the CPU): runs torchrun for you; train.batch_size stays the global "
+                   "batch. Several machines: torchrun ... -m gankit train (docs/scaling.md)")
 
     s = sub.add_parser("sample", help="draw samples from a trained run")
     s.add_argument("run_dir")
@@ -156,6 +160,8 @@ def cmd_train(args) -> int:
     from gankit import api
     from gankit.config import dump_yaml
 
+    if args.nproc is not None and not args.dry_run:
+        return _launch_train(args)
     if args.resume:
         if args.preset or args.data or args.out or args.seed is not None:
             raise ValueError("--resume RUN_DIR continues a run with its own preset, data, seed "
@@ -178,6 +184,34 @@ def cmd_train(args) -> int:
     result = api.train(config=config, out=args.out, progress=not args.no_progress)
     api.print_summary(result)
     return 0
+
+
+def _launch_train(args) -> int:
+    """``train --nproc N``: check what can be checked here, then run torchrun."""
+    import os
+
+    from gankit import api
+    from gankit.training.state import resolve_device
+    from gankit.utils import distributed
+
+    if args.nproc < 1:
+        raise ValueError(f"--nproc must be at least 1, got {args.nproc}")
+    if "WORLD_SIZE" in os.environ:
+        raise ValueError("--nproc starts torchrun itself; under torchrun leave --nproc out")
+    if not args.resume:
+        if not args.preset or not args.out:
+            raise ValueError("train --nproc N needs a PRESET and --out RUN_DIR, or --resume")
+        config = api.make_config(args.preset, data=args.data, steps=args.steps,
+                                 seed=args.seed, device=args.device, overrides=args.overrides)
+        distributed.check_config(config, args.nproc, resolve_device(config.train.device))
+    if args.nproc == 1:
+        args.nproc = None
+        return cmd_train(args)
+    code = distributed.launch(args.argv, args.nproc)
+    if code != 0:
+        print(f"gankit: error: training with {args.nproc} processes failed (torchrun exit "
+              f"status {code}); the failed rank's error is printed above", file=sys.stderr)
+    return code
 
 
 def cmd_sample(args) -> int:
@@ -338,18 +372,46 @@ def _check_set_pairs(argv: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from gankit.training.faults import TrainingDiverged, TrainingInterrupted
-
     try:
         _check_set_pairs(sys.argv[1:] if argv is None else argv)
     except ValueError as exc:
         print(f"gankit: error: {exc}", file=sys.stderr)
         return 2
     args = _parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _dispatch(args)
+    except Exception as exc:
+        _name_failed_rank(exc)
+        raise
+
+
+def _name_failed_rank(exc: Exception) -> None:
+    """Under torchrun, say which process failed (torchrun then stops the others)."""
+    import os
+
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size == 1 or getattr(exc, "echo", False):
+        return
+    from gankit.utils.distributed import lost_peer
+
+    who = f"the process of rank {os.environ.get('RANK', '?')} of {size}"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if lost_peer(exc):
+        print(f"gankit: error: {who} stopped: another process failed or was stopped (its "
+              f"error is printed apart): {first}", file=sys.stderr)
+    else:
+        print(f"gankit: error: {who} failed: {type(exc).__name__}: {first}", file=sys.stderr)
+
+
+def _dispatch(args) -> int:
+    from gankit.training.faults import TrainingDiverged, TrainingInterrupted
+
     try:
         return COMMANDS[args.command](args)
     except USER_ERRORS as exc:
-        print(f"gankit: error: {exc}", file=sys.stderr)
+        if not getattr(exc, "echo", False):  # raised on rank 0 too, which printed it
+            print(f"gankit: error: {exc}", file=sys.stderr)
         return 2
     except TrainingInterrupted as exc:
         run = getattr(args, "resume", None) or getattr(args, "out", None)

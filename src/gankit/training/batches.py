@@ -25,14 +25,23 @@ class BatchSource:
         train: the run's ``TrainConfig``.
         device: where batches are returned.
         conditional: whether batches carry labels (None otherwise, even on labelled data).
+        shard: (rank, world size): this process takes rows [rank*b/w, (rank+1)*b/w) of
+            every global batch of b (`gankit.utils.distributed`); (0, 1): all of it.
     """
 
-    def __init__(self, data, train, device: torch.device, conditional: bool = False) -> None:
+    def __init__(self, data, train, device: torch.device, conditional: bool = False,
+                 shard: tuple[int, int] = (0, 1)) -> None:
         self.x = data.x.to(device)
         self.conditional = conditional
         self.y = data.y.to(device) if data.y is not None else None  # self-conditioning sets it
         self.d_steps = train.d_steps
         self.stages = [(0, train.batch_size), *train.batch_schedule]
+        self.shard = shard
+        for _, size in self.stages:
+            if size % shard[1]:
+                raise ValueError(f"train.batch_size {size} (the global batch) does not split "
+                                 f"evenly over {shard[1]} processes; use a multiple of "
+                                 f"{shard[1]}")
         for start, size in train.batch_schedule:
             if size > len(data):
                 raise ValueError(f"train.batch_schedule: the batch size {size} from step {start} "
@@ -49,11 +58,30 @@ class BatchSource:
         """The batch size at G step ``step``."""
         return self.stages[self._stage(step)][1]
 
+    def local(self, x: torch.Tensor) -> torch.Tensor:
+        """This process's rows of ``x``, a global batch [b, ...] (all of it in one process)."""
+        rank, world = self.shard
+        per = len(x) // world
+        return x if world == 1 else x[rank * per:(rank + 1) * per]
+
+    def per_sample(self, fn, x: torch.Tensor, *args) -> torch.Tensor:
+        """``fn(x, *args)`` for a per-sample random transform ``fn`` (an augmentation): with
+        several processes it runs on this process's rows placed among zeros in a global
+        batch, so that it draws for the global batch, as one process does, and every
+        process draws the same number of values (their streams stay in step)."""
+        rank, world = self.shard
+        if world == 1:
+            return fn(x, *args)
+        rows = x.shape[1:]
+        full = torch.cat([x.new_zeros((len(x) * rank, *rows)), x,
+                          x.new_zeros((len(x) * (world - 1 - rank), *rows))])
+        return self.local(fn(full, *args))
+
     def batch(self, data_step: int, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The real batch and its labels (None unless conditional) of D update
         ``data_step``, taken at G step ``step``."""
         k = self._stage(step)
         offset = self.stages[k][0] * self.d_steps  # a stage's stream starts at its first step
-        idx = self.samplers[k].indices(data_step - offset).to(self.x.device)
+        idx = self.local(self.samplers[k].indices(data_step - offset)).to(self.x.device)
         labels = self.y.index_select(0, idx) if self.conditional and self.y is not None else None
         return self.x.index_select(0, idx), labels

@@ -1,0 +1,161 @@
+"""Data-parallel training with 2 processes on the CPU (gloo): equal to one process with the
+same global batch, exact resume, rank 0 alone writes, a crashed rank ends the job.
+
+The 2-process runs are forked from the test process (torch is imported once) with
+torchrun's environment variables; the crash test runs the real torchrun.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from gankit import api
+
+# BatchNorm-free MLPs on the ring: per-sample outputs do not depend on the batch, so 2 x 16
+# is the global batch of 32 exactly (up to float summation order)
+BASE = ["data.name=ring", "train.device=cpu", "train.batch_size=32", "generator.batch_norm=false",
+        "generator.widths=[32,32]", "discriminator.widths=[32,32]", "train.log_interval=1",
+        "train.sample_interval=0"]
+CRASH_WORKER = Path(__file__).with_name("_crashing_worker.py")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank: int, size: int, port: int, call: str, kwargs: dict) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(size), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    getattr(api, call)(progress=False, **kwargs)
+    os._exit(0)  # skip the forked test process's exit handlers
+
+
+def _parallel(call: str, size: int = 2, timeout: float = 90.0, **kwargs) -> None:
+    """``api.<call>(**kwargs)`` in ``size`` forked processes, as torchrun would start them."""
+    ctx = multiprocessing.get_context("fork")
+    port = _free_port()
+    procs = [ctx.Process(target=_worker, args=(r, size, port, call, kwargs))
+             for r in range(size)]
+    for p in procs:
+        p.start()
+    deadline = time.monotonic() + timeout
+    for p in procs:
+        p.join(max(0.0, deadline - time.monotonic()))
+    alive = [p for p in procs if p.is_alive()]
+    for p in alive:
+        p.kill()
+    assert not alive, f"{call} with {size} processes did not finish in {timeout} s"
+    assert [p.exitcode for p in procs] == [0] * size
+
+
+def _weights(run: Path, step: int) -> dict:
+    return load_file(run / "checkpoints" / f"step_{step:08d}.safetensors")
+
+
+def _files(run: Path) -> list[str]:
+    return sorted(str(p.relative_to(run)) for p in run.rglob("*") if p.is_file())
+
+
+@pytest.fixture(scope="module")
+def plain_runs(tmp_path_factory):
+    """One step of the BN-free net with 1 process (batch 32) and with 2 (2 x 16)."""
+    root = tmp_path_factory.mktemp("ddp")
+    over = [*BASE, "train.steps=1"]
+    api.train("gan", out=root / "one", overrides=over, progress=False)
+    _parallel("train", preset="gan", out=root / "two", overrides=over)
+    return root / "one", root / "two"
+
+
+def test_two_processes_equal_one_process_with_the_global_batch(plain_runs):
+    one, two = (_weights(r, 1) for r in plain_runs)
+    assert one.keys() == two.keys()
+    init = api.build_state(api.make_config("gan", overrides=BASE),
+                           api.DataInfo((2,), "points", 0), torch.device("cpu"))
+    moved = 0.0
+    for k, v in one.items():
+        torch.testing.assert_close(two[k], v, rtol=0, atol=1e-6, msg=k)
+        if k.startswith("G."):  # the step changed the weights: the comparison is not vacuous
+            moved = max(moved, float((v - init.G.state_dict()[k[2:]]).abs().max()))
+    assert moved > 1e-5
+
+
+def test_only_rank_0_writes(plain_runs):
+    one, two = plain_runs
+    assert _files(two) == _files(one)
+    assert (two / "log.jsonl").read_text().count("\n") == 1  # one record, not one per rank
+
+
+@pytest.mark.parametrize("penalty", ["r1", "gradient_penalty"])
+def test_penalties_under_two_processes_equal_one_process(tmp_path, penalty):
+    over = [*BASE, "train.steps=1", f"regularizers={{{penalty}: {{}}}}"]
+    api.train("gan", out=tmp_path / "one", overrides=over, progress=False)
+    _parallel("train", preset="gan", out=tmp_path / "two", overrides=over)
+    one, two = _weights(tmp_path / "one", 1), _weights(tmp_path / "two", 1)
+    log = (tmp_path / "two" / "config.yaml").read_text()
+    assert penalty in log
+    for k, v in one.items():
+        torch.testing.assert_close(two[k], v, rtol=0, atol=1e-6, msg=k)
+
+
+def test_two_process_resume_is_bitwise_exact(tmp_path):
+    over = [*BASE, "train.steps=4", "train.checkpoint_interval=2"]
+    _parallel("train", preset="gan", out=tmp_path / "full", overrides=over)
+    shutil.copytree(tmp_path / "full", tmp_path / "cut")
+    for p in (tmp_path / "cut" / "checkpoints").glob("step_00000004.*"):
+        p.unlink()
+    _parallel("resume", run_dir=tmp_path / "cut", steps=4)
+    full, resumed = _weights(tmp_path / "full", 4), _weights(tmp_path / "cut", 4)
+    assert full.keys() == resumed.keys()
+    for k, v in full.items():
+        assert torch.equal(resumed[k], v), k
+
+
+def test_a_crashed_rank_ends_the_job_with_a_message(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GANKIT_DIST_TIMEOUT": "30",
+           "GANKIT_TEST_CRASH_RANK": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+           "2", str(CRASH_WORKER), "train", "gan", "--out", str(tmp_path / "run"), "--steps",
+           "6", "--no-progress", *[a for kv in BASE for a in ("--set", kv)]]
+    start = time.monotonic()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert time.monotonic() - start < 60
+    assert proc.returncode != 0
+    assert "the process of rank 1 of 2 failed: RuntimeError: injected failure" in proc.stderr
+    assert "the process of rank 0 of 2 stopped: another process failed" in proc.stderr
+    assert not list((tmp_path / "run").glob("checkpoints/*"))
+
+
+def test_nproc_checks_the_config_before_starting_processes(tmp_path, capsys):
+    from gankit.cli import main
+
+    code = main(["train", "gan", "--out", str(tmp_path / "r"), "--nproc", "3",
+                 *[a for kv in BASE for a in ("--set", kv)]])
+    assert code == 2
+    assert "train.batch_size (and batch_schedule) 32 is the global batch, split evenly over " \
+        "3 processes; use a multiple of 3" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_nproc_is_removed_from_the_workers_arguments():
+    from gankit.utils.distributed import torchrun_command, without_nproc
+
+    assert without_nproc(["train", "gan", "--nproc", "2", "--out", "r"]) == \
+        ["train", "gan", "--out", "r"]
+    assert without_nproc(["train", "--npr=4", "gan"]) == ["train", "gan"]
+    cmd = torchrun_command(["train", "gan", "--nproc", "2"], 2)
+    assert cmd[1:] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                       "-m", "gankit", "train", "gan"]
