@@ -36,19 +36,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _worker(rank: int, size: int, port: int, call: str, kwargs: dict) -> None:
+def _worker(rank: int, size: int, port: int, call: str, dump: Path | None,
+            kwargs: dict) -> None:
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(size), LOCAL_RANK=str(rank),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    getattr(api, call)(progress=False, **kwargs)
+    s = getattr(api, call)(progress=False, **kwargs).state
+    if dump is not None:  # every rank's networks, to compare them
+        torch.save({n: getattr(s, n).state_dict() for n in ("G", "D", "G_ema")},
+                   dump / f"rank{rank}.pt")
     os._exit(0)  # skip the forked test process's exit handlers
 
 
-def _parallel(call: str, size: int = 2, timeout: float = 90.0, **kwargs) -> None:
+def _parallel(call: str, size: int = 2, timeout: float = 90.0, dump: Path | None = None,
+              **kwargs) -> None:
     """``api.<call>(**kwargs)`` in ``size`` forked processes, as torchrun would start them."""
     ctx = multiprocessing.get_context("fork")
     port = _free_port()
-    procs = [ctx.Process(target=_worker, args=(r, size, port, call, kwargs))
+    procs = [ctx.Process(target=_worker, args=(r, size, port, call, dump, kwargs))
              for r in range(size)]
     for p in procs:
         p.start()
@@ -76,7 +81,8 @@ def plain_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("ddp")
     over = [*BASE, "train.steps=1"]
     api.train("gan", out=root / "one", overrides=over, progress=False)
-    _parallel("train", preset="gan", out=root / "two", overrides=over)
+    (root / "dump").mkdir()
+    _parallel("train", preset="gan", out=root / "two", overrides=over, dump=root / "dump")
     return root / "one", root / "two"
 
 
@@ -91,6 +97,17 @@ def test_two_processes_equal_one_process_with_the_global_batch(plain_runs):
         if k.startswith("G."):  # the step changed the weights: the comparison is not vacuous
             moved = max(moved, float((v - init.G.state_dict()[k[2:]]).abs().max()))
     assert moved > 1e-5
+
+
+def test_every_rank_holds_the_same_networks_ema_included(plain_runs):
+    ranks = [torch.load(plain_runs[1].parent / "dump" / f"rank{r}.pt", weights_only=True)
+             for r in (0, 1)]
+    saved = _weights(plain_runs[1], 1)
+    for net in ("G", "D", "G_ema"):
+        for k, v in ranks[0][net].items():
+            assert torch.equal(ranks[1][net][k], v), f"{net}.{k}"
+            if net != "D":  # the weights file holds G and G_ema
+                assert torch.equal(saved[f"{net}.{k}"], v), f"{net}.{k}"
 
 
 def test_only_rank_0_writes(plain_runs):
@@ -122,6 +139,20 @@ def test_two_process_resume_is_bitwise_exact(tmp_path):
     assert full.keys() == resumed.keys()
     for k, v in full.items():
         assert torch.equal(resumed[k], v), k
+
+
+def test_resume_with_another_number_of_processes_says_what_changes(tmp_path, capsys):
+    over = [*BASE, "train.steps=4", "train.checkpoint_interval=2"]
+    _parallel("train", preset="gan", out=tmp_path / "full", overrides=over)
+    for p in (tmp_path / "full" / "checkpoints").glob("step_00000004.*"):
+        p.rename(p.with_name(p.name.replace("step_", "two_")))
+    api.resume(tmp_path / "full", steps=4, progress=False)
+    assert "the checkpoint was trained by 2 process(es), this run has 1: the global batch " \
+        "(32), its data order and the latents stay the same" in capsys.readouterr().err
+    ckpt = tmp_path / "full" / "checkpoints"
+    two, one = load_file(ckpt / "two_00000004.safetensors"), _weights(tmp_path / "full", 4)
+    for k, v in two.items():  # BN-free: the same run up to float rounding
+        torch.testing.assert_close(one[k], v, rtol=0, atol=1e-6, msg=k)
 
 
 def test_a_crashed_rank_ends_the_job_with_a_message(tmp_path):

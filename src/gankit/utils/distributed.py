@@ -231,28 +231,32 @@ def check_config(config, size: int, device: torch.device) -> None:
 
 
 def note_world_change(state, size: int) -> None:
-    """Record ``size`` in ``state.extra`` and, when a resumed run's checkpoint was written
-    by another number of processes, say what changes."""
+    """When a resumed run's checkpoint (``state``) was written by another number of
+    processes than ``size``, say what changes."""
     old = int(state.extra.get("world_size", 1))
-    state.extra["world_size"] = size
     if old == size:
         return
     from gankit.utils.console import note
 
-    b = state.config.train.batch_size
-    bn = "" if state.config.train.sync_batchnorm else (
-        f"; BatchNorm layers in training mode now normalise over {b // size} samples per "
-        f"process instead of {b // old}")
+    b, sync = state.config.train.batch_size, state.config.train.sync_batchnorm
+    per = {n: b if n == 1 or sync else b // n for n in (old, size)}  # what BatchNorm sees
+    has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm)
+                 for net in (state.G, state.D) for m in net.modules())
+    bn = "" if not has_bn or per[old] == per[size] else (
+        f"; BatchNorm layers now normalise over {per[size]} samples instead of {per[old]}, "
+        f"which changes the results beyond rounding")
     note(f"the checkpoint was trained by {old} process(es), this run has {size}: the "
-         f"global batch ({b}), its data order and the latents are the same{bn}, and the "
-         f"gradients are summed in another order, so the run continues as {old} would "
-         f"only up to float rounding")
+         f"global batch ({b}), its data order and the latents stay the same; the gradients "
+         f"are summed in another order, so the run is not bitwise the one {old} would "
+         f"give{bn}")
 
 
 def prepare(world: World, state) -> None:
     """Make ``state`` ready for data parallelism: BatchNorm of G and D converted to
     SyncBatchNorm (``train.sync_batchnorm``; G_ema keeps plain BatchNorm, it is sampled by
-    rank 0 alone), and every network set to rank 0's weights."""
+    rank 0 alone), and every network set to rank 0's weights. The number of processes
+    is recorded in ``state.extra`` (checkpoints say which trained them)."""
+    state.extra["world_size"] = world.size
     if world.size == 1:
         return
     if state.config.train.sync_batchnorm:
