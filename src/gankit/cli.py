@@ -207,7 +207,12 @@ def _launch_train(args) -> int:
     if args.nproc == 1:
         args.nproc = None
         return cmd_train(args)
-    code = distributed.launch(args.argv, args.nproc)
+    code, interrupted = distributed.launch(args.argv, args.nproc)
+    if interrupted:
+        run = args.resume or args.out
+        print(f"gankit: interrupted; continue with: gankit train --resume {run} --nproc "
+              f"{args.nproc}", file=sys.stderr)
+        return 130
     if code != 0:
         print(f"gankit: error: training with {args.nproc} processes failed (torchrun exit "
               f"status {code}); the failed rank's error is printed above", file=sys.stderr)
@@ -386,6 +391,12 @@ def main(argv: list[str] | None = None) -> int:
         raise
 
 
+def _rank() -> int:
+    import os
+
+    return int(os.environ.get("RANK", "0"))
+
+
 def _name_failed_rank(exc: Exception) -> None:
     """Under torchrun, say which process failed (torchrun then stops the others)."""
     import os
@@ -414,6 +425,8 @@ def _dispatch(args) -> int:
             print(f"gankit: error: {exc}", file=sys.stderr)
         return 2
     except TrainingInterrupted as exc:
+        if exc.checkpoint is None and _rank() != 0:  # rank 0 says where it saved
+            return 128 + exc.signum
         run = getattr(args, "resume", None) or getattr(args, "out", None)
         hint = f"; continue with: gankit train --resume {run}" if exc.checkpoint else ""
         print(f"gankit: {exc}{hint}", file=sys.stderr)

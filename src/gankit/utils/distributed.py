@@ -294,14 +294,17 @@ def torchrun_command(argv: list[str], nproc: int) -> list[str]:
             "--nproc_per_node", str(nproc), "-m", "gankit", *without_nproc(argv)]
 
 
-def launch(argv: list[str], nproc: int) -> int:
-    """Run ``gankit ARGV`` as ``nproc`` processes under torchrun and return its exit status.
-    Ctrl-C reaches the processes (they save and stop); this one waits for them."""
+def launch(argv: list[str], nproc: int) -> tuple[int, bool]:
+    """Run ``gankit ARGV`` as ``nproc`` processes under torchrun; returns its exit status
+    and whether Ctrl-C (SIGINT) was pressed. Ctrl-C reaches the processes (rank 0 saves the
+    step reached) and torchrun; this process only waits for them."""
     import signal
     import subprocess
 
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    pressed: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))
     try:
-        return subprocess.run(torchrun_command(argv, nproc), check=False).returncode
+        code = subprocess.run(torchrun_command(argv, nproc), check=False).returncode
     finally:
         signal.signal(signal.SIGINT, previous)
+    return code, bool(pressed)
