@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import torch
 from safetensors.torch import load_file
 
 from gankit import api
+from gankit.training.faults import TrainingInterrupted
 
 # BatchNorm-free MLPs on the ring: per-sample outputs do not depend on the batch, so 2 x 16
 # is the global batch of 32 exactly (up to float summation order)
@@ -41,7 +43,11 @@ def _worker(rank: int, size: int, port: int, call: str, dump: Path | None,
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(size), LOCAL_RANK=str(rank),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    s = getattr(api, call)(progress=False, **kwargs).state
+    try:
+        s = getattr(api, call)(progress=False, **kwargs).state
+    except TrainingInterrupted as exc:  # the step each rank stopped at
+        (dump / f"stopped{rank}").write_text(str(exc.step))
+        os._exit(0)
     if dump is not None:  # every rank's networks, to compare them
         torch.save({n: getattr(s, n).state_dict() for n in ("G", "D", "G_ema")},
                    dump / f"rank{rank}.pt")
@@ -49,14 +55,17 @@ def _worker(rank: int, size: int, port: int, call: str, dump: Path | None,
 
 
 def _parallel(call: str, size: int = 2, timeout: float = 90.0, dump: Path | None = None,
-              **kwargs) -> None:
-    """``api.<call>(**kwargs)`` in ``size`` forked processes, as torchrun would start them."""
+              started=None, **kwargs) -> None:
+    """``api.<call>(**kwargs)`` in ``size`` forked processes, as torchrun would start them;
+    ``started(processes)`` is called once they run."""
     ctx = multiprocessing.get_context("fork")
     port = _free_port()
     procs = [ctx.Process(target=_worker, args=(r, size, port, call, dump, kwargs))
              for r in range(size)]
     for p in procs:
         p.start()
+    if started is not None:
+        started(procs)
     deadline = time.monotonic() + timeout
     for p in procs:
         p.join(max(0.0, deadline - time.monotonic()))
@@ -153,6 +162,24 @@ def test_resume_with_another_number_of_processes_says_what_changes(tmp_path, cap
     two, one = load_file(ckpt / "two_00000004.safetensors"), _weights(tmp_path / "full", 4)
     for k, v in two.items():  # BN-free: the same run up to float rounding
         torch.testing.assert_close(one[k], v, rtol=0, atol=1e-6, msg=k)
+
+
+def test_a_signal_to_one_rank_stops_all_after_the_same_step(tmp_path):
+    run = tmp_path / "run"
+
+    def signal_rank_1(procs):
+        deadline = time.monotonic() + 60
+        while not (run / "log.jsonl").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)  # training has started: a step was logged
+        os.kill(procs[1].pid, signal.SIGTERM)
+
+    _parallel("train", preset="gan", out=run, dump=tmp_path, started=signal_rank_1,
+              overrides=[*BASE, "train.steps=100000"])
+    steps = {(tmp_path / f"stopped{r}").read_text() for r in (0, 1)}
+    assert len(steps) == 1  # both ranks stopped after the same step
+    step = int(steps.pop())
+    assert 1 <= step < 100000
+    assert (run / "checkpoints" / f"step_{step:08d}.safetensors").is_file()
 
 
 def test_a_crashed_rank_ends_the_job_with_a_message(tmp_path):

@@ -250,8 +250,8 @@ class Trainer:
                         continue
                 if bar is not None:
                     bar.update(1)
-                if stop.signum is not None:
-                    raise TrainingInterrupted(stop.signum, s.step, self.save_checkpoint())
+                if (signum := self.world.stop_signal(stop.signum)) is not None:  # all at once
+                    raise TrainingInterrupted(signum, s.step, self.save_checkpoint())
             self.save_samples()
             self.save_checkpoint()
         if bar is not None:

@@ -123,6 +123,15 @@ class World:
         reduced = dict(zip(keys, flat.unbind()))
         return {k: reduced[k] for k in values}  # the caller's order (log records keep it)
 
+    def stop_signal(self, signum: int | None) -> int | None:
+        """The stop signal any process received (None: none), so that every process stops
+        after the same step and rank 0's checkpoint is the step all of them reached."""
+        if self.size == 1:
+            return signum
+        flag = torch.tensor([signum or 0], device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return int(flag) or None
+
     def broadcast_module(self, module: nn.Module | None) -> None:
         """Copy rank 0's parameters and buffers into ``module`` on every process."""
         if self.size == 1 or module is None:
