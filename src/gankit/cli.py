@@ -191,7 +191,6 @@ def _launch_train(args) -> int:
     import os
 
     from gankit import api
-    from gankit.training.state import resolve_device
     from gankit.utils import distributed
 
     if args.nproc < 1:
@@ -203,7 +202,7 @@ def _launch_train(args) -> int:
             raise ValueError("train --nproc N needs a PRESET and --out RUN_DIR, or --resume")
         config = api.make_config(args.preset, data=args.data, steps=args.steps,
                                  seed=args.seed, device=args.device, overrides=args.overrides)
-        distributed.check_config(config, args.nproc, resolve_device(config.train.device))
+        distributed.check_launch(config, args.nproc)
     if args.nproc == 1:
         args.nproc = None
         return cmd_train(args)

@@ -38,8 +38,7 @@ class Trainer:
     """Runs G and D updates on ``data`` (a gankit Dataset) and writes the run directory."""
 
     def __init__(self, state, data, run_dir: str | Path | None, *, is_main: bool = True,
-                 progress: bool = True, callbacks=(), evaluator=None, sync=None,
-                 world: World | None = None) -> None:
+                 progress: bool = True, callbacks=(), evaluator=None, sync=None, world=None):
         self.state, self.data = state, data
         self.world = world = world or World()  # data parallelism (gankit.utils.distributed)
         self.out = RunOutputs(run_dir, is_main := is_main and world.is_main, progress and is_main)

@@ -239,6 +239,23 @@ def check_config(config, size: int, device: torch.device) -> None:
                          "--set train.unrolled_order=1")
 
 
+def check_launch(config, nproc: int) -> None:
+    """`check_config` for ``nproc`` processes on this machine, which must have as many
+    CUDA devices when the run is on CUDA.
+
+    Raises:
+        ValueError: as `check_config`, or too few CUDA devices.
+    """
+    from gankit.training.state import resolve_device
+
+    device = resolve_device(config.train.device)
+    if device.type == "cuda" and nproc > torch.cuda.device_count():
+        raise ValueError(f"--nproc {nproc} on CUDA needs {nproc} GPUs, this machine has "
+                         f"{torch.cuda.device_count()}; use --nproc "
+                         f"{torch.cuda.device_count()} (or --device cpu)")
+    check_config(config, nproc, device)
+
+
 def note_world_change(state, size: int) -> None:
     """When a resumed run's checkpoint (``state``) was written by another number of
     processes than ``size``, say what changes."""
