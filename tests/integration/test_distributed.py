@@ -125,14 +125,18 @@ def test_only_rank_0_writes(plain_runs):
     assert (two / "log.jsonl").read_text().count("\n") == 1  # one record, not one per rank
 
 
-@pytest.mark.parametrize("penalty", ["r1", "gradient_penalty"])
-def test_penalties_under_two_processes_equal_one_process(tmp_path, penalty):
-    over = [*BASE, "train.steps=1", f"regularizers={{{penalty}: {{}}}}"]
+@pytest.mark.parametrize("extra", ["regularizers={r1: {}}",
+                                   "regularizers={gradient_penalty: {}}",
+                                   "augmentations={instance_noise: {std: 0.5}}"])
+def test_penalties_and_augmentations_under_two_processes_equal_one_process(tmp_path, extra):
+    """Double backward (R1, GP) through averaged gradients; GP's interpolation weights and
+    the noise drawn for the global batch."""
+    over = [*BASE, "train.steps=1", extra]
     api.train("gan", out=tmp_path / "one", overrides=over, progress=False)
     _parallel("train", preset="gan", out=tmp_path / "two", overrides=over)
     one, two = _weights(tmp_path / "one", 1), _weights(tmp_path / "two", 1)
-    log = (tmp_path / "two" / "config.yaml").read_text()
-    assert penalty in log
+    name = extra.split("{")[1].split(":")[0]
+    assert name in (tmp_path / "two" / "config.yaml").read_text()
     for k, v in one.items():
         torch.testing.assert_close(two[k], v, rtol=0, atol=1e-6, msg=k)
 
