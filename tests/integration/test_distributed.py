@@ -125,17 +125,20 @@ def test_only_rank_0_writes(plain_runs):
     assert (two / "log.jsonl").read_text().count("\n") == 1  # one record, not one per rank
 
 
-@pytest.mark.parametrize("extra", ["regularizers={r1: {}}",
-                                   "regularizers={gradient_penalty: {}}",
-                                   "augmentations={instance_noise: {std: 0.5}}"])
-def test_penalties_and_augmentations_under_two_processes_equal_one_process(tmp_path, extra):
-    """Double backward (R1, GP) through averaged gradients; GP's interpolation weights and
-    the noise drawn for the global batch."""
+@pytest.mark.parametrize("extra, name", [
+    ("regularizers={r1: {}}", "r1:"), ("regularizers={gradient_penalty: {}}", "gradient_penalty:"),
+    ("augmentations={instance_noise: {std: 0.5}}", "instance_noise:"),
+    ("generator.conditioning=concat", "conditioning: concat")])
+def test_penalties_and_augmentations_under_two_processes_equal_one_process(tmp_path, extra,
+                                                                           name):
+    """Double backward (R1, GP) through averaged gradients; GP's interpolation weights,
+    the noise and the fake labels of a conditional run drawn for the global batch."""
     over = [*BASE, "train.steps=1", extra]
+    if extra.startswith("generator"):  # the ring's 8 modes are its classes
+        over.append("discriminator.conditioning=projection")
     api.train("gan", out=tmp_path / "one", overrides=over, progress=False)
     _parallel("train", preset="gan", out=tmp_path / "two", overrides=over)
     one, two = _weights(tmp_path / "one", 1), _weights(tmp_path / "two", 1)
-    name = extra.split("{")[1].split(":")[0]
     assert name in (tmp_path / "two" / "config.yaml").read_text()
     for k, v in one.items():
         torch.testing.assert_close(two[k], v, rtol=0, atol=1e-6, msg=k)
