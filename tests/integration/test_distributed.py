@@ -128,12 +128,13 @@ def test_only_rank_0_writes(plain_runs):
 @pytest.mark.parametrize("extra, name", [
     ("regularizers={r1: {}}", "r1:"), ("regularizers={gradient_penalty: {}}", "gradient_penalty:"),
     ("augmentations={instance_noise: {std: 0.5}}", "instance_noise:"),
-    ("generator.conditioning=concat", "conditioning: concat")])
-def test_penalties_and_augmentations_under_two_processes_equal_one_process(tmp_path, extra,
-                                                                           name):
+    ("generator.conditioning=concat", "conditioning: concat"),
+    ("train.d_steps=3", "d_steps: 3"), ("train.unrolled_steps=2", "unrolled_steps: 2")])
+def test_loop_features_under_two_processes_equal_one_process(tmp_path, extra, name):
     """Double backward (R1, GP) through averaged gradients; GP's interpolation weights,
-    the noise and the fake labels of a conditional run drawn for the global batch."""
-    over = [*BASE, "train.steps=1", extra]
+    the noise and the fake labels of a conditional run drawn for the global batch; several
+    D updates per step; the unrolled (first-order) critic copy's updates averaged too."""
+    over = [*BASE, "train.steps=1", extra, "train.unrolled_order=1"]
     if extra.startswith("generator"):  # the ring's 8 modes are its classes
         over.append("discriminator.conditioning=projection")
     api.train("gan", out=tmp_path / "one", overrides=over, progress=False)
