@@ -76,3 +76,18 @@ def test_settings_several_processes_cannot_run_are_refused(overrides, message):
     with pytest.raises(ValueError, match=message):
         check_config(config, 4, torch.device("cpu"))
     check_config(config, 1, torch.device("cpu"))  # one process runs them all
+
+
+class _NeedsKeyword(ValueError):
+    def __init__(self, message: str, *, where: str) -> None:
+        super().__init__(message)
+        self.where = where
+
+
+def test_an_error_that_cannot_be_pickled_is_sent_as_its_builtin_base():
+    from gankit.utils.distributed import _picklable
+
+    sent = _picklable(_NeedsKeyword("bad value", where="x"))
+    assert type(sent) is ValueError and str(sent) == "bad value"
+    error = FileNotFoundError("no run")
+    assert _picklable(error) is error

@@ -152,7 +152,7 @@ class World:
             except Exception as exc:  # noqa: BLE001 - raised again on every rank below
                 error = exc
         if self.size > 1:
-            error, shared = self.from_main((error, result if share else None))
+            error, shared = self.from_main((_picklable(error), result if share else None))
             if not self.is_main:
                 result = shared
                 if error is not None:
@@ -168,6 +168,19 @@ class World:
         box = [obj]
         dist.broadcast_object_list(box, src=0)
         return box[0]
+
+
+def _picklable(error: Exception | None) -> Exception | None:
+    """``error``, or one of its built-in bases with its message when it cannot be pickled
+    (to be sent to the other processes)."""
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(error))
+        return error
+    except Exception:  # noqa: BLE001 - any failure to round-trip
+        base = next(c for c in type(error).__mro__ if c.__module__ == "builtins")
+        return base(str(error))
 
 
 def lost_peer(exc: BaseException) -> bool:
