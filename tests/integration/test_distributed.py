@@ -129,14 +129,16 @@ def test_only_rank_0_writes(plain_runs):
     ("regularizers={r1: {}}", "r1:"), ("regularizers={gradient_penalty: {}}", "gradient_penalty:"),
     ("augmentations={instance_noise: {std: 0.5}}", "instance_noise:"),
     ("generator.conditioning=concat", "conditioning: concat"),
-    ("train.d_steps=3", "d_steps: 3"), ("train.unrolled_steps=2", "unrolled_steps: 2")])
+    ("train.d_steps=3", "d_steps: 3"), ("train.unrolled_steps=2", "unrolled_steps: 2"),
+    ("self_condition.clusters=3", "clusters: 3")])
 def test_loop_features_under_two_processes_equal_one_process(tmp_path, extra, name):
     """Double backward (R1, GP) through averaged gradients; GP's interpolation weights,
     the noise and the fake labels of a conditional run drawn for the global batch; several
-    D updates per step; the unrolled (first-order) critic copy's updates averaged too."""
+    D updates per step; the unrolled (first-order) critic copy's updates averaged too;
+    self-conditioning's clusters (rank 0's, sent to the others)."""
     over = [*BASE, "train.steps=1", extra, "train.unrolled_order=1"]
-    if extra.startswith("generator"):  # the ring's 8 modes are its classes
-        over.append("discriminator.conditioning=projection")
+    if extra.startswith(("generator", "self_condition")):  # the ring's modes, or clusters
+        over += ["generator.conditioning=concat", "discriminator.conditioning=projection"]
     api.train("gan", out=tmp_path / "one", overrides=over, progress=False)
     _parallel("train", preset="gan", out=tmp_path / "two", overrides=over)
     one, two = _weights(tmp_path / "one", 1), _weights(tmp_path / "two", 1)

@@ -132,6 +132,12 @@ class World:
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         return int(flag) or None
 
+    def broadcast_(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Set ``tensor`` to rank 0's values on every process (in place) and return it."""
+        if self.size > 1:
+            dist.broadcast(tensor, src=0)
+        return tensor
+
     def broadcast_module(self, module: nn.Module | None) -> None:
         """Copy rank 0's parameters and buffers into ``module`` on every process."""
         if self.size == 1 or module is None:
