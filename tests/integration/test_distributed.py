@@ -227,3 +227,22 @@ def test_nproc_is_removed_from_the_workers_arguments():
     cmd = torchrun_command(["train", "gan", "--nproc", "2"], 2)
     assert cmd[1:] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                        "-m", "gankit", "train", "gan"]
+
+
+@pytest.mark.slow
+def test_gankit_train_nproc_runs_torchrun_end_to_end(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    args = ["--steps", "2", "--no-progress", *[a for kv in BASE for a in ("--set", kv)]]
+    runs = {}
+    for n in (1, 2):
+        out = tmp_path / f"n{n}"
+        proc = subprocess.run([sys.executable, "-m", "gankit", "train", "gan", "--out", str(out),
+                               "--nproc", str(n), *args], capture_output=True, text=True,
+                              env=env, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        assert f"checkpoint: {out}/checkpoints/step_00000002.pt" in proc.stdout
+        runs[n] = out
+    assert _files(runs[2]) == _files(runs[1])
+    one, two = _weights(runs[1], 2), _weights(runs[2], 2)
+    for k, v in one.items():
+        torch.testing.assert_close(two[k], v, rtol=0, atol=1e-6, msg=k)
