@@ -30,6 +30,9 @@ BASE = ["data.name=ring", "train.device=cpu", "train.batch_size=32", "generator.
         "generator.widths=[32,32]", "discriminator.widths=[32,32]", "train.log_interval=1",
         "train.sample_interval=0"]
 CRASH_WORKER = Path(__file__).with_name("_crashing_worker.py")
+pytestmark = pytest.mark.skipif(
+    sys.platform != "linux" or not torch.distributed.is_available(),
+    reason="forks gloo processes: Linux with torch.distributed")
 
 
 def _free_port() -> int:
