@@ -160,14 +160,14 @@ def cmd_train(args) -> int:
     from gankit import api
     from gankit.config import dump_yaml
 
-    if args.nproc is not None and not args.dry_run:
-        return _launch_train(args)
     if args.resume:
         if args.preset or args.data or args.out or args.seed is not None:
             raise ValueError("--resume RUN_DIR continues a run with its own preset, data, seed "
                              "and directory; only --steps, --set and --device may be given")
         if args.dry_run:
             raise ValueError("--dry-run cannot be combined with --resume")
+        if args.nproc is not None:
+            return _launch_train(args)
         result = api.resume(args.resume, steps=args.steps, overrides=args.overrides,
                             device=args.device, progress=not args.no_progress)
         api.print_summary(result)
@@ -181,27 +181,25 @@ def cmd_train(args) -> int:
         return 0
     if not args.out:
         raise ValueError("train needs --out RUN_DIR (where samples and checkpoints go)")
+    if args.nproc is not None:
+        return _launch_train(args, config)
     result = api.train(config=config, out=args.out, progress=not args.no_progress)
     api.print_summary(result)
     return 0
 
 
-def _launch_train(args) -> int:
-    """``train --nproc N``: check what can be checked here, then run torchrun."""
+def _launch_train(args, config=None) -> int:
+    """``train --nproc N``: check what can be checked here (``config``: a fresh run's),
+    then run torchrun."""
     import os
 
-    from gankit import api
     from gankit.utils import distributed
 
     if args.nproc < 1:
         raise ValueError(f"--nproc must be at least 1, got {args.nproc}")
     if "WORLD_SIZE" in os.environ:
         raise ValueError("--nproc starts torchrun itself; under torchrun leave --nproc out")
-    if not args.resume:
-        if not args.preset or not args.out:
-            raise ValueError("train --nproc N needs a PRESET and --out RUN_DIR, or --resume")
-        config = api.make_config(args.preset, data=args.data, steps=args.steps,
-                                 seed=args.seed, device=args.device, overrides=args.overrides)
+    if config is not None:
         distributed.check_launch(config, args.nproc)
     if args.nproc == 1:
         args.nproc = None
