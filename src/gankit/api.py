@@ -19,6 +19,7 @@ from gankit import config as C
 from gankit.data import load_dataset
 from gankit.registry import closest
 from gankit.sampling import draw, generate, stream
+from gankit.training import parallel
 from gankit.training.checkpoint import (
     NonFiniteStateError,
     checkpoint_dir,
@@ -96,7 +97,7 @@ def train(preset: str | None = "dcgan", *, out: str | Path | None = None,
                              overrides=overrides)
     with distributed.session() as world, ExitStack() as held:
         device = world.use_device(config.train.device)
-        world.on_main(lambda: distributed.check_config(config, world.size, device))
+        world.on_main(lambda: parallel.check_config(config, world.size, device))
         run_dir = Path(out) if out is not None else None
         if run_dir is not None:
             world.on_main(lambda: _start_run_dir(run_dir, config, held))
@@ -125,14 +126,14 @@ def resume(run_dir: str | Path, *, steps: int | None = None, overrides: Sequence
         config, ckpt = world.on_main(
             lambda: _read_resume(run_dir, steps, overrides, device, held), share=True)
         dev = world.use_device(config.train.device)
-        world.on_main(lambda: distributed.check_config(config, world.size, dev))
+        world.on_main(lambda: parallel.check_config(config, world.size, dev))
         ds = dataset_for(config)
         info = data_info(ds, config)
         world.on_main(lambda: _check_data(run_dir, info, ckpt))
         state = build_state(config, info, dev)
         state.load_state_dict(ckpt)
         if world.is_main:
-            distributed.note_world_change(state, world.size)
+            parallel.note_world_change(state, world.size)
             truncate_log(run_dir / "log.jsonl", state.step)
             atomic_write_text(run_dir / "config.yaml", C.dump_yaml(config))
         return _run(state, ds, run_dir, progress, callbacks, world)
@@ -177,7 +178,7 @@ def _run(state, ds, run_dir: Path | None, progress: bool, callbacks,
          world: distributed.World) -> RunResult:
     """Train ``state`` on ``ds`` up to its config's total steps; training-time evaluation
     runs on rank 0 alone."""
-    distributed.prepare(world, state)
+    parallel.prepare(world, state)
     evaluator = TrainingEvaluator.from_config(state.config, state.info.kind) \
         if world.is_main else None
     world.on_main(lambda: evaluator.check(state) if evaluator is not None else None)

@@ -193,18 +193,19 @@ def _launch_train(args, config=None) -> int:
     then run torchrun."""
     import os
 
-    from gankit.utils import distributed
+    from gankit.training.parallel import check_launch
+    from gankit.utils.launch import launch
 
     if args.nproc < 1:
         raise ValueError(f"--nproc must be at least 1, got {args.nproc}")
     if "WORLD_SIZE" in os.environ:
         raise ValueError("--nproc starts torchrun itself; under torchrun leave --nproc out")
     if config is not None:
-        distributed.check_launch(config, args.nproc)
+        check_launch(config, args.nproc)
     if args.nproc == 1:
         args.nproc = None
         return cmd_train(args)
-    code, interrupted = distributed.launch(args.argv, args.nproc)
+    code, interrupted = launch(args.argv, args.nproc)
     if interrupted:
         run = args.resume or args.out
         print(f"gankit: interrupted; continue with: gankit train --resume {run} --nproc "

@@ -222,7 +222,7 @@ def test_nproc_checks_the_config_before_starting_processes(tmp_path, capsys):
 
 
 def test_nproc_is_removed_from_the_workers_arguments():
-    from gankit.utils.distributed import torchrun_command, without_nproc
+    from gankit.utils.launch import torchrun_command, without_nproc
 
     assert without_nproc(["train", "gan", "--nproc", "2", "--out", "r"]) == \
         ["train", "gan", "--out", "r"]

@@ -11,7 +11,8 @@ from gankit.config import TrainConfig
 from gankit.data._common import Dataset
 from gankit.training.batches import BatchSource
 from gankit.training.context import StepContext
-from gankit.utils.distributed import World, check_config
+from gankit.training.parallel import check_config
+from gankit.utils.distributed import World
 
 
 def _data(n: int = 40) -> Dataset:
