@@ -15,6 +15,8 @@ small control messages (errors, the resumed checkpoint) go through gloo.
 MASTER_ADDR, MASTER_PORT); without them a run is one process and every call here is a
 no-op. Collectives give up after ``GANKIT_DIST_TIMEOUT`` seconds (default 1800, PyTorch's
 own default): rank 0 alone evaluates and writes, and the others wait for it that long.
+What a run needs beside (refused settings, SyncBatchNorm, rank 0's weights) is in
+`gankit.training.parallel`; ``gankit train --nproc N`` is `gankit.utils.launch`.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ class World:
 
     Attributes:
         rank: this process's index, 0..size-1 (0 writes the run directory).
-        size: the number of processes (1: no process group, every method a no-op).
+        size: the number of processes (1: no process group, every collective a no-op).
         local_rank: the index on this machine (the CUDA device it uses).
         device: this process's device, set by `use_device`.
     """
