@@ -7,7 +7,7 @@ import json
 import math
 import sys
 from collections.abc import Sequence
-from contextlib import nullcontext
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from gankit import config as C
 from gankit.data import load_dataset
 from gankit.registry import closest
 from gankit.sampling import draw, generate, stream
+from gankit.training import parallel
 from gankit.training.checkpoint import (
     NonFiniteStateError,
     checkpoint_dir,
@@ -35,6 +36,7 @@ from gankit.training.lock import run_lock
 from gankit.training.loop import Trainer
 from gankit.training.sinks import check_sinks_installed
 from gankit.training.state import DataInfo, build_networks, build_state, resolve_device
+from gankit.utils import distributed
 from gankit.utils.console import note
 from gankit.utils.guards import check_memory
 from gankit.utils.io import (
@@ -126,7 +128,8 @@ def train(preset: str | None = "dcgan", *, out: str | Path | None = None,
           device: str | None = None, overrides: Sequence[str] = (), progress: bool = True,
           config: C.Config | None = None, callbacks=()) -> RunResult:
     """Train a fresh run and write it to ``out``, holding the directory's lock
-    (`gankit.training.lock`) while it trains.
+    (`gankit.training.lock`) while it trains. Under torchrun, every process trains its
+    shard of each global batch and rank 0 alone writes (`gankit.utils.distributed`).
 
     Args:
         preset: a preset name (``gankit list`` shows them).
@@ -146,70 +149,103 @@ def train(preset: str | None = "dcgan", *, out: str | Path | None = None,
                              overrides=overrides)
     if out is not None:
         check_sinks_installed(config.log.sinks)  # before the run directory is made
-    run_dir = _make_run_dir(out) if out is not None else None
-    with run_lock(run_dir) if run_dir is not None else nullcontext():
+    with distributed.session() as world, ExitStack() as held:
+        device = world.use_device(config.train.device)
+        world.on_main(lambda: parallel.check_config(config, world.size, device))
+        run_dir = Path(out) if out is not None else None
         if run_dir is not None:
-            _replace_unfinished(run_dir)
-            atomic_write_text(run_dir / "config.yaml", C.dump_yaml(config))
+            world.on_main(lambda: _start_run_dir(run_dir, config, held))
         ds = dataset_for(config)
         info = data_info(ds, config)
-        state = build_state(config, info, resolve_device(config.train.device))
-        return _run(state, ds, run_dir, progress, callbacks)
+        state = build_state(config, info, device)
+        return _run(state, ds, run_dir, progress, callbacks, world)
+
+
+def _start_run_dir(run_dir: Path, config: C.Config, held: ExitStack) -> None:
+    """Create ``run_dir``, take its lock for as long as ``held`` lasts, clear what an
+    unfinished run left there and write the config."""
+    _make_run_dir(run_dir)
+    held.enter_context(run_lock(run_dir))
+    _replace_unfinished(run_dir)
+    atomic_write_text(run_dir / "config.yaml", C.dump_yaml(config))
 
 
 def resume(run_dir: str | Path, *, steps: int | None = None, overrides: Sequence[str] = (),
            device: str | None = None, progress: bool = True, callbacks=()) -> RunResult:
     """Continue a run from its newest checkpoint up to ``steps`` generator steps in total,
-    holding the directory's lock while it trains."""
+    holding the directory's lock while it trains. Under torchrun, rank 0 reads the
+    checkpoint and sends it to the others (only its machine needs the run directory)."""
     run_dir = Path(run_dir)
+    with distributed.session() as world, ExitStack() as held:
+        config, ckpt = world.on_main(
+            lambda: _read_resume(run_dir, steps, overrides, device, held), share=True)
+        dev = world.use_device(config.train.device)
+        world.on_main(lambda: parallel.check_config(config, world.size, dev))
+        ds = dataset_for(config)
+        info = data_info(ds, config)
+        world.on_main(lambda: _check_data(run_dir, info, ckpt))
+        state = build_state(config, info, dev)
+        state.load_state_dict(ckpt)
+        if world.is_main:
+            parallel.note_world_change(state, world.size)
+            truncate_log(run_dir / "log.jsonl", state.step)
+            atomic_write_text(run_dir / "config.yaml", C.dump_yaml(config))
+        return _run(state, ds, run_dir, progress, callbacks, world)
+
+
+def _read_resume(run_dir: Path, steps, overrides, device, held: ExitStack) -> tuple:
+    """The config and checkpoint to continue ``run_dir`` with, checked; its lock is taken
+    for as long as ``held`` lasts."""
     if not run_dir.is_dir():
         parent = run_dir.parent if run_dir.parent.is_dir() else None
         runs = sorted(p.name for p in parent.iterdir() if p.is_dir()) if parent else []
         raise FileNotFoundError(f"--resume {run_dir}: no such run directory."
                                 f"{closest(run_dir.name, runs)}")
-    with run_lock(run_dir):
-        _remove_stale_temps(run_dir)
-        ckpt, path = load_latest(run_dir)
-        try:
-            old = C.upgrade(ckpt["config"])
-        except ValueError as exc:
-            raise ValueError(f"--resume {run_dir}: {exc}") from None
-        config = make_config(base=old, steps=steps, device=device, overrides=overrides)
-        check_sinks_installed(config.log.sinks)
-        # the checkpoint's config with today's defaults filled in: a field added to gankit
-        # since the run started is not a change
-        changed = [d for d in C.diff(C.from_dict(old).to_dict(), config.to_dict())
-                   if C.is_architecture_key(d.split(":")[0])]
-        if changed:
-            raise ValueError(f"--resume {run_dir}: the config changes the architecture or "
-                             f"data, which a checkpoint cannot continue: {'; '.join(changed)}")
-        if config.train.steps <= ckpt["step"]:
-            raise ValueError(f"--resume {run_dir}: the run is already at step {ckpt['step']}; "
-                             f"pass --steps N with N > {ckpt['step']} (the new total)")
-        ds = dataset_for(config)
-        info = data_info(ds, config)
-        if info != DataInfo.from_dict(ckpt["data_info"]):
-            raise ValueError(f"--resume {run_dir}: the data now gives {info}, the checkpoint "
-                             f"was trained on {DataInfo.from_dict(ckpt['data_info'])}")
-        state = build_state(config, info, resolve_device(config.train.device))
-        state.load_state_dict(ckpt)
-        truncate_log(run_dir / "log.jsonl", state.step)
-        atomic_write_text(run_dir / "config.yaml", C.dump_yaml(config))
-        return _run(state, ds, run_dir, progress, callbacks)
+    held.enter_context(run_lock(run_dir))
+    _remove_stale_temps(run_dir)
+    ckpt, path = load_latest(run_dir)
+    try:
+        old = C.upgrade(ckpt["config"])
+    except ValueError as exc:
+        raise ValueError(f"--resume {run_dir}: {exc}") from None
+    config = make_config(base=old, steps=steps, device=device, overrides=overrides)
+    check_sinks_installed(config.log.sinks)
+    # the checkpoint's config with today's defaults filled in: a field added to gankit
+    # since the run started is not a change
+    changed = [d for d in C.diff(C.from_dict(old).to_dict(), config.to_dict())
+               if C.is_architecture_key(d.split(":")[0])]
+    if changed:
+        raise ValueError(f"--resume {run_dir}: the config changes the architecture or "
+                         f"data, which a checkpoint cannot continue: {'; '.join(changed)}")
+    if config.train.steps <= ckpt["step"]:
+        raise ValueError(f"--resume {run_dir}: the run is already at step {ckpt['step']}; "
+                         f"pass --steps N with N > {ckpt['step']} (the new total)")
+    return config, ckpt
 
 
-def _run(state, ds, run_dir: Path | None, progress: bool, callbacks) -> RunResult:
-    """Train ``state`` on ``ds`` up to its config's total steps."""
-    evaluator = TrainingEvaluator.from_config(state.config, state.info.kind)
-    if evaluator is not None:
-        evaluator.check(state)
+def _check_data(run_dir: Path, info: DataInfo, ckpt: dict) -> None:
+    if info != DataInfo.from_dict(ckpt["data_info"]):
+        raise ValueError(f"--resume {run_dir}: the data now gives {info}, the checkpoint "
+                         f"was trained on {DataInfo.from_dict(ckpt['data_info'])}")
+
+
+def _run(state, ds, run_dir: Path | None, progress: bool, callbacks,
+         world: distributed.World) -> RunResult:
+    """Train ``state`` on ``ds`` up to its config's total steps; training-time evaluation
+    runs on rank 0 alone."""
+    parallel.prepare(world, state)
+    evaluator = TrainingEvaluator.from_config(state.config, state.info.kind) \
+        if world.is_main else None
+    world.on_main(lambda: evaluator.check(state) if evaluator is not None else None)
     trainer = Trainer(state, ds, run_dir, progress=progress, callbacks=callbacks,
-                      evaluator=evaluator)
+                      evaluator=evaluator, world=world)
     try:
         record = trainer.run(state.config.train.steps)
     finally:  # an interrupt or a divergence too: decode workers stop, the sinks flush
         trainer.batches.close()
         trainer.out.close()
+    if not world.is_main:
+        return RunResult(state, None, None, None, record, {})
     return _finish(trainer, record)
 
 

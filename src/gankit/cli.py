@@ -73,6 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     t.add_argument("--dry-run", action="store_true", help="print the resolved config and stop")
     _progress_argument(t)
+    t.add_argument("--nproc", type=int, metavar="N",
+                   help="train with N processes on this machine (one per GPU, or gloo on "
+                   "the CPU): runs torchrun for you; train.batch_size stays the global "
+                   "batch. Several machines: torchrun ... -m gankit train (docs/scaling.md)")
 
     s = sub.add_parser("sample", help="draw samples from a trained run")
     s.add_argument("run_dir")
@@ -218,6 +222,8 @@ def cmd_train(args) -> int:
                              "and directory; only --steps, --set and --device may be given")
         if args.dry_run:
             raise ValueError("--dry-run cannot be combined with --resume")
+        if args.nproc is not None:
+            return _launch_train(args)
         result = api.resume(args.resume, steps=args.steps, overrides=args.overrides,
                             device=args.device, progress=not args.no_progress)
         api.print_summary(result)
@@ -231,9 +237,40 @@ def cmd_train(args) -> int:
         return 0
     if not args.out:
         raise ValueError("train needs --out RUN_DIR (where samples and checkpoints go)")
+    if args.nproc is not None:
+        return _launch_train(args, config)
     result = api.train(config=config, out=args.out, progress=not args.no_progress)
     api.print_summary(result)
     return 0
+
+
+def _launch_train(args, config=None) -> int:
+    """``train --nproc N``: check what can be checked here (``config``: a fresh run's),
+    then run torchrun."""
+    import os
+
+    from gankit.training.parallel import check_launch
+    from gankit.utils.launch import launch
+
+    if args.nproc < 1:
+        raise ValueError(f"--nproc must be at least 1, got {args.nproc}")
+    if "WORLD_SIZE" in os.environ:
+        raise ValueError("--nproc starts torchrun itself; under torchrun leave --nproc out")
+    if config is not None:
+        check_launch(config, args.nproc)
+    if args.nproc == 1:
+        args.nproc = None
+        return cmd_train(args)
+    code, interrupted = launch(args.argv, args.nproc)
+    if interrupted:
+        run = args.resume or args.out
+        print(f"gankit: interrupted; continue with: gankit train --resume {run} --nproc "
+              f"{args.nproc}", file=sys.stderr)
+        return 130
+    if code != 0:
+        print(f"gankit: error: training with {args.nproc} processes failed (torchrun exit "
+              f"status {code}); the failed rank's error is printed above", file=sys.stderr)
+    return code
 
 
 def cmd_sample(args) -> int:
@@ -431,20 +468,56 @@ def _check_set_pairs(argv: list[str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from gankit.training.faults import TrainingDiverged, TrainingInterrupted
-
     try:
         _check_set_pairs(sys.argv[1:] if argv is None else argv)
     except ValueError as exc:
         print(f"gankit: error: {exc}", file=sys.stderr)
         return 2
     args = _parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _dispatch(args)
+    except Exception as exc:
+        _name_failed_rank(exc)
+        raise
+
+
+def _rank() -> int:
+    import os
+
+    return int(os.environ.get("RANK", "0"))
+
+
+def _name_failed_rank(exc: Exception) -> None:
+    """Under torchrun, say which process failed (torchrun then stops the others)."""
+    import os
+
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size == 1 or getattr(exc, "echo", False):
+        return
+    from gankit.utils.distributed import lost_peer
+
+    who = f"the process of rank {os.environ.get('RANK', '?')} of {size}"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if lost_peer(exc):
+        print(f"gankit: error: {who} stopped: another process failed or was stopped (its "
+              f"error is printed apart): {first}", file=sys.stderr)
+    else:
+        print(f"gankit: error: {who} failed: {type(exc).__name__}: {first}", file=sys.stderr)
+
+
+def _dispatch(args) -> int:
+    from gankit.training.faults import TrainingDiverged, TrainingInterrupted
+
     try:
         return COMMANDS[args.command](args)
     except USER_ERRORS as exc:
-        print(f"gankit: error: {exc}", file=sys.stderr)
+        if not getattr(exc, "echo", False):  # raised on rank 0 too, which printed it
+            print(f"gankit: error: {exc}", file=sys.stderr)
         return 2
     except TrainingInterrupted as exc:
+        if exc.checkpoint is None and _rank() != 0:  # rank 0 says where it saved
+            return 128 + exc.signum
         run = getattr(args, "resume", None) or getattr(args, "out", None)
         hint = f"; continue with: gankit train --resume {run}" if exc.checkpoint else ""
         print(f"gankit: {exc}{hint}", file=sys.stderr)

@@ -151,7 +151,7 @@ def test_shards_are_slices_of_the_global_batch(images):
     expected = data.x[BatchSampler(40, 12, 3).indices(4)]
     assert torch.equal(whole.batch(4, 4)[0], expected)
     for rank, part in enumerate(parts):
-        assert part.size(0) == 4
+        assert part.size(0) == 12  # the global batch; local() takes the rows
         assert torch.equal(part.batch(4, 4)[0], expected[4 * rank:4 * rank + 4])
     with pytest.raises(ValueError, match="batch size 12 .* does not divide by the 5"):
         BatchSource(data, train, torch.device("cpu"), shard=(0, 5))

@@ -38,8 +38,9 @@ class GradientPenalty(RegularizerBase):
     def __call__(self, ctx) -> torch.Tensor:
         real, fake = ctx.real.detach(), ctx.fake.detach()
         n, pack = real.shape[0], ctx.pack
-        eps = torch.rand(n // pack, generator=ctx.generator, device=real.device,
-                         dtype=real.dtype).repeat_interleave(pack)
+        eps = ctx.local_draw(lambda k: torch.rand(k, generator=ctx.generator, device=real.device,
+                                                  dtype=real.dtype), n // pack)
+        eps = eps.repeat_interleave(pack)
         eps = eps.view((n,) + (1,) * (real.dim() - 1))
         x_hat = (eps * real + (1.0 - eps) * fake).requires_grad_(True)
         out = ctx.D(x_hat, ctx.labels) if ctx.labels is not None else ctx.D(x_hat)

@@ -94,7 +94,7 @@ class BatchSource:
         if not (isinstance(world, int) and isinstance(rank, int) and 0 <= rank < world):
             raise ValueError(f"shard must be (rank, world size) with 0 <= rank < world, "
                              f"got {shard!r}")
-        self.rank, self.world = rank, world
+        self.rank, self.world, self.shard = rank, world, (rank, world)
         self.streamed = not isinstance(data.x, torch.Tensor)
         self.x = data.x if self.streamed else data.x.to(device)
         self.device = torch.device(device)
@@ -121,13 +121,32 @@ class BatchSource:
         self._next = -1  # the data step it yields next
 
     def size(self, step: int) -> int:
-        """The batch size at G step ``step``: rows of this shard's batches."""
-        return self.stages[self.order.stage(step)][1] // self.world
+        """The global batch size at G step ``step`` (`local` takes this shard's rows)."""
+        return self.stages[self.order.stage(step)][1]
 
     def indices(self, data_step: int, step: int) -> torch.Tensor:
         """Sample indices (int64, CPU) of this shard's part of D update ``data_step``'s batch,
         taken at G step ``step``."""
         return self.order.indices(data_step, step)
+
+    def local(self, x: torch.Tensor) -> torch.Tensor:
+        """This process's rows of ``x``, a global batch [b, ...] (all of it in one process)."""
+        rank, world = self.shard
+        per = len(x) // world
+        return x if world == 1 else x[rank * per:(rank + 1) * per]
+
+    def per_sample(self, fn, x: torch.Tensor, *args) -> torch.Tensor:
+        """``fn(x, *args)`` for a per-sample random transform ``fn`` (an augmentation): with
+        several processes it runs on this process's rows placed among zeros in a global
+        batch, so that it draws for the global batch, as one process does, and every
+        process draws the same number of values (their streams stay in step)."""
+        rank, world = self.shard
+        if world == 1:
+            return fn(x, *args)
+        rows = x.shape[1:]
+        full = torch.cat([x.new_zeros((len(x) * rank, *rows)), x,
+                          x.new_zeros((len(x) * (world - 1 - rank), *rows))])
+        return self.local(fn(full, *args))
 
     def batch(self, data_step: int, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The real batch and its labels (None unless conditional) of D update

@@ -29,3 +29,12 @@ class StepContext:
     real_view: torch.Tensor | None = None  # D's input of the real batch (after augmentation)
     pack: int = 1  # PacGAN: samples per D input (penalties take norms per input)
     low_precision: bool = False  # D's pass of real_logits ran under bfloat16 autocast
+    # data parallelism: (rank, world size); the batch is rows [rank*N, (rank+1)*N) of a global
+    # batch of world*N, and a per-sample draw covers the global batch (`local_draw`)
+    shard: tuple[int, int] = (0, 1)
+
+    def local_draw(self, draw, n: int) -> torch.Tensor:
+        """This process's ``n`` rows of ``draw(world * n)``, so that every process draws
+        what one process would for the global batch (and the streams stay in step)."""
+        rank, world = self.shard
+        return draw(n) if world == 1 else draw(world * n)[rank * n:(rank + 1) * n]

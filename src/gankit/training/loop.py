@@ -30,6 +30,7 @@ from gankit.training.self_condition import SelfConditioning
 from gankit.training.speed import deterministic, prepare_networks
 from gankit.training.unroll import Unroller
 from gankit.training.updates import Updates
+from gankit.utils.distributed import World
 from gankit.utils.precision import LOW_PRECISION, autocast, check_bf16
 from gankit.utils.tensors import as_float, full_precision, grad_norm
 
@@ -38,14 +39,16 @@ class Trainer:
     """Runs G and D updates on ``data`` (a gankit Dataset) and writes the run directory."""
 
     def __init__(self, state, data, run_dir: str | Path | None, *, is_main: bool = True,
-                 progress: bool = True, callbacks=(), evaluator=None, sync=None) -> None:
+                 progress: bool = True, callbacks=(), evaluator=None, sync=None, world=None):
         self.state, self.data = state, data
+        self.world = world = world or World()  # data parallelism (gankit.utils.distributed)
+        is_main = is_main and world.is_main
         self.out = RunOutputs(run_dir, is_main, progress and is_main, state)
         self.run_dir = self.out.run_dir
         self.callbacks = list(callbacks)  # called as cb(trainer) after each logged step
         self.evaluator = evaluator  # a TrainingEvaluator or None
         cfg = state.config.train
-        self.batches = BatchSource(data, cfg, state.device, state.conditional)
+        self.batches = BatchSource(data, cfg, state.device, state.conditional, world.shard)
         regs = list(state.regularizers.values())
         self.d_regs = [r for r in regs if "D" in r.phases]
         self.g_regs = [r for r in regs if "G" in r.phases]
@@ -60,7 +63,7 @@ class Trainer:
             check_bf16(state.device, "train.precision")
         self._autocast = partial(autocast, state.device, LOW_PRECISION[cfg.precision])
         # backward + step: fp16 loss scaling, ``sync`` (gradient averaging across processes)
-        self.updates = Updates(cfg.precision, state.device, sync)
+        self.updates = Updates(cfg.precision, state.device, sync or world.sync)
         self.updates.load_state_dict(state.extra.get("updates"))
         self.pair = PairScoring(cfg, state.D)
         self.last_real_view: tuple | None = None  # (D's input, labels) of the latest real batch
@@ -71,27 +74,29 @@ class Trainer:
             if cfg.unrolled_steps else None
         state.extra["lr_schedule"] = schedule_for(cfg, state.step, state.extra.get("lr_schedule"))
         self.health = HealthMonitor(self, state.config.health) \
-            if state.config.health.enabled else None
+            if state.config.health.enabled and is_main else None
         sc = state.config.self_condition
         self.strategies = [SelfConditioning(sc, cfg.seed)] if sc.clusters else []
         for strategy in self.strategies:
             strategy.start(self)
 
     # -- one update each ---------------------------------------------------------------
-    def _z(self, n: int) -> torch.Tensor:
+    def _z(self, n: int) -> torch.Tensor:  # this process's rows of the global batch's z
         s = self.state
-        return torch.randn(n, s.config.z_dim, generator=s.generator, device=s.device)
+        return self.batches.local(torch.randn(n, s.config.z_dim, generator=s.generator,
+                                              device=s.device))
 
     def _fake_labels(self, n: int) -> torch.Tensor | None:
         """Labels of generated samples (conditional only): uniform, or in proportion to G's
         label prior (self-conditioning's cluster sizes)."""
         s = self.state
-        return s.G.cond.draw_labels(n, s.generator, s.device) if s.conditional else None
+        return self.batches.local(s.G.cond.draw_labels(n, s.generator, s.device)) \
+            if s.conditional else None
 
     def _d_view(self, x: torch.Tensor) -> torch.Tensor:
         """What D sees: the input after every augmentation (applied to real and fake alike)."""
-        for aug in self.augment:
-            x = aug(x, self.state.step, self.state.generator)
+        for aug in self.augment:  # per-sample draws of the global batch, as in one process
+            x = self.batches.per_sample(aug, x, self.state.step, self.state.generator)
         return x
 
     def d_objective(self, D, data_step: int, update: int, g_grad: bool = False) -> tuple:
@@ -104,9 +109,9 @@ class Trainer:
         """
         s = self.state
         real, labels = self.batches.batch(data_step, s.step)
-        fake_labels = self._fake_labels(real.shape[0])
+        fake_labels = self._fake_labels(self.batches.size(s.step))
         with torch.set_grad_enabled(g_grad), self._autocast():
-            z = self._z(real.shape[0])
+            z = self._z(self.batches.size(s.step))
             buffers = {n: b.clone() for n, b in s.G.named_buffers()} if g_grad else None
             fake = full_precision(functional_call(s.G, buffers, (z, fake_labels)) if g_grad
                                   else s.G(z, fake_labels))
@@ -120,7 +125,8 @@ class Trainer:
         ctx = StepContext(s.G, D, real, fake, labels, real_out["logits"], fake_out["logits"],
                           s.step, s.generator, phase="D", fake_labels=fake_labels,
                           real_out=real_out, fake_out=fake_out, real_view=real_view,
-                          pack=s.config.pack, low_precision=self.low_precision)
+                          pack=s.config.pack, low_precision=self.low_precision,
+                          shard=self.batches.shard)
         for reg in self.d_regs:
             if update % reg.interval == 0:
                 loss = loss + reg(ctx)
@@ -225,7 +231,7 @@ class Trainer:
                     self.d_step(s.step * cfg.d_steps + i, log)
                 self.g_step(log)
                 timed += 1
-                bad = {k: float(v) for k, v in self.step_losses.items()
+                bad = {k: float(v) for k, v in self.world.mean(self.step_losses).items()
                        if not bool(torch.isfinite(v))}
                 if bad:
                     self._rollback(bar, ", ".join(f"{k} = {v}" for k, v in bad.items()))
@@ -247,8 +253,8 @@ class Trainer:
                         continue
                 if bar is not None:
                     bar.update(1)
-                if stop.signum is not None:
-                    raise TrainingInterrupted(stop.signum, s.step, self.save_checkpoint())
+                if (signum := self.world.stop_signal(stop.signum)) is not None:  # all at once
+                    raise TrainingInterrupted(signum, s.step, self.save_checkpoint())
             self.save_samples()
             self.save_checkpoint()
         if bar is not None:
@@ -258,7 +264,8 @@ class Trainer:
     def _log(self, t0: float, timed: int, bar) -> dict:
         """The log record of this step (callbacks' and health values included), written,
         with any health warning."""
-        record = {"step": self.state.step, **{k: float(v) for k, v in self.last.items()}}
+        record = {"step": self.state.step,
+                  **{k: float(v) for k, v in self.world.mean(self.last).items()}}
         record["time/step_ms"] = (time.perf_counter() - t0) * 1000.0 / max(1, timed)
         record.update(self.updates.log_values())
         for cb in self.callbacks:

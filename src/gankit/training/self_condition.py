@@ -146,6 +146,9 @@ class SelfConditioning:
     def _recluster(self, trainer, previous: torch.Tensor | None) -> dict:
         s, t = trainer.state, time.perf_counter()
         labels = self.clusterer.cluster(s.D, trainer.batches.x, s.step, previous).to(s.device)
+        # several processes: rank 0's labels for all (D's BatchNorm running statistics, used
+        # in eval mode, come from each process's own shards)
+        trainer.world.broadcast_(labels)
         sizes = torch.bincount(labels, minlength=self.clusterer.clusters)
         record = {"step": s.step, "self_condition/seconds": time.perf_counter() - t,
                   "self_condition/smallest": int(sizes.min()),
