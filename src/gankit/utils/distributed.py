@@ -100,7 +100,7 @@ class World:
         of a flat buffer per dtype). A parameter without a gradient is left as it is: the
         loop's phases give every process the same parameters with gradients."""
         grads = [p.grad for p in module.parameters() if p.grad is not None]
-        if self.size == 1 or not grads:
+        if not grads or not dist.is_initialized():  # one process: nothing to average
             return
         for dtype in sorted({g.dtype for g in grads}, key=str):
             group = [g for g in grads if g.dtype == dtype]
