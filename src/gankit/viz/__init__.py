@@ -2,6 +2,7 @@
 
 - ``nearest_sheet``: generated images beside their nearest training images (copy check).
 - ``interpolation_grids``: lerp and slerp walks between latents, and one-dimension traversals.
+- ``style_mix_grid``: StyleGAN's style-mixing grid (coarse styles by row, fine by column).
 - ``curves_png``: losses, D scores, gradient norms and metrics from ``log.jsonl``.
 
 Every file is written atomically (``gankit.utils.io``). Nothing here is imported by
@@ -21,7 +22,9 @@ from gankit.viz.latent import (
     slerp,
 )
 from gankit.viz.nearest import nearest_neighbours, nearest_sheet, read_distances, sheet_array
+from gankit.viz.style_mix import style_mix_grid, style_mix_images
 
 __all__ = ["nearest_sheet", "nearest_neighbours", "sheet_array", "read_distances",
            "interpolation_grids", "interpolation_images", "latent_paths", "latent_endpoints",
-           "lerp", "slerp", "angle", "curves_png", "read_log"]
+           "lerp", "slerp", "angle", "curves_png", "read_log", "style_mix_grid",
+           "style_mix_images"]
