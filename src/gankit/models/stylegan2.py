@@ -122,7 +122,8 @@ class StyleGAN2Generator(Generator):
             for name in ("width", "max_channels", "w_dim", "mapping_layers"):
                 at_least(name, getattr(self, name), 1)
             positive("mapping_lr_mul", self.mapping_lr_mul)
-            fraction("mixing_prob", self.mixing_prob)
+            if not (isinstance(self.mixing_prob, (int, float)) and 0 <= self.mixing_prob <= 1):
+                raise ValueError(f"mixing_prob must lie in [0, 1], got {self.mixing_prob!r}")
             fraction("w_avg_beta", self.w_avg_beta)
             one_of("conditioning", self.conditioning, G_CONDITIONING)
             at_least("embed_dim", self.embed_dim, 0, " (0 = one-hot)")
