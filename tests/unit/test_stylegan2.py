@@ -17,6 +17,15 @@ SMALL = StyleGAN2Generator.test_options
 LRELU_GROWTH = 2 * (0.5 + 0.5 * 0.2**2)  # E[(sqrt2 lrelu(x))^2] for x ~ N(0, 1): 1.04
 
 
+@pytest.fixture(autouse=True)
+def _single_thread():
+    """Small tensors: one intra-op thread is faster, and immune to a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _g(shape=(1, 16, 16), **values):
     return StyleGAN2Generator(z_dim=8, out_shape=shape, **{**SMALL, **values})
 
