@@ -49,8 +49,8 @@ class EqualizedLinear(nn.Module):
 
 
 class EqualizedConv2d(nn.Module):
-    """x [N, in, H, W] -> [N, out, H, W] ('same' padding); ``down``: then 2x2 average
-    pooling -> [N, out, H/2, W/2]."""
+    """x [N, in, H, W] -> [N, out, H, W] ('same' padding); ``down``: 2x2 average pooling
+    first -> [N, out, H/2, W/2]."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
                  bias: bool = True, activate: bool = False, down: bool = False) -> None:
@@ -62,9 +62,9 @@ class EqualizedConv2d(nn.Module):
         self.padding, self.activate, self.down = kernel_size // 2, activate, down
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.down:  # low-pass and subsample first, as the paper's filter + stride-2 conv:
+            x = F.avg_pool2d(x, 2)  # the convolution then runs at the lower resolution
         y = F.conv2d(x, self.weight * self.scale, self.bias, padding=self.padding)
-        if self.down:
-            y = F.avg_pool2d(y, 2)
         return scaled_lrelu(y) if self.activate else y
 
     def extra_repr(self) -> str:

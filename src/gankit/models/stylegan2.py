@@ -23,8 +23,9 @@ Karras et al. 2018) as an extra channel, a 3x3 convolution, a fully connected la
 features) and the logit. Every layer has an equalised learning rate
 (`gankit.layers.equalized`).
 
-Departures at this scale: 2x up/downsampling is bilinear / 2x2 average pooling instead of
-the paper's [1, 3, 3, 1] FIR filters; G's output goes through tanh (``output_scale``) so
+Departures at this scale: 2x upsampling is bilinear (then the 3x3 convolution) and 2x
+downsampling 2x2 average pooling (before the convolution) instead of the paper's [1, 3, 3, 1]
+FIR filters; G's output goes through tanh (``output_scale``) so
 samples lie in [-1, 1] like every gankit generator; the start side is 4 or 7, so image sides
 4 * 2^k and 7 * 2^k (8, 14, 16, 28, 32, ..., 256) work. Class conditioning: G ``concat``
 (a normalised label code beside z into the mapping network, as the authors' later code);
