@@ -164,6 +164,13 @@ def test_truncation_psi_zero_is_one_image_and_psi_one_is_plain_sampling():
         G.truncated(z, None, float("nan"))
 
 
+def test_crossover_counts_the_styles_of_the_coarse_sides():
+    G32, G28 = _g((1, 32, 32)), _g((1, 28, 28))  # ws: 4x4 conv, then 2 per side (+ toRGB)
+    assert G32.num_ws == 8 and G28.num_ws == 6
+    assert [G32.crossover(s) for s in (4, 8, 16, 32, 64)] == [1, 3, 5, 7, 7]
+    assert [G28.crossover(s) for s in (4, 7, 8, 14, 28)] == [1, 1, 1, 3, 5]
+
+
 def test_other_generators_refuse_truncation():
     from gankit.registry import GENERATORS
 

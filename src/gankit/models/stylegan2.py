@@ -228,9 +228,8 @@ class StyleGAN2Generator(Generator):
     def crossover(self, side: int) -> int:
         """The index of the first w used above image side ``side``: ws[:, :k] are the styles
         of the sides <= ``side`` (the "coarse" styles of a mixing grid at side 8)."""
-        k = 1
-        s = self.start
-        while s < side and k < self.num_ws - 1:
+        k, s = 1, self.start  # ws[:, 0] is the start side's layer
+        while s * 2 <= side and k + 2 < self.num_ws:  # keep at least one fine style
             s, k = s * 2, k + 2
         return k
 
