@@ -138,6 +138,8 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--nearest", action="store_true", help="samples beside nearest training images")
     w.add_argument("--interpolate", action="store_true", help="lerp/slerp and traversal grids")
     w.add_argument("--curves", action="store_true", help="loss and metric curves")
+    w.add_argument("--style-mix", action="store_true",
+                   help="style-mixing grid (stylegan2 runs): coarse styles by row, fine by column")
     w.add_argument("--out", help="output folder (default RUN_DIR/show)")
     w.add_argument("--seed", type=int, default=0)
 
@@ -368,8 +370,9 @@ def cmd_extractor(args) -> int:
 def cmd_show(args) -> int:
     from gankit import viz
 
-    if not (args.nearest or args.interpolate or args.curves):
-        raise ValueError("show needs at least one of --nearest, --interpolate, --curves")
+    if not (args.nearest or args.interpolate or args.curves or args.style_mix):
+        raise ValueError("show needs at least one of --nearest, --interpolate, --curves, "
+                         "--style-mix")
     out = Path(args.out) if args.out else Path(args.run_dir) / "show"
     written = []
     if args.curves:
@@ -378,8 +381,11 @@ def cmd_show(args) -> int:
         written.append(viz.nearest_sheet(args.run_dir, out / "nearest.png", seed=args.seed))
     if args.interpolate:
         written += viz.interpolation_grids(args.run_dir, out, seed=args.seed)
+    if args.style_mix:
+        written.append(viz.style_mix_grid(args.run_dir, out / "style_mix.png", seed=args.seed))
     for path in written:
-        print(f"wrote {path}")
+        note = " (linear interpolation in W)" if path.name == "interpolate_w_lerp.png" else ""
+        print(f"wrote {path}{note}")
     return 0
 
 

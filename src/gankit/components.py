@@ -85,6 +85,10 @@ class Regularizer(Protocol):
 
     def __call__(self, ctx) -> torch.Tensor: ...
 
+    def state_dict(self) -> dict: ...  # what it keeps across steps (a running mean), saved
+
+    def load_state_dict(self, state: dict) -> None: ...
+
 
 @runtime_checkable
 class Hook(Protocol):
@@ -130,7 +134,8 @@ class LossBase(Configurable):
 
 
 class RegularizerBase(Configurable):
-    """Defaults: no real-batch gradient or features; ``interval`` from the options."""
+    """Defaults: no real-batch gradient or features; ``interval`` from the options; no
+    state."""
 
     phases: ClassVar[tuple[str, ...]] = ()
     needs_real_grad: ClassVar[bool] = False
@@ -139,6 +144,12 @@ class RegularizerBase(Configurable):
     @property
     def interval(self) -> int:
         return self.options.interval
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
 
 
 class HookBase(Configurable):
@@ -181,3 +192,7 @@ class OptimizerFactory(Configurable):
 
     def build(self, params) -> torch.optim.Optimizer:
         raise NotImplementedError
+
+    def learning_rate(self) -> float:
+        """The rate ``build`` gives the optimiser (the loop's schedule scales this one)."""
+        return self.options.lr

@@ -39,14 +39,20 @@ class MinibatchStdDev(nn.Module):
         self.group_size = group_size
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
-        n = f.shape[0]
-        g = self.group_size if n % self.group_size == 0 else n
-        grouped = f.view(g, n // g, -1)  # sample i is in group i % (n // g), as ProGAN
-        # the variance written out: torch's var over this outer dimension takes a slow path
-        # on CPU, many times slower
-        centred = grouped - grouped.mean(dim=0)
-        std = (centred.square().mean(dim=0) + 1e-8).sqrt().mean(dim=1)  # [n // g]
-        return torch.cat([f, std.repeat(g).unsqueeze(1)], dim=1)
+        return torch.cat([f, group_stddev(f, self.group_size)], dim=1)
+
+
+def group_stddev(f: torch.Tensor, group_size: int) -> torch.Tensor:
+    """[N, ...] -> [N, 1]: each sample's group's feature standard deviation, averaged over
+    the features (``MinibatchStdDev``'s statistic; StyleGAN2's D appends it as a channel)."""
+    n = f.shape[0]
+    g = group_size if n % group_size == 0 else n
+    grouped = f.reshape(g, n // g, -1)  # sample i is in group i % (n // g), as ProGAN
+    # the variance written out: torch's var over this outer dimension takes a slow path
+    # on CPU, many times slower
+    centred = grouped - grouped.mean(dim=0)
+    std = (centred.square().mean(dim=0) + 1e-8).sqrt().mean(dim=1)  # [n // g]
+    return std.repeat(g).unsqueeze(1)
 
 
 def batch_features(in_features: int, minibatch_discrimination: int,

@@ -8,6 +8,8 @@ plain function of its input (for penalties). ``conditional`` tells the loop to f
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
@@ -39,10 +41,23 @@ class Generator(nn.Module):
     constructor's ``options`` (or keyword values) become ``self.options``."""
 
     conditional: bool = False  # True when the output depends on class labels c
+    supports_truncation: ClassVar[bool] = False  # `truncated` is implemented
+    test_options: ClassVar[dict] = {}  # options of a small, fast instance (contract tests)
 
     def __init__(self, options=None, values: dict | None = None) -> None:
         super().__init__()
         self.options = make_options(type(self), options, values)
+
+    @classmethod
+    def supports(cls, shape: tuple) -> bool:
+        """True when this family can generate samples of ``shape`` (e.g. (3, 32, 32))."""
+        return True
+
+    def truncated(self, z: torch.Tensor, c: torch.Tensor | None, psi: float) -> torch.Tensor:
+        """Samples with the truncation trick at strength ``psi`` (1 = none); a generator
+        family that has no truncation raises ValueError."""
+        raise ValueError(f"the {type(self).__name__} generator has no truncation trick; "
+                         f"sample without --truncation")
 
 
 class Discriminator(nn.Module):
@@ -50,11 +65,17 @@ class Discriminator(nn.Module):
     wrapper such as `PackedDiscriminator`)."""
 
     conditional: bool = False  # True when the score depends on class labels c
+    test_options: ClassVar[dict] = {}  # options of a small, fast instance (contract tests)
 
     def __init__(self, options=None, values: dict | None = None) -> None:
         super().__init__()
         has_options = hasattr(type(self), "Options")
         self.options = make_options(type(self), options, values) if has_options else None
+
+    @classmethod
+    def supports(cls, shape: tuple) -> bool:
+        """True when this family can judge samples of ``shape`` (e.g. (3, 32, 32))."""
+        return True
 
     def score(self, x: torch.Tensor, c: torch.Tensor | None = None) -> dict:
         """The common layout: ``cond.attach`` -> ``body`` (features) -> optional minibatch

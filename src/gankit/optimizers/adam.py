@@ -1,4 +1,11 @@
-"""Adam, Kingma and Ba 2015, with the GAN-customary betas as options."""
+"""Adam, Kingma and Ba 2015, with the GAN-customary betas as options.
+
+``lazy_interval`` k > 1 applies StyleGAN2's correction for lazy regularisation (Karras et al.
+2020, section 3.1 and the authors' code): when a regulariser runs every k-th step, the
+optimiser's learning rate becomes lr * c and its betas beta ** c with c = k / (k + 1), so
+the main and regularisation updates together keep the momentum dynamics of the plain
+setting.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +28,7 @@ class Adam(OptimizerFactory):
         betas: tuple[float, float] = (0.5, 0.999)  # DCGAN's beta1 = 0.5
         eps: float = 1e-8  # denominator epsilon
         weight_decay: float = 0.0  # L2 penalty
+        lazy_interval: int = 1  # >1: lr * c, betas ** c, c = k/(k+1) (StyleGAN2 lazy reg.)
 
         def __post_init__(self) -> None:
             positive("lr", self.lr)
@@ -28,8 +36,21 @@ class Adam(OptimizerFactory):
                 fraction("betas", b)
             positive("eps", self.eps)
             at_least("weight_decay", self.weight_decay, 0)
+            at_least("lazy_interval", self.lazy_interval, 1, " (1 = no rescaling)")
+
+    def hyperparameters(self) -> tuple[float, tuple[float, float]]:
+        """(lr, betas) after the lazy-regularisation rescaling (unchanged at interval 1)."""
+        o = self.options
+        if o.lazy_interval == 1:
+            return o.lr, tuple(o.betas)
+        c = o.lazy_interval / (o.lazy_interval + 1)
+        return o.lr * c, tuple(b ** c for b in o.betas)
+
+    def learning_rate(self) -> float:
+        return self.hyperparameters()[0]
 
     def build(self, params) -> torch.optim.Optimizer:
         o = self.options
-        return torch.optim.Adam(params, lr=o.lr, betas=tuple(o.betas), eps=o.eps,
+        lr, betas = self.hyperparameters()
+        return torch.optim.Adam(params, lr=lr, betas=betas, eps=o.eps,
                                 weight_decay=o.weight_decay, foreach=True)

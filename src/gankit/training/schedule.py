@@ -63,11 +63,15 @@ class _Train:
 
 
 def set_learning_rates(state) -> None:
-    """Both optimisers' rates for the coming update: the configured rate times `lr_factor`
+    """Both optimisers' rates for the coming update: the configured rate (as its optimiser
+    builds it: `OptimizerFactory.learning_rate`) times `lr_factor`
     times the scale that divergence rollbacks left (``extra["lr_scale"]``)."""
+    from gankit.registry import OPTIMIZERS
+
     factor = lr_factor(state.step, state.config.train, state.extra["lr_schedule"])
     factor *= state.extra.get("lr_scale", 1.0)
     for opt, comp in ((state.g_opt, state.config.g_optimizer),
                       (state.d_opt, state.config.d_optimizer)):
+        base = OPTIMIZERS.get(comp.name)(**comp.options).learning_rate()  # e.g. lazy-rescaled
         for group in opt.param_groups:
-            group["lr"] = comp.options["lr"] * factor
+            group["lr"] = base * factor

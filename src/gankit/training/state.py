@@ -95,6 +95,7 @@ class TrainState:
             "g_opt": self.g_opt.state_dict(),
             "d_opt": self.d_opt.state_dict(),
             "hooks": {name: h.state_dict() for name, h in self.hooks.items()},
+            "regularizers": {n: r.state_dict() for n, r in self.regularizers.items()},
             "augmentations": {n: a.state_dict() for n, a in self.augmentations.items()},
             "rng": rng_state(self.generator),
             "z_fixed": self.z_fixed.cpu(),
@@ -115,6 +116,8 @@ class TrainState:
         self.d_opt.load_state_dict(state["d_opt"])
         for name, hook in self.hooks.items():
             hook.load_state_dict(state["hooks"].get(name, {}))
+        for name, reg in self.regularizers.items():  # absent in older checkpoints
+            reg.load_state_dict(state.get("regularizers", {}).get(name, {}))
         for name, aug in self.augmentations.items():
             aug.load_state_dict(state.get("augmentations", {}).get(name, {}))
         set_rng_state(self.generator, state["rng"])

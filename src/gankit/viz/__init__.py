@@ -2,6 +2,7 @@
 
 - ``nearest_sheet``: generated images beside their nearest training images (copy check).
 - ``interpolation_grids``: lerp and slerp walks between latents, and one-dimension traversals.
+- ``style_mix_grid``: StyleGAN's style-mixing grid (coarse styles by row, fine by column).
 - ``curves_png``: losses, D scores, gradient norms and metrics from ``log.jsonl``.
 - ``write_report``: one self-contained HTML page about a run (``gankit report``), its curves
   drawn as inline SVG by ``line_chart``.
@@ -24,9 +25,10 @@ from gankit.viz.latent import (
 )
 from gankit.viz.nearest import nearest_neighbours, nearest_sheet, read_distances, sheet_array
 from gankit.viz.report import report_html, write_report
+from gankit.viz.style_mix import style_mix_grid, style_mix_images
 from gankit.viz.svg import line_chart, nice_ticks
 
 __all__ = ["nearest_sheet", "nearest_neighbours", "sheet_array", "read_distances",
            "interpolation_grids", "interpolation_images", "latent_paths", "latent_endpoints",
            "lerp", "slerp", "angle", "curves_png", "read_log", "write_report", "report_html",
-           "line_chart", "nice_ticks"]
+           "line_chart", "nice_ticks", "style_mix_grid", "style_mix_images"]

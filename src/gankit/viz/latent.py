@@ -6,6 +6,11 @@ follows White 2016, "Sampling Generative Networks": under a Gaussian prior in ma
 dimensions, linear midpoints have a norm ~0.71 times that of typical latents, where G has
 rarely been trained, while slerp between two typical latents stays near the shell where they
 live. Both grids of ``interpolation_grids`` use the same endpoints so they compare directly.
+
+For a style-based generator (``stylegan2``) the linear grid interpolates in W instead: the
+endpoints' latents go through the mapping network and the path is the straight line between
+their w (the space where StyleGAN's perceptual path length is measured, Karras et al. 2019,
+section 4.2); it is written as ``interpolate_w_lerp.png``.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from pathlib import Path
 import torch
 
 from gankit import api
-from gankit.sampling import generate
+from gankit.sampling import eval_mode, generate
 from gankit.utils.images import make_grid, png_bytes
 from gankit.utils.io import atomic_write_bytes
 from gankit.viz._common import auto_scale, load_image_run
@@ -124,7 +129,9 @@ def interpolation_images(run: api.LoadedRun, rows: int = 8, steps: int = 10, see
         ema: use G_ema when the run kept one.
 
     Returns:
-        ``{"lerp", "slerp", "traverse"}`` -> images [paths, steps, C, H, W] in [-1, 1], on CPU.
+        ``{"lerp", "slerp", "traverse"}`` -> images [paths, steps, C, H, W] in [-1, 1], on CPU
+        (``"w_lerp"``, linear in W between the same endpoints, instead of ``"lerp"`` for a
+        style-based generator).
         A conditional run holds one class along each row (row r shows class r mod K), so a
         row shows what z alone changes.
     """
@@ -136,15 +143,41 @@ def interpolation_images(run: api.LoadedRun, rows: int = 8, steps: int = 10, see
         if run.conditional:
             c = (torch.arange(z.shape[0], device=dev) % run.info.num_classes)
             c = c.repeat_interleave(z.shape[1])
-        images = generate(net, z.reshape(-1, z.shape[-1]).to(dev), c)  # [R * S, C, H, W]
+        if name == "lerp" and is_style_based(net):
+            name, images = "w_lerp", _w_lerp_images(net, z.to(dev), c)
+        else:
+            images = generate(net, z.reshape(-1, z.shape[-1]).to(dev), c)  # [R * S, C, H, W]
         out[name] = images.reshape(*z.shape[:2], *images.shape[1:])
     return out
+
+
+def is_style_based(G: torch.nn.Module) -> bool:
+    """True for generators with a mapping network and a synthesis network (stylegan2)."""
+    return hasattr(G, "mapping") and hasattr(G, "synthesis")
+
+
+@torch.no_grad()
+def _w_lerp_images(G: torch.nn.Module, z: torch.Tensor, c: torch.Tensor | None
+                   ) -> torch.Tensor:
+    """Images [R * S, ...] along straight lines in W between the w of each row's first and
+    last latent of z [R, S, z_dim] (a lerp path: its ends are the endpoints)."""
+    rows, steps = z.shape[:2]
+    ends = torch.stack([z[:, 0], z[:, -1]], dim=1).flatten(0, 1)  # [R * 2, z_dim]
+    c_ends = None if c is None else c.reshape(rows, steps)[:, [0, -1]].flatten()
+    t = torch.linspace(0.0, 1.0, steps, device=z.device)[None, :]
+    with eval_mode(G):
+        w = G.mapping(ends, c_ends).reshape(rows, 2, -1)  # [R, 2, w_dim]
+        path = lerp(w[:, :1], w[:, 1:], t).flatten(0, 1)  # [R * S, w_dim]
+        images = torch.cat([G.synthesis(part[:, None].expand(-1, G.num_ws, -1)).float().cpu()
+                            for part in path.split(500)])
+    return images
 
 
 def interpolation_grids(run_dir: str | Path, out_dir: str | Path, rows: int = 8,
                         steps: int = 10, seed: int = 0, ema: bool = True,
                         device: str = "cpu") -> list[Path]:
-    """Write ``interpolate_lerp.png``, ``interpolate_slerp.png`` and ``traverse.png``.
+    """Write ``interpolate_lerp.png`` (``interpolate_w_lerp.png``, linear in W, for a
+    stylegan2 run), ``interpolate_slerp.png`` and ``traverse.png``.
 
     Each grid has one row per path and ``steps`` columns (``make_grid`` layout, 2 px padding,
     upscaled like the sample grids: [R * (H + 2) + 2, steps * (W + 2) + 2] times the scale).
@@ -172,8 +205,9 @@ def interpolation_grids(run_dir: str | Path, out_dir: str | Path, rows: int = 8,
     images = interpolation_images(run, rows, steps, seed, ema)
     out_dir = Path(out_dir)
     written = []
-    for name, key in (("interpolate_lerp", "lerp"), ("interpolate_slerp", "slerp"),
-                      ("traverse", "traverse")):
+    linear = ("interpolate_w_lerp", "w_lerp") if "w_lerp" in images else (
+        "interpolate_lerp", "lerp")
+    for name, key in (linear, ("interpolate_slerp", "slerp"), ("traverse", "traverse")):
         grid = images[key].flatten(0, 1)  # [R * S, C, H, W]
         path = out_dir / f"{name}.png"
         atomic_write_bytes(path, png_bytes(make_grid(grid, nrow=steps),
