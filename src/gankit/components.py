@@ -140,6 +140,7 @@ class RegularizerBase(Configurable):
     phases: ClassVar[tuple[str, ...]] = ()
     needs_real_grad: ClassVar[bool] = False
     needs_real_features: ClassVar[bool] = False
+    generator: ClassVar[str | None] = None  # the one generator it works with (None: any)
 
     @property
     def interval(self) -> int:

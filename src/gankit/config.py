@@ -512,6 +512,12 @@ def validate_components(config: Config) -> None:
         group = getattr(config, section)
         resolved = {n: component_options(reg, n, o, f"{section}.{n}") for n, o in group.items()}
         object.__setattr__(config, section, resolved)
+    for name in config.regularizers:
+        needs = R.REGULARIZERS.get(name).generator
+        if needs is not None and config.generator.name != needs:
+            raise ValueError(f"regularizers.{name} needs generator {needs}, got "
+                             f"{config.generator.name!r}; remove regularizers.{name} or use "
+                             f"generator={needs}")
     t = config.train
     if config.eval.interval < 0 or config.eval.n < 2:
         raise ValueError(f"eval.interval must be >= 0 and eval.n >= 2, got {config.eval}")

@@ -174,15 +174,21 @@ def test_regularizers_return_finite_scalars_with_gradient(name):
     D = DISCRIMINATORS.get("dcgan")(in_shape=(1, 16, 16), width=8, batch_norm=False,
                                     num_classes=3, conditioning="acgan")
     reg = REGULARIZERS.get(name)()
+    G = None  # a regulariser tied to one generator gets that generator, whose fakes it sees
+    if reg.generator is not None:
+        cls = GENERATORS.get(reg.generator)
+        G = cls(z_dim=8, out_shape=(1, 16, 16), bounded=True, num_classes=3,
+                conditioning="concat", **cls.test_options)
     labels, fake_labels = torch.tensor([0, 1, 2, 0]), torch.tensor([2, 2, 1, 0])
     for phase in reg.phases:
         D.zero_grad(set_to_none=True)
         real = torch.randn(4, 1, 16, 16, requires_grad=reg.needs_real_grad)
-        fake = torch.randn(4, 1, 16, 16, requires_grad=True)
+        fake = torch.randn(4, 1, 16, 16, requires_grad=True) if G is None else \
+            G(torch.randn(4, 8), fake_labels)
         real_out, fake_out = D.score(real, labels), D.score(fake, fake_labels)
         if phase == "G":
             real_out = {k: v.detach() for k, v in real_out.items()}
-        ctx = StepContext(None, D, real, fake, labels, real_out["logits"], fake_out["logits"],
+        ctx = StepContext(G, D, real, fake, labels, real_out["logits"], fake_out["logits"],
                           0, torch.Generator().manual_seed(0), phase=phase,
                           fake_labels=fake_labels, real_out=real_out, fake_out=fake_out)
         value = reg(ctx)
@@ -190,6 +196,8 @@ def test_regularizers_return_finite_scalars_with_gradient(name):
         value.backward()
         if phase == "D":
             assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in D.parameters())
+        elif G is not None:
+            assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in G.parameters())
         else:
             assert fake.grad is not None and fake.grad.abs().sum() > 0
 

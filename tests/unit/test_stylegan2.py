@@ -304,3 +304,12 @@ def test_layer_sizes_match_the_published_network_summary():
     assert count(D.from_rgb) == 128
     block = D.blocks[0]
     assert (count(block.conv1), count(block.conv2), count(block.skip)) == (9_248, 18_496, 2_048)
+
+
+def test_path_length_on_another_generator_is_refused_before_training():
+    from gankit.config import resolve
+
+    with pytest.raises(ValueError, match=r"^regularizers.path_length needs generator "
+                       r"stylegan2, got 'dcgan'; remove regularizers.path_length or use "
+                       r"generator=stylegan2$"):
+        resolve("dcgan", ["regularizers.path_length.weight=2"])

@@ -49,6 +49,7 @@ class PathLength(RegularizerBase):
             at_least("interval", self.interval, 1, " (every k-th G step)")
 
     phases = ("G",)
+    generator = "stylegan2"  # needs styles(z, c) and synthesis(ws); checked before training
 
     def __init__(self, options=None, /, **values) -> None:
         super().__init__(options, **values)
