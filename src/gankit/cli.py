@@ -73,6 +73,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="use the EMA generator when the run has one (default)")
     s.add_argument("--no-ema", dest="ema", action="store_false", help="use the raw generator")
     s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    s.add_argument("--truncation", type=float, metavar="PSI",
+                   help="the truncation trick (biggan and stylegan2 runs): BigGAN keeps each z "
+                   "component within [-PSI, PSI] (0: every z at 0)")
     _refine_arguments(s)
 
     e = sub.add_parser("eval", help="compute metrics of a run or a samples file")
@@ -201,6 +204,8 @@ def cmd_sample(args) -> int:
         if classes is not None:
             raise ValueError("--refine cannot be combined with --class or --class-grid: "
                              "refined sampling supports unconditional runs only")
+        if args.truncation is not None:
+            raise ValueError("--refine cannot be combined with --truncation")
         api.check_sample_memory(run, n)  # before the critic's fit
         sampler = api.refined_sampler(run, options, ema=args.ema, device=args.device,
                                       log=lambda m: print(f"gankit: {m}", file=sys.stderr))
@@ -210,7 +215,7 @@ def cmd_sample(args) -> int:
               f"acceptance {r['acceptance']:.3f}", file=sys.stderr)
     else:
         x, y = api.sample(run, n, classes=classes, seed=args.seed, ema=args.ema,
-                          device=args.device, return_labels=True)
+                          device=args.device, return_labels=True, truncation=args.truncation)
     out = api.write_samples(x, args.out, run.info.kind, y=y, nrow=nrow, row_labels=row_labels)
     print(f"wrote {n} samples to {out}")
     return 0
