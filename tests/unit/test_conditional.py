@@ -15,19 +15,23 @@ from gankit.training.context import StepContext
 from gankit.training.state import DataInfo, build_networks
 
 K = 10
-SMALL = {"mlp": {"widths": (16, 16)}, "dcgan": {"width": 8}}
-FAMILY_SHAPES = [("mlp", (1, 8, 8)), ("mlp", (2,)), ("dcgan", (1, 16, 16)),
-                 ("dcgan", (3, 28, 28))]
+# every registered network, on the first two candidate shapes its class `supports`, built
+# with its class's small `test_options`
+CANDIDATE_SHAPES = [(2,), (3, 28, 28), (1, 16, 16), (1, 8, 8), (1, 32, 32)]
+FAMILY_SHAPES = [(name, shape) for name in GENERATORS.names()
+                 for shape in [s for s in CANDIDATE_SHAPES
+                               if GENERATORS.get(name).supports(s)][:2]]
 
 
 def _g(name, shape, mode, **kw):
-    return GENERATORS.get(name)(z_dim=6, out_shape=shape, bounded=len(shape) == 3,
-                                num_classes=K, conditioning=mode, **{**SMALL[name], **kw})
+    cls = GENERATORS.get(name)
+    return cls(z_dim=6, out_shape=shape, bounded=len(shape) == 3, num_classes=K,
+               conditioning=mode, **{**cls.test_options, **kw})
 
 
 def _d(name, shape, mode, **kw):
-    return DISCRIMINATORS.get(name)(in_shape=shape, num_classes=K, conditioning=mode,
-                                    **{**SMALL[name], **kw})
+    cls = DISCRIMINATORS.get(name)
+    return cls(in_shape=shape, num_classes=K, conditioning=mode, **{**cls.test_options, **kw})
 
 
 @torch.no_grad()
