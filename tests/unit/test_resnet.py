@@ -77,13 +77,20 @@ def test_attention_sits_after_the_chosen_blocks_and_bad_sides_are_refused():
 
 
 # -- shapes and options ---------------------------------------------------------------------
-@pytest.mark.parametrize("shape", [(3, 48, 48), (3, 16, 16), (2, 32, 32), (3, 32, 64), (2,)])
+@pytest.mark.parametrize("shape", [(3, 48, 48), (3, 16, 16), (3, 512, 512), (3, 32, 64), (2,)])
 def test_other_shapes_are_refused_with_the_fix(shape):
     with pytest.raises(ValueError, match="data.resolution=32"):
         ResNetGenerator(z_dim=8, out_shape=shape, width=2)
     with pytest.raises(ValueError, match="data.resolution=32"):
         ResNetDiscriminator(in_shape=shape, width=2)
-    assert not ResNetGenerator.supports(shape)
+    assert not ResNetGenerator.supports(shape) and not ResNetDiscriminator.supports(shape)
+
+
+def test_images_have_one_or_three_channels_and_d_takes_packed_stacks():
+    with pytest.raises(ValueError, match="C 1 or 3"):
+        ResNetGenerator(z_dim=8, out_shape=(2, 32, 32), width=2)
+    D = ResNetDiscriminator(in_shape=(2, 32, 32), width=2)  # pack=2 of grey images
+    assert D(torch.randn(3, 2, 32, 32)).shape == (3,)
 
 
 def test_hierarchical_latent_feeds_one_chunk_to_each_block():
@@ -199,3 +206,27 @@ def test_generators_without_the_trick_refuse_truncation():
     assert not DCGANGenerator.supports_truncation
     with pytest.raises(ValueError, match=r"this generator \(dcgan\) has no truncation trick"):
         dcgan.truncated(torch.randn(2, 8), None, 0.5)
+
+
+def test_the_loop_adds_the_orthogonal_penalty_to_gs_loss():
+    """biggan's first G step: loss/G with beta b is the hinge term plus b times the penalty
+    of G's initial weights (the D steps before it do not see the penalty)."""
+    from gankit import api
+    from gankit.regularizers.orthogonal import orthogonal_penalty
+    from gankit.training.loop import Trainer
+    from gankit.training.state import build_state
+
+    def first_step(beta):
+        cfg = api.make_config("biggan", data="digits", steps=1, overrides=[
+            "data.resolution=32", "generator.width=2", "discriminator.width=2",
+            "train.batch_size=4", "train.d_steps=1", "hooks.ema=null", "health.enabled=false",
+            f"regularizers.orthogonal.beta={beta}"])
+        ds = api.dataset_for(cfg)
+        state = build_state(cfg, api.data_info(ds), torch.device("cpu"))
+        penalty = orthogonal_penalty(orthogonal_weights(state.G)).item()
+        return Trainer(state, ds, None, progress=False).run(1)["loss/G"], penalty
+
+    plain, penalty = first_step(0.0)
+    with_reg, _ = first_step(0.01)
+    assert penalty > 0
+    assert with_reg - plain == pytest.approx(0.01 * penalty, rel=1e-4)

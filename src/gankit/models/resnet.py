@@ -58,14 +58,16 @@ D_MULTIPLIERS = {32: (4, 4, 4, 4), 64: (1, 2, 4, 8, 16), 128: (1, 2, 4, 8, 16, 1
                  256: (1, 2, 4, 8, 8, 16, 16)}
 
 
-def _supported(shape: tuple) -> bool:
-    return len(shape) == 3 and shape[0] in (1, 3) and shape[1] == shape[2] \
-        and shape[1] in SIDES
+def _supported(shape: tuple, any_channels: bool = False) -> bool:
+    """[C, R, R] with R in `SIDES` and C 1 or 3 (any C for D, whose input may be PacGAN's
+    stack of ``pack`` samples)."""
+    return len(shape) == 3 and (shape[0] in (1, 3) or any_channels and shape[0] >= 1) \
+        and shape[1] == shape[2] and shape[1] in SIDES
 
 
 def _check_shape(shape: tuple, who: str) -> tuple[int, int]:
     shape = tuple(shape)
-    if not _supported(shape):
+    if not _supported(shape, any_channels=who == "discriminator"):
         raise ValueError(f"{who} resnet needs square images [C, R, R] with C 1 or 3 and R one "
                          f"of {', '.join(map(str, SIDES))}, got sample shape {shape}; set "
                          "data.resolution=32 (or 64, 128, 256), or use dcgan/mlp")
@@ -252,7 +254,7 @@ class ResNetDiscriminator(Discriminator):
 
     @classmethod
     def supports(cls, shape: tuple) -> bool:
-        return _supported(tuple(shape))
+        return _supported(tuple(shape), any_channels=True)
 
     def __init__(self, in_shape: tuple[int, ...], num_classes: int = 0,
                  options: Options | None = None, **values) -> None:
