@@ -178,7 +178,6 @@ class ResNetGenerator(Generator):
             norm = partial(ConditionalBatchNorm, num_classes=num_classes)
         else:
             norm = PlainNorm
-        self.start_channels = chs[0]
         self.linear = nn.Linear(self.chunk + self.cond.z_extra, 16 * chs[0])
         self.blocks = nn.ModuleList(UpBlock(chs[i], chs[i + 1], norm) for i in range(ups))
         self.attention = nn.ModuleDict({str(s): SelfAttention(chs[int(math.log2(s // 4))])
@@ -205,10 +204,9 @@ class ResNetGenerator(Generator):
             else:
                 cond = c
             h = block(h, cond)
-            attention = self.attention[str(h.shape[-1])] \
-                if str(h.shape[-1]) in self.attention else None
-            if attention is not None:
-                h = attention(h)
+            side = str(h.shape[-1])
+            if side in self.attention:
+                h = self.attention[side](h)
         return self.out(h)
 
     def truncated(self, z: torch.Tensor, c: torch.Tensor | None, psi: float) -> torch.Tensor:
