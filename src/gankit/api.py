@@ -341,8 +341,6 @@ def sample(run: str | Path | LoadedRun, n: int, *, classes=None, seed: int = 0,
     run = load(run, device) if not isinstance(run, LoadedRun) else run
     check_sample_memory(run, n)
     net = run.net(ema)
-    if truncation is not None and not getattr(net, "supports_truncation", False):
-        net.truncated(torch.zeros(1, run.config.z_dim), None, truncation)  # raises: says why
     dev = next(net.parameters()).device
     gen = torch.Generator(device=dev).manual_seed(seed)
     z = torch.randn(n, run.config.z_dim, generator=gen, device=dev)
