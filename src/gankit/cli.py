@@ -104,6 +104,9 @@ def _parser() -> argparse.ArgumentParser:
                    "reference, keys real_*): what a perfect generator would get")
     e.add_argument("--download", action="store_true",
                    help="fetch the FID Inception weights when they are missing (internet)")
+    e.add_argument("--truncation", type=float, metavar="PSI",
+                   help="score a run's samples drawn with the truncation trick (biggan and "
+                   "stylegan2 runs); keys end in _truncPSI")
     _refine_arguments(e, "a run's ")
 
     x = sub.add_parser("extractor", help="train a feature extractor (a small classifier)")
@@ -243,6 +246,7 @@ def cmd_eval(args) -> int:
     source = Path(args.source)
     if out is None:
         tag = ("_refined" if refine is not None else "") + ("" if args.quantize else "_float")
+        tag += f"_trunc{args.truncation:g}" if args.truncation is not None else ""
         out = (source / "metrics" / f"eval_n{args.n or 10_000}{tag}.json" if source.is_dir()
                else source.with_name(f"{source.stem}{tag}.metrics.json"))
     results = evaluate(args.source, metrics=metrics, against=args.against, n=args.n,
@@ -250,7 +254,8 @@ def cmd_eval(args) -> int:
                        device=args.device, cache=None if args.no_cache else "default", out=out,
                        refine=refine, quantize=args.quantize, resize=args.resize,
                        reference=args.reference, download=args.download,
-                       log=lambda m: print(f"gankit: {m}", file=sys.stderr))
+                       log=lambda m: print(f"gankit: {m}", file=sys.stderr),
+                       truncation=args.truncation)
     print(format_table(results))
     print(f"wrote {out}")
     return 0

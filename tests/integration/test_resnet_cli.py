@@ -1,6 +1,8 @@
 """The residual presets through the CLI: bitwise-exact resume of sngan_resnet, sagan and
 biggan (tiny widths, digits at 32x32), and ``gankit sample --truncation``."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -74,3 +76,24 @@ def test_biggan_samples_with_truncation_and_dcgan_refuses_it(tmp_path, capsys):
     assert err == ["gankit: error: --truncation: this generator (dcgan) has no truncation "
                    "trick; --truncation applies to biggan and stylegan2 runs"]
     assert not (tmp_path / "d.npz").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:FID statistics from 40 samples")
+def test_eval_scores_truncated_samples_under_keys_that_say_so(tmp_path, capsys):
+    from gankit import api
+    from gankit.evaluation import evaluate
+
+    run = _train(tmp_path, "biggan", 1, "biggan")
+    assert main(["eval", str(run), "--n", "40", "--metrics", "fid", "--truncation", "0.5",
+                 "--no-cache"]) == 0
+    assert re.search(r"^fid_40_digits_at32x1_\S+_trunc0\.5 ", capsys.readouterr().out, re.M)
+    assert (run / "metrics" / "eval_n40_trunc0.5.json").exists()
+    # the same number as the samples `gankit sample --truncation 0.5` draws with that seed
+    loaded = api.load(run)
+    x = api.sample(loaded, 40, truncation=0.5)
+    direct = evaluate(x, metrics=["fid"], run_config=loaded.config, cache=None)
+    via_run = evaluate(run, metrics=["fid"], n=40, truncation=0.5, cache=None)
+    assert list(via_run.values()) == list(direct.values())
+    with pytest.raises(ValueError, match="cannot be combined with --refine; got a samples"):
+        evaluate(x, metrics=["fid"], truncation=0.5, run_config=loaded.config)
