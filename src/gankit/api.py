@@ -18,7 +18,7 @@ from torch import nn
 from gankit import config as C
 from gankit.data import load_dataset
 from gankit.registry import closest
-from gankit.sampling import draw, generate, stream
+from gankit.sampling import check_truncation, draw, generate, stream
 from gankit.training import parallel
 from gankit.training.checkpoint import (
     NonFiniteStateError,
@@ -408,7 +408,8 @@ def check_sample_memory(run: LoadedRun, n: int) -> None:
 @torch.no_grad()
 def sample(run: str | Path | LoadedRun, n: int, *, classes=None, seed: int = 0,
            ema: bool = True, batch_size: int = 500, device: str = "cpu",
-           return_labels: bool = False, progress: bool = False):
+           return_labels: bool = False, progress: bool = False,
+           truncation: float | None = None):
     """Draw ``n`` samples [n, ...] in data space ([-1, 1] images, raw 2D points).
 
     Args:
@@ -423,16 +424,21 @@ def sample(run: str | Path | LoadedRun, n: int, *, classes=None, seed: int = 0,
         return_labels: also return the labels [n] (None for an unconditional run).
         progress: a bar of the samples on stderr (when it is a terminal) when they take
             more than one batch.
+        truncation: the truncation trick at this strength psi (``G.truncated``; BigGAN:
+            z restricted to [-psi, psi], 0 = every z at 0). None: plain sampling.
 
     Returns:
         x [n, ...] on the CPU, or ``(x, labels)`` with ``return_labels``.
 
     Raises:
         ValueError: ``classes`` given for an unconditional run, out of range or mis-sized;
-            ``n`` samples that would not fit in memory (`check_sample_memory`).
+            ``n`` samples that would not fit in memory (`check_sample_memory`);
+            ``truncation`` for a generator without the trick, or not a number >= 0.
     """
     if n < 1:
         raise ValueError(f"--n must be at least 1, got {n}")
+    if truncation is not None:
+        truncation = check_truncation(truncation)
     run = load(run, device) if not isinstance(run, LoadedRun) else run
     check_sample_memory(run, n)
     net = run.net(ema)
@@ -440,7 +446,7 @@ def sample(run: str | Path | LoadedRun, n: int, *, classes=None, seed: int = 0,
     gen = torch.Generator(device=dev).manual_seed(seed)
     z = torch.randn(n, run.config.z_dim, generator=gen, device=dev)
     c = _labels(run, n, classes, gen, dev)
-    x = generate(net, z, c, batch_size=batch_size, progress=progress)
+    x = generate(net, z, c, batch_size=batch_size, progress=progress, truncation=truncation)
     if return_labels:
         return x, (c.cpu() if c is not None else None)
     return x

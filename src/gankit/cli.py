@@ -93,6 +93,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="use the EMA generator when the run has one (default)")
     s.add_argument("--no-ema", dest="ema", action="store_false", help="use the raw generator")
     s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="cpu")
+    s.add_argument("--truncation", type=float, metavar="PSI",
+                   help="the truncation trick (biggan and stylegan2 runs): BigGAN keeps each z "
+                   "component within [-PSI, PSI] (0: every z at 0)")
     _refine_arguments(s)
     _progress_argument(s)
 
@@ -122,6 +125,9 @@ def _parser() -> argparse.ArgumentParser:
                    "reference, keys real_*): what a perfect generator would get")
     e.add_argument("--download", action="store_true",
                    help="fetch the FID Inception weights when they are missing (internet)")
+    e.add_argument("--truncation", type=float, metavar="PSI",
+                   help="score a run's samples drawn with the truncation trick (biggan and "
+                   "stylegan2 runs); keys end in _truncPSI")
     _refine_arguments(e, "a run's ")
     _progress_argument(e)
 
@@ -296,6 +302,8 @@ def cmd_sample(args) -> int:
         if classes is not None:
             raise ValueError("--refine cannot be combined with --class or --class-grid: "
                              "refined sampling supports unconditional runs only")
+        if args.truncation is not None:
+            raise ValueError("--refine cannot be combined with --truncation")
         api.check_sample_memory(run, n)  # before the critic's fit
         sampler = api.refined_sampler(run, options, ema=args.ema, device=args.device,
                                       log=_say, progress=not args.no_progress)
@@ -306,7 +314,7 @@ def cmd_sample(args) -> int:
     else:
         x, y = api.sample(run, n, classes=classes, seed=args.seed, ema=args.ema,
                           device=args.device, return_labels=True,
-                          progress=not args.no_progress)
+                          progress=not args.no_progress, truncation=args.truncation)
     out = api.write_samples(x, args.out, run.info.kind, y=y, nrow=nrow, row_labels=row_labels)
     print(f"wrote {n} samples to {out}")
     return 0
@@ -334,6 +342,7 @@ def cmd_eval(args) -> int:
     source = Path(args.source)
     if out is None:
         tag = ("_refined" if refine is not None else "") + ("" if args.quantize else "_float")
+        tag += f"_trunc{args.truncation:g}" if args.truncation is not None else ""
         out = (source / "metrics" / f"eval_n{args.n or 10_000}{tag}.json" if source.is_dir()
                else source.with_name(f"{source.stem}{tag}.metrics.json"))
     results = evaluate(args.source, metrics=metrics, against=args.against, n=args.n,
@@ -341,7 +350,7 @@ def cmd_eval(args) -> int:
                        device=args.device, cache=None if args.no_cache else "default", out=out,
                        refine=refine, quantize=args.quantize, resize=args.resize,
                        reference=args.reference, download=args.download, log=_say,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, truncation=args.truncation)
     print(format_table(results))
     print(f"wrote {out}")
     return 0

@@ -67,12 +67,16 @@ def lower_is_better(key: str) -> bool:
 
 
 def _load_source(source, n: int | None, seed: int, ema: bool, device: str, refine=None,
-                 log=None, progress: bool = False):
+                 log=None, progress: bool = False, truncation: float | None = None):
     """Samples [n, ...], the Config of their run (None for files and tensors) and the
     refined sampler's report (None without ``refine``)."""
     from gankit import api
 
     path = None if isinstance(source, torch.Tensor) else Path(source)
+    if truncation is not None and (path is None or not path.is_dir() or refine is not None):
+        raise ValueError("--truncation draws from a run directory's generator and cannot be "
+                         "combined with --refine; got " + (
+                             "--refine" if refine is not None else "a samples file or tensor"))
     if refine is not None and (path is None or not path.is_dir()):
         what = "a tensor of samples" if path is None else repr(str(source))
         raise ValueError(f"refine needs a run directory to draw from, got {what}; "
@@ -89,7 +93,7 @@ def _load_source(source, n: int | None, seed: int, ema: bool, device: str, refin
             x = sampler.sample(n or 10_000, seed=seed)
             return x, run.config, dict(sampler.report)
         x = api.sample(run, n or 10_000, seed=seed, ema=ema, device=device,
-                       progress=progress)
+                       progress=progress, truncation=truncation)
         return x, run.config, None
     if path.suffix.lower() == ".npz":
         if not path.is_file():
@@ -173,7 +177,8 @@ def evaluate(source: Any, *, metrics: Sequence[str] | None = None, against: str 
              ema: bool = True, device: str = "cpu", cache: str | os.PathLike | None = "default",
              out: str | os.PathLike | None = None, refine=None, quantize: bool = True,
              resize: bool = False, run_config=None, reference: bool = False,
-             download: bool = False, log=None, progress: bool = False) -> dict[str, float]:
+             download: bool = False, log=None, progress: bool = False,
+             truncation: float | None = None) -> dict[str, float]:
     """Compute metrics of generated samples against a real dataset.
 
     Args:
@@ -216,6 +221,9 @@ def evaluate(source: Any, *, metrics: Sequence[str] | None = None, against: str 
             replaced in an existing ``out`` file).
         progress: progress bars on stderr (when it is a terminal) for the sampling, the
             refine critics' training and the feature extraction.
+        truncation: draw a run's samples with the truncation trick at this psi
+            (``gankit sample --truncation``; BigGAN and StyleGAN2 runs); every key then
+            ends in ``_trunc{psi}``, e.g. ``fid_10k_mnist5k_at32x1_lenet_trunc0.5``.
 
     Returns:
         ``{protocol_key: value}``, e.g. ``{"fid_10k_mnist5k_lenet_mnist5k": 4.1, ...}``.
@@ -224,7 +232,8 @@ def evaluate(source: Any, *, metrics: Sequence[str] | None = None, against: str 
         METRICS.get(name)  # an unknown name fails before any sampling
     if n is not None and n < 2:
         raise ValueError(f"-n must be at least 2, got {n}")
-    fake, config, refined = _load_source(source, n, seed, ema, device, refine, log, progress)
+    fake, config, refined = _load_source(source, n, seed, ema, device, refine, log, progress,
+                                         truncation)
     config = config or run_config
     if against is None:
         if config is None:
@@ -252,6 +261,8 @@ def evaluate(source: Any, *, metrics: Sequence[str] | None = None, against: str 
     if refined is not None:
         results["refine_acceptance"] = float(refined["acceptance"])
         results["refine_heldout_accuracy"] = float(refined["heldout_accuracy"])
+    if truncation is not None:  # the keys state the protocol
+        results = {f"{k}_trunc{truncation:g}": v for k, v in results.items()}
     if out is not None:
         _write_results(out, results, log)
     return results

@@ -6,13 +6,15 @@ the health monitor, sample grids, refinement, the benchmarks and ``gankit show``
   is not training's own (``state.generator``) comes from one: the streams are seeded by
   the run's seed plus the stream's offset in `STREAMS`, so they never touch training's
   randomness and a number reported once can be drawn again.
-- `generate` runs G over given latents in batches; `draw` draws the latents (and labels)
-  from a generator first.
+- `generate` runs G over given latents in batches (``truncation``: through
+  ``G.truncated``); `draw` draws the latents (and labels) from a generator first.
+- `truncate_latent` is BigGAN's truncated normal (Brock et al. 2019, section 3.1).
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 
 import torch
@@ -51,14 +53,52 @@ def eval_mode(*nets: nn.Module) -> Iterator[None]:
             net.train(mode)
 
 
+def check_truncation(psi: float) -> float:
+    """``psi`` as a float; a ``ValueError`` unless it is a finite number >= 0."""
+    if isinstance(psi, bool) or not isinstance(psi, (int, float)) or not (
+            math.isfinite(psi) and psi >= 0):
+        raise ValueError(f"--truncation must be a finite number >= 0 (BigGAN: the threshold "
+                         f"on |z|, 0 = every z at 0), got {psi!r}")
+    return float(psi)
+
+
+def truncate_latent(z: torch.Tensor, psi: float) -> torch.Tensor:
+    """BigGAN's truncation trick: each component of z whose magnitude exceeds ``psi`` is
+    redrawn from N(0, 1) restricted to [-psi, psi]; the others are kept.
+
+    The redraw is a function of the component itself rather than a fresh random draw: a
+    component z beyond the threshold has u = Phi(-|z|) / Phi(-psi) uniform on (0, 1], and
+    Phi^-1(Phi(-psi) + u (Phi(psi) - Phi(-psi))) is then an exact draw of the truncated
+    normal. So the same z gives the same images, and no random stream is needed.
+    ``psi = 0`` sends every component to 0.
+
+    Args:
+        z: [N, D] latents drawn from N(0, I).
+        psi: the threshold, a finite number >= 0.
+
+    Returns:
+        [N, D] latents in [-psi, psi], distributed as N(0, I) truncated there.
+    """
+    psi = check_truncation(psi)
+    z64 = z.double()
+    outside = z64.abs() > psi
+    low = torch.special.ndtr(torch.tensor(-psi, dtype=torch.float64, device=z.device))
+    u = torch.special.ndtr(-z64.abs()) / low  # uniform on (0, 1] beyond the threshold
+    redrawn = torch.special.ndtri(low + u * (1.0 - 2.0 * low))
+    redrawn = redrawn.clamp(-psi, psi)  # rounding at the ends of the interval
+    return torch.where(outside, redrawn, z64).to(z.dtype)
+
+
 @torch.no_grad()
 def generate(G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None = None, *,
              batch_size: int = 500, bf16: bool = False, cpu: bool = True,
-             progress: bool = False) -> torch.Tensor:
+             progress: bool = False, truncation: float | None = None) -> torch.Tensor:
     """``G(z, labels)`` in eval mode, ``batch_size`` latents at a time: float32 samples
     [n, ...] (on the CPU unless ``cpu`` is False). ``bf16`` runs G under bfloat16 autocast.
     A conditional G without labels cycles through its classes. ``progress``: a bar of the
-    samples on stderr when they take more than one batch (`gankit.utils.progress`)."""
+    samples on stderr when they take more than one batch (`gankit.utils.progress`).
+    ``truncation`` (psi) samples ``G.truncated(z, labels, psi)`` instead (a ``ValueError``
+    for a G without the trick)."""
     device = z.device
     parts = []
     bar = progress_bar(len(z), desc="sampling", unit="sample",
@@ -67,7 +107,10 @@ def generate(G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None = None, 
         for i, zb in enumerate(z.split(batch_size)):
             cb = None if labels is None else labels[i * batch_size:(i + 1) * batch_size]
             with autocast(device, bf16):
-                x = (G(zb) if cb is None else G(zb, cb)).float()
+                if truncation is not None:
+                    x = G.truncated(zb, cb, truncation).float()
+                else:
+                    x = (G(zb) if cb is None else G(zb, cb)).float()
             parts.append(x.cpu() if cpu else x)
             bar.update(len(zb))
     return torch.cat(parts)

@@ -18,24 +18,35 @@ from gankit.registry import (
     REGULARIZERS,
 )
 
-IMAGE_SHAPES = [(1, 28, 28), (3, 32, 32), (1, 16, 16), (3, 64, 64)]
-POINT_SHAPES = [(2,)]
-SMALL = {"mlp": {"widths": (32, 32)}, "dcgan": {"width": 8}}
-
-
-def _shapes(name):
-    return IMAGE_SHAPES + (POINT_SHAPES if name == "mlp" else [])
+# candidate sample shapes; each network is tested on those its class `supports`, with its
+# class's `test_options` (no table here is keyed by a network's name)
+SHAPES = [(1, 28, 28), (3, 32, 32), (1, 32, 32), (1, 16, 16), (3, 64, 64), (2,)]
 
 
 def _pairs(registry):
-    return [(n, s) for n in registry.names() for s in _shapes(n)]
+    return [(n, s) for n in registry.names() for s in SHAPES if registry.get(n).supports(s)]
+
+
+@pytest.mark.parametrize("registry", [GENERATORS, DISCRIMINATORS], ids=lambda r: r.kind)
+def test_every_network_is_tested_and_refuses_what_it_does_not_support(registry):
+    """Each network supports one of the candidate shapes at least, and its constructor
+    refuses a shape its `supports` rejects with a ValueError."""
+    for name in registry.names():
+        cls = registry.get(name)
+        assert any(cls.supports(s) for s in SHAPES), f"{name} supports no candidate shape"
+        for shape in [s for s in SHAPES + [(3, 24, 24), (5,)] if not cls.supports(s)]:
+            key = "out_shape" if registry is GENERATORS else "in_shape"
+            with pytest.raises(ValueError):
+                cls(**{key: shape}, **({"z_dim": 8} if registry is GENERATORS else {}),
+                    **cls.test_options)
 
 
 @pytest.mark.parametrize("name,shape", _pairs(GENERATORS))
 def test_generator_contract(name, shape):
     torch.manual_seed(0)
     bounded = len(shape) == 3
-    G = GENERATORS.get(name)(z_dim=16, out_shape=shape, bounded=bounded, **SMALL.get(name, {}))
+    small = GENERATORS.get(name).test_options
+    G = GENERATORS.get(name)(z_dim=16, out_shape=shape, bounded=bounded, **small)
     z = torch.randn(5, 16)
     x = G(z)
     assert x.shape == (5, *shape)
@@ -44,7 +55,7 @@ def test_generator_contract(name, shape):
         assert x.min() >= -1 and x.max() <= 1
     x.square().mean().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in G.parameters())
-    G2 = GENERATORS.get(name)(z_dim=16, out_shape=shape, bounded=bounded, **SMALL.get(name, {}))
+    G2 = GENERATORS.get(name)(z_dim=16, out_shape=shape, bounded=bounded, **small)
     G2.load_state_dict(G.state_dict())
     G.eval(), G2.eval()
     torch.testing.assert_close(G(z), G2(z))
@@ -54,14 +65,15 @@ def test_generator_contract(name, shape):
 @pytest.mark.parametrize("sn", [False, True])
 def test_discriminator_contract(name, shape, sn):
     torch.manual_seed(0)
-    D = DISCRIMINATORS.get(name)(in_shape=shape, spectral_norm=sn, **SMALL.get(name, {}))
+    small = DISCRIMINATORS.get(name).test_options
+    D = DISCRIMINATORS.get(name)(in_shape=shape, spectral_norm=sn, **small)
     x = torch.randn(4, *shape)
     out = D(x)
     assert out.shape == (4,)
     assert torch.isfinite(out).all()
     out.sum().backward()
     assert all(p.grad is not None for p in D.parameters() if p.requires_grad)
-    D2 = DISCRIMINATORS.get(name)(in_shape=shape, spectral_norm=sn, **SMALL.get(name, {}))
+    D2 = DISCRIMINATORS.get(name)(in_shape=shape, spectral_norm=sn, **small)
     D2.load_state_dict(D.state_dict())
     D.eval(), D2.eval()
     torch.testing.assert_close(D(x), D2(x))
@@ -165,7 +177,7 @@ def test_options_are_documented_dataclasses(registry):
 @pytest.mark.parametrize("name", REGULARIZERS.names())
 def test_regularizers_return_finite_scalars_with_gradient(name):
     """Each regulariser, in each phase it declares, gives a finite positive scalar whose
-    gradient reaches D (phase D) or the fakes, i.e. G (phase G)."""
+    gradient reaches D (phase D) or G (phase G: through the fakes or G's weights)."""
     from gankit.training.context import StepContext
 
     torch.manual_seed(0)
@@ -174,8 +186,8 @@ def test_regularizers_return_finite_scalars_with_gradient(name):
     D = DISCRIMINATORS.get("dcgan")(in_shape=(1, 16, 16), width=8, batch_norm=False,
                                     num_classes=3, conditioning="acgan")
     reg = REGULARIZERS.get(name)()
-    G = None  # a regulariser tied to one generator gets that generator, whose fakes it sees
-    if reg.generator is not None:
+    G = GENERATORS.get("dcgan")(z_dim=4, out_shape=(1, 16, 16), width=8)
+    if reg.generator is not None:  # a regulariser tied to one generator gets it, and its fakes
         cls = GENERATORS.get(reg.generator)
         G = cls(z_dim=8, out_shape=(1, 16, 16), bounded=True, num_classes=3,
                 conditioning="concat", **cls.test_options)
@@ -183,7 +195,7 @@ def test_regularizers_return_finite_scalars_with_gradient(name):
     for phase in reg.phases:
         D.zero_grad(set_to_none=True)
         real = torch.randn(4, 1, 16, 16, requires_grad=reg.needs_real_grad)
-        fake = torch.randn(4, 1, 16, 16, requires_grad=True) if G is None else \
+        fake = torch.randn(4, 1, 16, 16, requires_grad=True) if reg.generator is None else \
             G(torch.randn(4, 8), fake_labels)
         real_out, fake_out = D.score(real, labels), D.score(fake, fake_labels)
         if phase == "G":
@@ -196,10 +208,10 @@ def test_regularizers_return_finite_scalars_with_gradient(name):
         value.backward()
         if phase == "D":
             assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in D.parameters())
-        elif G is not None:
-            assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in G.parameters())
-        else:
-            assert fake.grad is not None and fake.grad.abs().sum() > 0
+        else:  # through the fakes, or straight to G's weights (orthogonal regularisation)
+            to_fake = fake.grad is not None and fake.grad.abs().sum() > 0
+            assert to_fake or any(p.grad is not None and p.grad.abs().sum() > 0
+                                  for p in G.parameters())
 
 
 @pytest.mark.parametrize("package", ["models", "losses", "regularizers", "hooks", "optimizers",

@@ -12,25 +12,21 @@ import pytest
 import torch
 
 from gankit import export
-from gankit.layers.conditioning import G_MODES
 from gankit.registry import GENERATORS
 from gankit.utils.extras import MissingExtraError
 
-SMALL = {"mlp": {"widths": (16, 16)}, "dcgan": {"width": 8}}
 Z_DIM, K = 6, 3
+# the first of these shapes each generator family supports
+SHAPES = [(1, 8, 8), (1, 32, 32), (2,)]
 
 
 def _modes(name):
     """The conditioning modes generator ``name`` accepts (its Options refuse the others)."""
-    opts = GENERATORS.get(name).Options
-    accepted = []
-    for mode in G_MODES:
-        try:
-            opts(**SMALL.get(name, {}), conditioning=mode)
-        except ValueError:
-            continue
-        accepted.append(mode)
-    return accepted
+    return GENERATORS.get(name).conditioning_modes()
+
+
+def _shape(name):
+    return next(s for s in SHAPES if GENERATORS.get(name).supports(s))
 
 
 CASES = [(n, m) for n in GENERATORS.names() for m in _modes(n)]
@@ -46,13 +42,14 @@ def _onnx_cases():
             yield pytest.param(name, mode, marks=marks, id=f"{name}-{mode}")
 
 
-def _generator(name, mode, shape=(1, 8, 8), seed=0, **kw):
+def _generator(name, mode, shape=None, seed=0, **kw):
     """A small G with non-trivial weights and BatchNorm running statistics (a few train-mode
     passes), so that eval-mode BatchNorm, labels and every layer change the output."""
     torch.manual_seed(seed)
+    shape = shape or _shape(name)
     G = GENERATORS.get(name)(z_dim=Z_DIM, out_shape=shape, bounded=len(shape) == 3,
                              num_classes=K if mode != "none" else 0, conditioning=mode,
-                             **{**SMALL.get(name, {}), **kw})
+                             **{**GENERATORS.get(name).test_options, **kw})
     with torch.no_grad():
         for p in G.parameters():
             p.add_(0.3 * torch.randn_like(p))  # label embeddings and CBN gains away from init
@@ -101,7 +98,7 @@ def test_onnx_matches_pytorch_with_a_dynamic_batch(tmp_path, name, mode):
         got = _ort(path, inputs)
         with torch.no_grad():
             expected = G(*inputs)
-        assert got.shape == (n, 1, 8, 8)
+        assert got.shape == (n, *_shape(name))
         torch.testing.assert_close(got, expected, rtol=0, atol=1e-4)
     if cond:  # the labels reach the output
         z, c = _inputs(4, True)

@@ -12,9 +12,12 @@ from torch.nn.utils.parametrizations import spectral_norm
 _TYPES = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d, nn.Embedding)
 
 
-def apply_spectral_norm(module: nn.Module) -> nn.Module:
-    """Wrap the weight of every Linear/Conv/Embedding layer inside ``module`` in place."""
+def apply_spectral_norm(module: nn.Module, embeddings: bool = True) -> nn.Module:
+    """Wrap the weight of every Linear/Conv/Embedding layer inside ``module`` in place;
+    ``embeddings=False`` leaves embedding tables alone (BigGAN's G: its shared class
+    embedding and conditional-BN tables are not normalised)."""
+    types = _TYPES if embeddings else _TYPES[:-1]
     for layer in list(module.modules()):
-        if isinstance(layer, _TYPES):
+        if isinstance(layer, types):
             spectral_norm(layer)
     return module

@@ -4,6 +4,10 @@ A discriminator computes ``score(x, c) -> {"logits": [N], "features": [N, F], ..
 pass: the loop and the components that need more than logits (feature matching, ACGAN's
 class head) read the dictionary; ``forward`` returns the logits alone, so a D is also a
 plain function of its input (for penalties). ``conditional`` tells the loop to feed labels.
+
+Every network class also says which data shapes it can be built for (`supports`) and
+which small options build a fast instance (``test_options``): the contract tests read
+them, so a new network is tested without editing a table keyed by its name.
 """
 
 from __future__ import annotations
@@ -36,46 +40,73 @@ def check_discriminator_options(o) -> None:
     at_least("embed_dim", o.embed_dim, 0, " (0 = one-hot)")
 
 
-class Generator(nn.Module):
+class ShapeSupport:
+    """The class-level facts the contract tests read (defaults: every shape, default
+    options)."""
+
+    test_options: ClassVar[dict] = {}  # small options that build a fast instance
+
+    @classmethod
+    def supports(cls, shape: tuple) -> bool:
+        """True when the network can be built for samples of ``shape`` ([C, H, W] or [D])."""
+        return True
+
+
+def registered_name(net: nn.Module, registry) -> str:
+    """The name ``net``'s class is registered under in ``registry`` (else its class name)."""
+    for name in registry.names():
+        if registry.get(name) is type(net):
+            return name
+    return type(net).__name__
+
+
+class Generator(ShapeSupport, nn.Module):
     """Base of registered generators: ``forward(z [N, z_dim], c [N] | None) -> x``; the
     constructor's ``options`` (or keyword values) become ``self.options``."""
 
     conditional: bool = False  # True when the output depends on class labels c
-    supports_truncation: ClassVar[bool] = False  # `truncated` is implemented
-    test_options: ClassVar[dict] = {}  # options of a small, fast instance (contract tests)
+    supports_truncation: ClassVar[bool] = False  # `truncated` gives samples (not an error)
 
     def __init__(self, options=None, values: dict | None = None) -> None:
         super().__init__()
         self.options = make_options(type(self), options, values)
 
     @classmethod
-    def supports(cls, shape: tuple) -> bool:
-        """True when this family can generate samples of ``shape`` (e.g. (3, 32, 32))."""
-        return True
+    def conditioning_modes(cls) -> list[str]:
+        """The conditioning modes this family's Options accept (with its ``test_options``)."""
+        accepted = []
+        for mode in G_MODES:
+            try:
+                cls.Options(**cls.test_options, conditioning=mode)
+            except ValueError:
+                continue
+            accepted.append(mode)
+        return accepted
 
     def truncated(self, z: torch.Tensor, c: torch.Tensor | None, psi: float) -> torch.Tensor:
-        """Samples with the truncation trick at strength ``psi`` (1 = none); a generator
-        family that has no truncation raises ValueError."""
-        raise ValueError(f"the {type(self).__name__} generator has no truncation trick; "
-                         f"sample without --truncation")
+        """Samples with the truncation trick at strength ``psi`` (``gankit sample
+        --truncation``): x [N, ...] from z [N, z_dim] and labels c [N] (or None).
+
+        Raises:
+            ValueError: this generator has no truncation trick (the default).
+        """
+        from gankit.registry import GENERATORS
+
+        raise ValueError(f"--truncation: this generator ({registered_name(self, GENERATORS)}) "
+                         "has no truncation trick; --truncation applies to biggan and "
+                         "stylegan2 runs")
 
 
-class Discriminator(nn.Module):
+class Discriminator(ShapeSupport, nn.Module):
     """Base of registered discriminators; ``options`` as for `Generator` (none for a
     wrapper such as `PackedDiscriminator`)."""
 
     conditional: bool = False  # True when the score depends on class labels c
-    test_options: ClassVar[dict] = {}  # options of a small, fast instance (contract tests)
 
     def __init__(self, options=None, values: dict | None = None) -> None:
         super().__init__()
         has_options = hasattr(type(self), "Options")
         self.options = make_options(type(self), options, values) if has_options else None
-
-    @classmethod
-    def supports(cls, shape: tuple) -> bool:
-        """True when this family can judge samples of ``shape`` (e.g. (3, 32, 32))."""
-        return True
 
     def score(self, x: torch.Tensor, c: torch.Tensor | None = None) -> dict:
         """The common layout: ``cond.attach`` -> ``body`` (features) -> optional minibatch

@@ -53,6 +53,17 @@ def _plan(resolution: int) -> tuple[int, int]:
     )
 
 
+def _supported(shape: tuple) -> bool:
+    """Square images whose side `_plan` accepts."""
+    if len(shape) != 3 or shape[1] != shape[2]:
+        return False
+    try:
+        _plan(shape[1])
+    except ValueError:
+        return False
+    return True
+
+
 def _image_shape(shape: tuple[int, ...], who: str) -> tuple[int, int]:
     if len(shape) != 3 or shape[1] != shape[2]:
         raise ValueError(f"{who} dcgan needs square images [C, H, H], got sample shape "
@@ -64,6 +75,8 @@ def _image_shape(shape: tuple[int, ...], who: str) -> tuple[int, int]:
 class DCGANGenerator(Generator):
     """(z [N, z_dim], c [N]) -> images [N, C, R, R] in [-1, 1]."""
 
+    test_options = {"width": 8}
+
     @dataclass(frozen=True)
     class Options:
         width: int = 64  # channels of the last hidden stage; doubled per stage inward
@@ -74,6 +87,10 @@ class DCGANGenerator(Generator):
         def __post_init__(self) -> None:  # bad values fail when the config resolves
             at_least("width", self.width, 1)
             check_generator_options(self)
+
+    @classmethod
+    def supports(cls, shape: tuple) -> bool:
+        return _supported(tuple(shape))
 
     def __init__(self, z_dim: int, out_shape: tuple[int, ...], bounded: bool = True,
                  num_classes: int = 0, options: Options | None = None, **values) -> None:
@@ -107,6 +124,8 @@ class DCGANGenerator(Generator):
 class DCGANDiscriminator(Discriminator):
     """(images [N, C, R, R], c [N]) -> logits [N]."""
 
+    test_options = {"width": 8}
+
     @dataclass(frozen=True)
     class Options:
         width: int = 64  # channels of the first stage; doubled per stage
@@ -120,6 +139,10 @@ class DCGANDiscriminator(Discriminator):
         def __post_init__(self) -> None:
             at_least("width", self.width, 1)
             check_discriminator_options(self)
+
+    @classmethod
+    def supports(cls, shape: tuple) -> bool:
+        return _supported(tuple(shape))
 
     def __init__(self, in_shape: tuple[int, ...], num_classes: int = 0,
                  options: Options | None = None, **values) -> None:

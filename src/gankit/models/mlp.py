@@ -36,6 +36,8 @@ from gankit.utils.checks import all_at_least, at_least
 class MLPGenerator(Generator):
     """(z [N, z_dim], c [N]) -> x [N, *out_shape]; tanh output for images, linear for points."""
 
+    test_options = {"widths": (32, 32)}  # it supports every shape (the default `supports`)
+
     @dataclass(frozen=True)
     class Options:
         widths: tuple[int, ...] = (256, 512, 1024)  # hidden layer widths
@@ -81,6 +83,8 @@ class MLPGenerator(Generator):
 @DISCRIMINATORS.register("mlp", "fully connected D: sample -> hidden widths -> one logit")
 class MLPDiscriminator(Discriminator):
     """(x [N, *in_shape], c [N]) -> logits [N]; LeakyReLU(0.2) or maxout hidden units."""
+
+    test_options = {"widths": (32, 32)}
 
     @dataclass(frozen=True)
     class Options:
