@@ -19,8 +19,9 @@ from dataclasses import dataclass
 import torch
 
 from gankit.components import HookBase
+from gankit.models._base import registered_name
 from gankit.models.pggan import Growing, real_images_at
-from gankit.registry import HOOKS
+from gankit.registry import DISCRIMINATORS, GENERATORS, HOOKS
 from gankit.utils.checks import at_least
 
 
@@ -55,11 +56,15 @@ class Growth(HookBase):
             at_least("phase_steps", self.phase_steps, 1)
 
     def setup(self, state) -> None:
-        for who, net in (("generator", state.G), ("discriminator", state.D)):
+        if state.config.pack > 1:
+            raise ValueError(f"hooks.growth needs pack 1 (a packed D is not grown), got pack "
+                             f"{state.config.pack}; use --set pack=1")
+        for who, net, registry in (("generator", state.G, GENERATORS),
+                                   ("discriminator", state.D, DISCRIMINATORS)):
             if not isinstance(net, Growing):
                 raise ValueError(f"hooks.growth grows a progressively grown network, but the "
-                                 f"{who} is {type(net).__name__}; use --set {who}=pggan (and "
-                                 f"pack 1), or remove hooks.growth")
+                                 f"{who} is {registered_name(net, registry)}; use --set "
+                                 f"{who}=pggan, or remove hooks.growth")
         if state.G.levels != state.D.levels:
             raise ValueError(f"hooks.growth: G has {state.G.levels} levels above 4x4 and D "
                              f"{state.D.levels}; build both for the same image side")
