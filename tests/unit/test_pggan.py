@@ -257,3 +257,17 @@ def test_torchscript_export_keeps_the_current_level():
     with torch.no_grad():
         torch.testing.assert_close(got, G(z))
         assert not torch.allclose(got, _at(G, 2, 1.0, z))
+
+
+# -- the published configuration ------------------------------------------------------------------
+def test_the_papers_1024_networks_have_the_reported_parameter_count():
+    """Karras et al. 2018, Table 2 (CelebA-HQ 1024x1024): G and D each have 23.1M trainable
+    parameters; channels min(16384 / side, 512) are width 16 at 1024 doubled up to 512. The
+    table lists the fully grown networks: the lower levels' toRGB / fromRGB are idle."""
+    with torch.device("meta"):  # shapes only, no memory
+        G = PGGANGenerator(z_dim=512, out_shape=(3, 1024, 1024), width=16, max_channels=512)
+        D = PGGANDiscriminator(in_shape=(3, 1024, 1024), width=16, max_channels=512)
+    for net in (G, D):
+        idle = net.idle_parameters()
+        active = sum(p.numel() for n, p in net.named_parameters() if n not in idle)
+        assert round(active / 1e6, 1) == 23.1, type(net).__name__

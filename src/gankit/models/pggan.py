@@ -48,7 +48,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
 from gankit.layers.conditioning import D_MODES, DiscriminatorConditioning, GeneratorConditioning
-from gankit.layers.equalized import EqualizedConv2d, EqualizedLinear
+from gankit.layers.equalized import EqualizedConv2d, EqualizedLinear, scaled_lrelu
 from gankit.layers.minibatch import group_stddev
 from gankit.layers.output import BoundedOutput, output_bounds
 from gankit.layers.pixelnorm import pixel_norm
@@ -231,7 +231,9 @@ class PGGANGenerator(Growing, Generator):
         self.conditional = self.cond.conditional
         ch = _channels(o.width, o.max_channels, levels)
         self.start_channels = ch[0]
-        self.dense = EqualizedLinear(z_dim + self.cond.z_extra, ch[0] * 16, activate=True)
+        # the paper's 4x4 "convolution" of the 1x1 latent: a dense layer, one bias per channel
+        self.dense = EqualizedLinear(z_dim + self.cond.z_extra, ch[0] * 16, bias=False)
+        self.dense_bias = nn.Parameter(torch.zeros(ch[0]))
         self.start_conv = EqualizedConv2d(ch[0], ch[0], 3, activate=True)
         self.blocks = nn.ModuleList([_UpBlock(ch[j - 1], ch[j]) for j in range(1, levels + 1)])
         self.to_rgb = nn.ModuleList([EqualizedConv2d(c, out_shape[0], 1) for c in ch])
@@ -244,7 +246,8 @@ class PGGANGenerator(Growing, Generator):
     def features(self, z: torch.Tensor, c: torch.Tensor | None, level: int) -> torch.Tensor:
         """h_level [N, ch, r, r]: the feature map of ``level``'s block (before toRGB)."""
         x = pixel_norm(self.cond.latent(z, c))  # the latent on the unit-mean-square sphere
-        h = pixel_norm(self.dense(x).view(-1, self.start_channels, 4, 4))
+        h = self.dense(x).view(-1, self.start_channels, 4, 4) + self.dense_bias[:, None, None]
+        h = pixel_norm(scaled_lrelu(h))
         h = pixel_norm(self.start_conv(h))
         for block in self.blocks[:level]:
             h = block(h)
