@@ -98,6 +98,8 @@ class Hook(Protocol):
 
     def constrain_d(self, D: nn.Module) -> None: ...
 
+    def prepare_real(self, state, real: torch.Tensor) -> torch.Tensor: ...
+
     def after_d_step(self, state, step: int) -> None: ...
 
     def after_g_step(self, state, step: int) -> None: ...
@@ -161,6 +163,11 @@ class HookBase(Configurable):
 
     def constrain_d(self, D: nn.Module) -> None:
         pass
+
+    def prepare_real(self, state, real: torch.Tensor) -> torch.Tensor:
+        """The real batch as D should see it (before augmentations), called at the start of
+        every D update with the batch just drawn; unchanged by default."""
+        return real
 
     def after_d_step(self, state, step: int) -> None:
         pass

@@ -41,8 +41,8 @@ def check_discriminator_options(o) -> None:
 
 
 class ShapeSupport:
-    """The class-level facts the contract tests read (defaults: every shape, default
-    options)."""
+    """The facts the contract tests read (defaults: every shape, default options, every
+    parameter in use)."""
 
     test_options: ClassVar[dict] = {}  # small options that build a fast instance
 
@@ -50,6 +50,12 @@ class ShapeSupport:
     def supports(cls, shape: tuple) -> bool:
         """True when the network can be built for samples of ``shape`` ([C, H, W] or [D])."""
         return True
+
+    def idle_parameters(self) -> set[str]:
+        """Names (as in ``named_parameters``) of the parameters the forward pass does not
+        use in the network's current state, which get no gradient: a progressively grown
+        network's other resolutions (`gankit.models.pggan`). None by default."""
+        return set()
 
 
 def registered_name(net: nn.Module, registry) -> str:

@@ -109,6 +109,8 @@ class Trainer:
         """
         s = self.state
         real, labels = self.batches.batch(data_step, s.step)
+        for hook in self.hooks:  # e.g. progressive growing's current resolution
+            real = hook.prepare_real(s, real)
         fake_labels = self._fake_labels(self.batches.size(s.step))
         with torch.set_grad_enabled(g_grad), self._autocast():
             z = self._z(self.batches.size(s.step))
