@@ -11,7 +11,6 @@ the modules beside.
 from __future__ import annotations
 
 import time
-from functools import partial
 from pathlib import Path
 
 import torch
@@ -31,7 +30,6 @@ from gankit.training.speed import deterministic, prepare_networks
 from gankit.training.unroll import Unroller
 from gankit.training.updates import Updates
 from gankit.utils.distributed import World
-from gankit.utils.precision import LOW_PRECISION, autocast, check_bf16
 from gankit.utils.tensors import as_float, full_precision, grad_norm
 
 
@@ -58,13 +56,11 @@ class Trainer:
             self.out.say(note)
         self.hooks = list(state.hooks.values())
         self.augment = list(state.augmentations.values())
-        self.low_precision = cfg.precision != "fp32"
-        if cfg.precision == "bf16":
-            check_bf16(state.device, "train.precision")
-        self._autocast = partial(autocast, state.device, LOW_PRECISION[cfg.precision])
-        # backward + step: fp16 loss scaling, ``sync`` (gradient averaging across processes)
+        # autocast of G's and D's passes; backward + step: fp16 loss scaling, ``sync``
+        # (gradient averaging across processes)
         self.updates = Updates(cfg.precision, state.device, sync or world.sync)
         self.updates.load_state_dict(state.extra.get("updates"))
+        self._autocast, self.low_precision = self.updates.autocast, self.updates.low_precision
         self.pair = PairScoring(cfg, state.D)
         self.last_real_view: tuple | None = None  # (D's input, labels) of the latest real batch
         self.last: dict[str, torch.Tensor] = {}  # the values of the next log record

@@ -1,6 +1,7 @@
-"""The backward pass and optimiser step of every update the loop makes, in one place:
-dynamic loss scaling for float16 (one ``torch.amp.GradScaler`` per optimiser, Micikevicius
-et al. 2018) and gradient averaging across data-parallel processes.
+"""The precision of every update the loop makes (the forward passes' autocast), and its
+backward pass and optimiser step, in one place: dynamic loss scaling for float16 (one
+``torch.amp.GradScaler`` per optimiser, Micikevicius et al. 2018) and gradient averaging
+across data-parallel processes.
 
 Gradients are unscaled right after the backward pass, so what the loop logs (gradient
 norms) and what the processes average are true gradients. An fp16 update whose gradients
@@ -11,12 +12,15 @@ counted per phase and logged as ``precision/skipped_D`` and ``precision/skipped_
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import torch
 
+from gankit.utils.precision import LOW_PRECISION, autocast, check_bf16
+
 
 class Updates:
-    """Backward and step for the phases ``"D"`` and ``"G"``.
+    """Autocast, backward and step for the phases ``"D"`` and ``"G"``.
 
     Args:
         precision: ``train.precision``; ``"fp16"`` turns loss scaling on.
@@ -29,6 +33,10 @@ class Updates:
 
     def __init__(self, precision: str, device: torch.device,
                  sync: Callable[[torch.nn.Module], None] | None = None) -> None:
+        if precision == "bf16":
+            check_bf16(device, "train.precision")
+        self.low_precision = precision != "fp32"
+        self.autocast = partial(autocast, device, LOW_PRECISION[precision])  # forward passes
         self.scalers = {p: torch.amp.GradScaler(device.type) for p in self.PHASES} \
             if precision == "fp16" else {}
         self.sync = sync
