@@ -138,7 +138,11 @@ def main() -> None:
     tmp = tempfile.TemporaryDirectory() if args.dir is None else None
     root = Path(args.dir or tmp.name)
     images = make_folder(root, args.images, args.resolution)
-    env = {**os.environ, "GANKIT_CACHE": str(root / "cache")}
+    # the stream case keeps only its folder index in its own cache directory: a decoded
+    # cache there (the cache case's) would be memory-mapped instead of decoding files
+    envs = {case: {**os.environ, "GANKIT_CACHE": str(root / sub)}
+            for case, sub in (("memory", "cache"), ("stream", "index-only"), ("cache", "cache"))}
+    env = envs["cache"]
     rows = []
     for case, folder in (("memory", subset(images, root, args.memory_images)),
                          ("stream", images), ("cache", images)):
@@ -150,7 +154,8 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--case", case, "--folder", str(folder)] + [
             f"--{k}={getattr(args, k)}" for k in ("resolution", "steps", "warmup", "batch",
                                                    "workers", "threads", "device")]
-        out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+        out = subprocess.run(cmd, env=envs[case], check=True, capture_output=True,
+                             text=True).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
     print(f"{'case':<8} {'images':>8} {'load s':>8} {'steps/s':>8} {'main MiB':>9} "
           f"{'worker MiB':>10}")
