@@ -28,7 +28,7 @@ demo: install
 	echo "gankit: scoring 5,000 samples (recognized: share the shipped digit classifier is 90 % sure of; FID/KID: lower is better; right column: real digits against real digits)" && \
 	$(BIN)/gankit eval $$out --metrics fid,kid,recognized --against mnist5k -n 5000 --reference
 
-## Run the test suite (no network, no GPU; about 3 minutes on 2 CPU cores).
+## Run the test suite (no network, no GPU; about 3.5 minutes on 2 CPU cores).
 test: install
 	$(BIN)/python -m pytest -q
 
