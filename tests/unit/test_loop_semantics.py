@@ -285,3 +285,25 @@ def test_second_order_unrolling_gives_the_gradient_of_the_unrolled_surrogate(mon
 def test_first_order_unrolling_omits_the_term_through_the_updates(monkeypatch):
     analytic, numeric = _directional_derivatives(monkeypatch, order=1)
     assert analytic != pytest.approx(numeric, rel=1e-2)
+
+
+def test_the_last_grid_is_written_once_when_the_interval_divides_the_steps(tmp_path):
+    """sample_interval 2, steps 4: grids at steps 2 and 4, each written once (the end of
+    training does not write step 4's again)."""
+    from gankit import api
+    from gankit.training.loop import Trainer
+    from gankit.training.state import build_state
+
+    config = api.make_config("dcgan", data="digits", device="cpu", overrides=[
+        "generator.width=8", "discriminator.width=8", "train.batch_size=16",
+        "train.sample_interval=2"])
+    ds = api.dataset_for(config)
+    t = Trainer(build_state(config, api.data_info(ds), torch.device("cpu")), ds, tmp_path,
+                progress=False)
+    written = []
+    grid = t.out.samples
+    t.out.samples = lambda state, *a, **k: written.append(state.step) or grid(state, *a, **k)
+    t.run(4)
+    assert written == [2, 4]
+    t.run(5)  # 5 is not a multiple of 2: the end of training writes it
+    assert written == [2, 4, 5]

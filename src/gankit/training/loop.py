@@ -253,7 +253,8 @@ class Trainer:
                     bar.update(1)
                 if (signum := self.world.stop_signal(stop.signum)) is not None:  # all at once
                     raise TrainingInterrupted(signum, s.step, self.save_checkpoint())
-            self.save_samples()
+            if self.out.samples_step != s.step:  # not written by the last sample_interval
+                self.save_samples()
             self.save_checkpoint()
         if bar is not None:
             bar.close()

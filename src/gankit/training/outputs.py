@@ -37,6 +37,7 @@ class RunOutputs:
         self.sinks: list[Sink] = []
         self._sink_setup = None  # (names, config) to open the sinks again after close()
         self._image_step = -1  # the step of the last grid sent to the sinks
+        self.samples_step = -1  # the step of the last grid written
         if self.writes and state is not None and state.config.log.sinks:
             names, config = state.config.log.sinks, state.config.to_dict()
             self._sink_setup = (names, config)
@@ -96,6 +97,7 @@ class RunOutputs:
             save_grid(fake, path, nrow=nrow)
         else:
             scatter_png(fake.cpu().numpy(), path, real=real_points)
+        self.samples_step = state.step
         # once per step: the end of training may save the last step's grid again
         if self._open_sinks() and self._image_step != state.step:
             from PIL import Image
