@@ -5,10 +5,11 @@ and optimisers on mnist5k, in this process, interleaved in rounds so that machin
 hits both alike. Prints img/s for each case, the ratio gankit / plain, and a final
 ``min_ratio=X`` line. Target: ratio >= 0.95 (the loop's bookkeeping costs at most 5 %).
 
-A second table times the residual presets (``sngan_resnet``, ``sagan``, ``biggan``) on
-mnist5k at 32x32 against a hand-written loop of the same step (hinge loss, the preset's
-D steps, Adam settings, labels and orthogonal penalty), at width 16 instead of 64: a
-full-width step at batch 64 takes seconds on a CPU. A third table times the speed options
+Then the modern presets on mnist5k at 32x32 against a hand-written loop of the same step
+(the preset's loss, D steps, Adam settings, labels and orthogonal penalty): the residual
+ones (``sngan_resnet``, ``sagan``, ``biggan``) at width 16 instead of 64 (a full-width step
+at batch 64 takes seconds on a CPU), ``stylegan2`` and ``pggan`` (width 32) without their
+lazy penalties and growth schedule (`MODERN_CASES`). A third table times the speed options
 (``train.compile``, ``train.channels_last``) against gankit's eager default on the same
 model, interleaved the same way.
 
@@ -32,6 +33,14 @@ CASES = [("gan", 64), ("gan", 256), ("dcgan", 64), ("dcgan", 256)]
 # (preset, batch): residual networks at width 16 on 32x32 images
 RESIDUAL_CASES = [("sngan_resnet", 64), ("sagan", 64), ("biggan", 64)]
 RESIDUAL_SETS = ["data.resolution=32", "generator.width=16", "discriminator.width=16"]
+# (preset, batch, overrides): the style-based and progressive networks at the preset's size,
+# without their lazy penalties (R1, path length, gradient penalty) and pggan at its full
+# resolution (no growth schedule), so both loops run the same adversarial step
+MODERN_CASES = [
+    ("stylegan2", 32, ["regularizers.r1=null", "regularizers.path_length=null"]),
+    ("pggan", 32, ["regularizers.gradient_penalty=null", "hooks.growth=null",
+                   "generator.width=32", "generator.max_channels=32",
+                   "discriminator.width=32", "discriminator.max_channels=32"])]
 OPTION_CASES = [("dcgan", 64), ("dcgan", 256)]
 OPTIONS = {"compile": ["train.compile=true"], "channels_last": ["train.channels_last=true"]}
 
@@ -84,15 +93,29 @@ def plain_runner(preset: str, batch: int, ds):
     return run
 
 
-def plain_residual_runner(preset: str, batch: int, ds):
-    """A hand-written loop of a residual preset's step: ``d_steps`` hinge D updates, one G
-    update (with the orthogonal penalty when the preset has it), labels when conditional."""
+def _plain_losses(loss):
+    """The preset's adversarial loss written by hand: (d_loss(real, fake), g_loss(fake))
+    over logits."""
+    if loss.name == "hinge":
+        return (lambda r, f: F.relu(1 - r).mean() + F.relu(1 + f).mean()), lambda f: -f.mean()
+    if loss.name == "non_saturating":
+        return (lambda r, f: F.softplus(-r).mean() + F.softplus(f).mean(),
+                lambda f: F.softplus(-f).mean())
+    assert loss.name == "wasserstein", loss.name
+    drift = loss.options.get("drift", 0.0)
+    return (lambda r, f: f.mean() - r.mean() + drift * r.square().mean()), lambda f: -f.mean()
+
+
+def plain_residual_runner(preset: str, batch: int, ds, sets=RESIDUAL_SETS):
+    """A hand-written loop of a preset's step: ``d_steps`` D updates, one G update (with
+    the orthogonal penalty when the preset has it), labels when conditional."""
     from gankit.regularizers.orthogonal import orthogonal_penalty, orthogonal_weights
     from gankit.training.state import build_networks
 
     cfg = api.make_config(preset, data="mnist5k",
-                          overrides=[f"train.batch_size={batch}", *RESIDUAL_SETS])
+                          overrides=[f"train.batch_size={batch}", *sets])
     assert set(cfg.regularizers) <= {"orthogonal"}, cfg.regularizers
+    d_loss_fn, g_loss_fn = _plain_losses(cfg.loss)
     torch.manual_seed(cfg.train.seed)
     G, D = build_networks(cfg, api.data_info(ds))
     go, do = cfg.g_optimizer.options, cfg.d_optimizer.options
@@ -117,13 +140,13 @@ def plain_residual_runner(preset: str, batch: int, ds):
                 real, c_real, c_fake = x[idx], (y[idx] if conditional else None), labels()
                 with torch.no_grad():
                     fake = G(torch.randn(batch, z_dim), c_fake)
-                d_loss = F.relu(1 - D(real, c_real)).mean() + F.relu(1 + D(fake, c_fake)).mean()
+                d_loss = d_loss_fn(D(real, c_real), D(fake, c_fake))
                 opt_d.zero_grad()
                 d_loss.backward()
                 opt_d.step()
             c_fake = labels()
             D.requires_grad_(False)
-            g_loss = -D(G(torch.randn(batch, z_dim), c_fake), c_fake).mean()
+            g_loss = g_loss_fn(D(G(torch.randn(batch, z_dim), c_fake), c_fake))
             if beta:
                 g_loss = g_loss + beta * orthogonal_penalty(orthogonal_weights(G))
             opt_g.zero_grad()
@@ -172,9 +195,11 @@ def main() -> None:
         print(f"{preset + ' b' + str(batch):<14}{best['ours']:>14.0f}{best['plain']:>14.0f}"
               f"{ratio:>8.3f}")
     if not args.no_residual:
-        for preset, batch in RESIDUAL_CASES:
-            ours, ds = gankit_runner(preset, batch, RESIDUAL_SETS)
-            best = best_rates({"ours": ours, "plain": plain_residual_runner(preset, batch, ds)},
+        cases = [(p, b, RESIDUAL_SETS) for p, b in RESIDUAL_CASES] + MODERN_CASES
+        for preset, batch, sets in cases:
+            ours, ds = gankit_runner(preset, batch, sets)
+            best = best_rates({"ours": ours,
+                               "plain": plain_residual_runner(preset, batch, ds, sets)},
                               args.residual_steps, args.rounds, batch)
             ratio = best["ours"] / best["plain"]
             ratios.append(ratio)
