@@ -17,6 +17,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
 
 LRELU_GAIN = math.sqrt(2.0)
 
@@ -70,3 +71,12 @@ class EqualizedConv2d(nn.Module):
     def extra_repr(self) -> str:
         out, inp, k, _ = self.weight.shape
         return f"{inp} -> {out}, kernel={k}, activate={self.activate}, down={self.down}"
+
+
+def spectral_instead_of_equalized(net: nn.Module) -> None:
+    """Spectral normalisation in place of the runtime scale in every equalised layer of
+    ``net`` (the effective weights are spectrally normalised, so no scale is applied)."""
+    for m in net.modules():
+        if isinstance(m, (EqualizedConv2d, EqualizedLinear)):
+            m.scale = 1.0
+            spectral_norm(m)

@@ -12,6 +12,7 @@ them, so a new network is tested without editing a table keyed by its name.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
@@ -56,6 +57,37 @@ class ShapeSupport:
         use in the network's current state, which get no gradient: a progressively grown
         network's other resolutions (`gankit.models.pggan`). None by default."""
         return set()
+
+
+@dataclass(frozen=True)
+class EqualizedDiscriminatorOptions:
+    """The options of the equalised-learning-rate discriminators (stylegan2, pggan)."""
+
+    width: int = 32  # channels at the image side; doubled per halving up to max_channels
+    max_channels: int = 256  # channel cap (the paper's 512)
+    minibatch_stddev: int = 4  # group size of the minibatch stddev channel; 0 = none
+    spectral_norm: bool = False  # not in the paper: spectral norm instead of equalised lr
+    conditioning: str = "none"  # none, concat, projection or acgan
+    embed_dim: int = 0  # concat: channels of a learned label embedding; 0 = one-hot maps
+
+    def __post_init__(self) -> None:
+        at_least("width", self.width, 1)
+        at_least("max_channels", self.max_channels, 1)
+        at_least("minibatch_stddev", self.minibatch_stddev, 0, " (0 = none)")
+        one_of("conditioning", self.conditioning, D_MODES)
+        at_least("embed_dim", self.embed_dim, 0, " (0 = one-hot)")
+
+
+def side_plan(resolution: int) -> tuple[int, int] | None:
+    """(start side, number of 2x stages) that reach an image side 4*2^k or 7*2^k (k >= 1),
+    or None for any other side: the layout of the dcgan and stylegan2 families."""
+    for start in (4, 7):
+        side, stages = start, 0
+        while side < resolution:
+            side, stages = side * 2, stages + 1
+        if side == resolution and stages >= 1:
+            return start, stages
+    return None
 
 
 def registered_name(net: nn.Module, registry) -> str:

@@ -34,6 +34,7 @@ from gankit.models._base import (
     Generator,
     check_discriminator_options,
     check_generator_options,
+    side_plan,
 )
 from gankit.registry import DISCRIMINATORS, GENERATORS
 from gankit.utils.checks import at_least
@@ -41,12 +42,9 @@ from gankit.utils.checks import at_least
 
 def _plan(resolution: int) -> tuple[int, int]:
     """Return (start side, number of stride-2 stages) for an image side."""
-    for start in (4, 7):
-        side, ups = start, 0
-        while side < resolution:
-            side, ups = side * 2, ups + 1
-        if side == resolution and ups >= 1:
-            return start, ups
+    plan = side_plan(resolution)
+    if plan is not None:
+        return plan
     raise ValueError(
         f"dcgan supports image sides 4*2^k or 7*2^k (8, 14, 16, 28, 32, 64, 128, ...), "
         f"got {resolution}; set data.resolution to one of them"

@@ -45,15 +45,23 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from gankit.layers.conditioning import D_MODES, DiscriminatorConditioning, GeneratorConditioning
-from gankit.layers.equalized import EqualizedConv2d, EqualizedLinear, scaled_lrelu
+from gankit.layers.conditioning import DiscriminatorConditioning, GeneratorConditioning
+from gankit.layers.equalized import (
+    EqualizedConv2d,
+    EqualizedLinear,
+    scaled_lrelu,
+    spectral_instead_of_equalized,
+)
 from gankit.layers.minibatch import group_stddev
 from gankit.layers.output import BoundedOutput, output_bounds
 from gankit.layers.pixelnorm import pixel_norm
 from gankit.layers.spectral import apply_spectral_norm
-from gankit.models._base import Discriminator, Generator
+from gankit.models._base import (
+    Discriminator,
+    EqualizedDiscriminatorOptions,
+    Generator,
+)
 from gankit.registry import DISCRIMINATORS, GENERATORS
 from gankit.utils.checks import at_least, one_of
 
@@ -296,20 +304,8 @@ class PGGANDiscriminator(Growing, Discriminator):
     test_options: ClassVar[dict] = {"width": 8, "max_channels": 16}
 
     @dataclass(frozen=True)
-    class Options:
+    class Options(EqualizedDiscriminatorOptions):
         width: int = 64  # channels at the target side; doubled per halving up to max_channels
-        max_channels: int = 256  # channel cap (the paper's 512)
-        minibatch_stddev: int = 4  # group size of the minibatch stddev channel; 0 = none
-        spectral_norm: bool = False  # not in the paper: spectral norm instead of equalised lr
-        conditioning: str = "none"  # none, concat, projection or acgan (on the features)
-        embed_dim: int = 0  # concat: channels of a learned label embedding; 0 = one-hot maps
-
-        def __post_init__(self) -> None:
-            at_least("width", self.width, 1)
-            at_least("max_channels", self.max_channels, 1)
-            at_least("minibatch_stddev", self.minibatch_stddev, 0, " (0 = none)")
-            one_of("conditioning", self.conditioning, D_MODES)
-            at_least("embed_dim", self.embed_dim, 0, " (0 = one-hot)")
 
     def __init__(self, in_shape: tuple[int, ...], num_classes: int = 0,
                  options: Options | None = None, **values) -> None:
@@ -333,11 +329,7 @@ class PGGANDiscriminator(Growing, Discriminator):
         self.out = EqualizedLinear(ch[0], 1)
         self.cond.build_output(ch[0])
         if o.spectral_norm:
-            # the effective weights are spectrally normalised: no runtime equalisation scale
-            for m in self.modules():
-                if isinstance(m, (EqualizedConv2d, EqualizedLinear)):
-                    m.scale = 1.0
-                    _spectral_norm(m)
+            spectral_instead_of_equalized(self)
             apply_spectral_norm(self.cond)
 
     @classmethod

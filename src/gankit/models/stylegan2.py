@@ -43,35 +43,32 @@ from typing import ClassVar
 
 import torch
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
-from gankit.layers.conditioning import D_MODES, DiscriminatorConditioning, GeneratorConditioning
-from gankit.layers.equalized import EqualizedConv2d, EqualizedLinear
+from gankit.layers.conditioning import DiscriminatorConditioning, GeneratorConditioning
+from gankit.layers.equalized import (
+    EqualizedConv2d,
+    EqualizedLinear,
+    spectral_instead_of_equalized,
+)
 from gankit.layers.minibatch import group_stddev
 from gankit.layers.modulated import StyleLayer, ToRGB, upsample2x
 from gankit.layers.output import BoundedOutput, output_bounds
 from gankit.layers.spectral import apply_spectral_norm
-from gankit.models._base import Discriminator, Generator
+from gankit.models._base import (
+    Discriminator,
+    EqualizedDiscriminatorOptions,
+    Generator,
+    side_plan,
+)
 from gankit.registry import DISCRIMINATORS, GENERATORS
 from gankit.utils.checks import at_least, fraction, one_of, positive
 
 G_CONDITIONING = ("none", "concat")
 
 
-def _plan(resolution: int) -> tuple[int, int] | None:
-    """(start side, number of 2x stages) for an image side, None if unsupported."""
-    for start in (4, 7):
-        side, ups = start, 0
-        while side < resolution:
-            side, ups = side * 2, ups + 1
-        if side == resolution and ups >= 1:
-            return start, ups
-    return None
-
-
 def _supports(shape: tuple) -> bool:
     shape = tuple(shape)
-    return len(shape) == 3 and shape[1] == shape[2] and _plan(shape[1]) is not None
+    return len(shape) == 3 and shape[1] == shape[2] and side_plan(shape[1]) is not None
 
 
 def _image_plan(shape: tuple, who: str) -> tuple[int, int, int]:
@@ -80,7 +77,7 @@ def _image_plan(shape: tuple, who: str) -> tuple[int, int, int]:
         raise ValueError(f"{who} stylegan2 needs square images [C, R, R] with R = 4 * 2^k or "
                          f"7 * 2^k (8, 16, 28, 32, 64, 128, 256, ...), got sample shape "
                          f"{tuple(shape)}; set data.resolution to one of them")
-    start, ups = _plan(shape[1])
+    start, ups = side_plan(shape[1])
     return shape[0], start, ups
 
 
@@ -255,20 +252,8 @@ class StyleGAN2Discriminator(Discriminator):
     test_options: ClassVar[dict] = {"width": 8, "max_channels": 16}
 
     @dataclass(frozen=True)
-    class Options:
+    class Options(EqualizedDiscriminatorOptions):
         width: int = 32  # channels at the image side; doubled per halving up to max_channels
-        max_channels: int = 256  # channel cap (the paper's 512)
-        minibatch_stddev: int = 4  # group size of the minibatch stddev channel; 0 = none
-        spectral_norm: bool = False  # not in the paper: spectral norm instead of equalised lr
-        conditioning: str = "none"  # none, concat, projection (the authors') or acgan
-        embed_dim: int = 0  # concat: channels of a learned label embedding; 0 = one-hot maps
-
-        def __post_init__(self) -> None:
-            at_least("width", self.width, 1)
-            at_least("max_channels", self.max_channels, 1)
-            at_least("minibatch_stddev", self.minibatch_stddev, 0, " (0 = none)")
-            one_of("conditioning", self.conditioning, D_MODES)
-            at_least("embed_dim", self.embed_dim, 0, " (0 = one-hot)")
 
     def __init__(self, in_shape: tuple[int, ...], num_classes: int = 0,
                  options: Options | None = None, **values) -> None:
@@ -290,11 +275,7 @@ class StyleGAN2Discriminator(Discriminator):
         self.out = EqualizedLinear(ch[0], 1)
         self.cond.build_output(ch[0])
         if o.spectral_norm:
-            # the effective weights are spectrally normalised: no runtime equalisation scale
-            for m in self.modules():
-                if isinstance(m, (EqualizedConv2d, EqualizedLinear)):
-                    m.scale = 1.0
-                    _spectral_norm(m)
+            spectral_instead_of_equalized(self)
             apply_spectral_norm(self.cond)
 
     @classmethod
