@@ -98,6 +98,10 @@ class TrainConfig:
     on_nonfinite: str = "rollback"
     nonfinite_retries: int = 3  # rollbacks allowed before training stops
     nonfinite_lr_factor: float = 0.5  # each rollback multiplies both learning rates by this
+    # wall-clock minutes of training in this call (0 = none): at the first step boundary
+    # past it, samples and a checkpoint are written as at the end and training stops;
+    # --resume continues to train.steps (an equal time budget for comparing recipes)
+    time_limit: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "d_steps", "num_samples", "keep_checkpoints",
@@ -127,6 +131,7 @@ class TrainConfig:
             raise ValueError(f"train.on_nonfinite must be rollback or stop, got "
                              f"{self.on_nonfinite!r}")
         at_least("train.nonfinite_retries", self.nonfinite_retries, 0)
+        at_least("train.time_limit", self.time_limit, 0, " minutes (0 = none)")
         if not 0.0 < self.nonfinite_lr_factor <= 1.0:
             raise ValueError(f"train.nonfinite_lr_factor must lie in (0, 1], got "
                              f"{self.nonfinite_lr_factor}")

@@ -48,6 +48,38 @@ def test_sigterm_saves_the_step_reached_and_resume_is_bitwise_exact(tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_time_limit_stops_at_a_step_boundary_and_resume_is_bitwise_exact(
+        tmp_path, monkeypatch, capsys):
+    from gankit.training import loop
+
+    class Clock:  # loop's time module with a wall clock that moves when the test says
+        now = 0.0
+        perf_counter = staticmethod(time.perf_counter)
+
+        def monotonic(self):
+            return self.now
+
+    clock = Clock()
+
+    def jump(trainer):  # after step 3 a minute and a second have passed
+        if trainer.state.step == 3:
+            clock.now += 61.0
+
+    straight, limited = tmp_path / "straight", tmp_path / "limited"
+    api.train("dcgan", out=straight, data="digits", steps=6, overrides=SETS, progress=False)
+    monkeypatch.setattr(loop, "time", clock)
+    api.train("dcgan", out=limited, data="digits", steps=6, progress=False, callbacks=[jump],
+              overrides=[*SETS, "train.time_limit=1"])
+    assert "train.time_limit: 1 minutes reached at step 3 of 6; --resume continues" in \
+        capsys.readouterr().err
+    assert load_checkpoint(list_checkpoints(limited)[-1])["step"] == 3
+    assert sorted(p.name for p in (limited / "samples").iterdir())[-1] == "step_00000003.png"
+    monkeypatch.undo()
+    api.resume(limited, progress=False, overrides=["train.time_limit=0"])
+    a, b = (_nets(load_checkpoint(list_checkpoints(r)[-1])) for r in (straight, limited))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_ctrl_c_through_the_cli_says_where_it_saved(tmp_path, capsys, monkeypatch):
     run = tmp_path / "run"
     real_train = api.train

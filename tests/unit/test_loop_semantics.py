@@ -131,6 +131,38 @@ def test_lazy_d_penalty_runs_on_every_kth_d_update(monkeypatch):
     assert calls == [0, 0, 1]  # the G step each of those D updates belongs to
 
 
+def test_a_lazy_penalty_is_its_own_optimiser_step_after_the_main_update(monkeypatch):
+    seen = {}
+    original = R1.__call__
+
+    def spy(self, ctx):
+        seen["D"] = copy.deepcopy(ctx.D.state_dict())  # the weights D has when R1 runs
+        return original(self, ctx)
+
+    monkeypatch.setattr(R1, "__call__", spy)
+    lazy = _trainer("regularizers.r1.interval=2", "regularizers.orthogonal.interval=2")
+    plain = _trainer()  # same seed and data, no penalties
+    lazy.d_step(0, log=False)
+    plain.d_step(0, log=False)
+    # R1 differentiated the D of the main update, and then D stepped again: 2 Adam steps
+    for name, value in plain.state.D.state_dict().items():
+        assert_close(seen["D"][name], value, rtol=0, atol=0)
+
+    def weight_steps(net, opt):  # Adam's step count of each weight matrix (biases get no
+        # gradient from R1 or the orthogonal term, so Adam skips them in that step)
+        return {int(opt.state[p]["step"]) for n, p in net.named_parameters() if p.dim() > 1}
+
+    assert weight_steps(lazy.state.D, lazy.state.d_opt) == {2}
+    assert not torch.equal(next(lazy.state.D.parameters()), next(plain.state.D.parameters()))
+    lazy.d_step(1, log=False)  # update 1: no penalty due, one step
+    assert weight_steps(lazy.state.D, lazy.state.d_opt) == {3}
+    lazy.g_step(log=False)  # G step 0: the orthogonal term is due, in a step of its own
+    assert weight_steps(lazy.state.G, lazy.state.g_opt) == {2}
+    assert lazy.state.step == 1
+    lazy.g_step(log=False)
+    assert weight_steps(lazy.state.G, lazy.state.g_opt) == {3}
+
+
 # -- 8. under bf16 the penalties differentiate a float32 pass of D ----------------------------
 def test_r1_under_bf16_equals_r1_of_a_float32_pass(monkeypatch):
     seen = {}

@@ -50,6 +50,10 @@ class Trainer:
         regs = list(state.regularizers.values())
         self.d_regs = [r for r in regs if "D" in r.phases]
         self.g_regs = [r for r in regs if "G" in r.phases]
+        # lazy regularisation (StyleGAN2): a term with interval k > 1 runs in its own
+        # optimiser step after every k-th main update, scaled by k
+        self.d_lazy = [r for r in self.d_regs if r.interval > 1]
+        self.g_lazy = [r for r in self.g_regs if r.interval > 1]
         self.real_grad = any(r.needs_real_grad for r in self.d_regs)
         self.g_real_features = any(r.needs_real_features for r in self.g_regs)
         for note in prepare_networks(state, self.real_grad):  # compile, channels_last
@@ -95,15 +99,19 @@ class Trainer:
             x = self.batches.per_sample(aug, x, self.state.step, self.state.generator)
         return x
 
-    def d_objective(self, D, data_step: int, update: int, g_grad: bool = False) -> tuple:
-        """D's loss on a fresh real batch and fresh fakes, with the D-phase penalties due at
-        D update number ``update`` (a term runs on every ``interval``-th one).
+    def d_objective(self, D, data_step: int, update: int, g_grad: bool = False,
+                    regs=None, gan: bool = True) -> tuple:
+        """D's loss on real batch ``data_step`` and fresh fakes: the GAN loss (without
+        ``gan``: none) plus the penalties ``regs`` (default: every D-phase term due at D update
+        number ``update``, a term running on every ``interval``-th one).
 
         ``D`` is a module or the unrolled critic's functional view. With ``g_grad`` the fakes
         keep G's graph (their BatchNorm statistics go to copies). Returns (loss, real_out,
         fake_out, (real view, labels) detached).
         """
         s = self.state
+        if regs is None:
+            regs = [r for r in self.d_regs if update % r.interval == 0]
         real, labels = self.batches.batch(data_step, s.step)
         for hook in self.hooks:  # e.g. progressive growing's current resolution
             real = hook.prepare_real(s, real)
@@ -113,21 +121,20 @@ class Trainer:
             buffers = {n: b.clone() for n, b in s.G.named_buffers()} if g_grad else None
             fake = full_precision(functional_call(s.G, buffers, (z, fake_labels)) if g_grad
                                   else s.G(z, fake_labels))
-        if self.real_grad:
+        if any(r.needs_real_grad for r in regs):
             real.requires_grad_(True)
         real_view = self._d_view(real)
         with self._autocast():
             real_out, fake_out = self.pair.score(D, real_view, labels, self._d_view(fake),
                                                  fake_labels, s.step)
-        loss = s.loss.d_loss(real_out["logits"], fake_out["logits"])
+        loss = s.loss.d_loss(real_out["logits"], fake_out["logits"]) if gan else 0.0
         ctx = StepContext(s.G, D, real, fake, labels, real_out["logits"], fake_out["logits"],
                           s.step, s.generator, phase="D", fake_labels=fake_labels,
                           real_out=real_out, fake_out=fake_out, real_view=real_view,
                           pack=s.config.pack, low_precision=self.low_precision,
                           shard=self.batches.shard)
-        for reg in self.d_regs:
-            if update % reg.interval == 0:
-                loss = loss + reg(ctx)
+        for reg in regs:
+            loss = loss + reg(ctx)
         return loss, real_out, fake_out, (real_view.detach(), labels)
 
     def d_update(self, D, opt, data_step: int, update: int, log: bool = False,
@@ -135,7 +142,10 @@ class Trainer:
         """One optimiser step of module ``D`` on `d_objective` (the main D, or the unrolled
         critic's copy when not ``main``); returns the real batch's (view, labels)."""
         s = self.state
-        loss, real_out, fake_out, real_view = self.d_objective(D, data_step, update)
+        regs = [r for r in self.d_regs if update % r.interval == 0
+                and not (main and r in self.d_lazy)]  # the main D's lazy terms: own step
+        loss, real_out, fake_out, real_view = self.d_objective(D, data_step, update,
+                                                               regs=regs)
         opt.zero_grad(set_to_none=True)
         self.updates.backward(loss, opt, "D")
         if main:
@@ -151,9 +161,21 @@ class Trainer:
         self.updates.step(opt, D, "D")
         for hook in self.hooks:  # constraints hold for every D, the unrolled copy included
             hook.constrain_d(D)
+        if due := [r for r in self.d_lazy if main and update % r.interval == 0]:
+            self._lazy_step("D", D, opt, self.d_objective(D, data_step, update, regs=due,
+                                                          gan=False)[0])
         for hook in self.hooks if main else ():
             hook.after_d_step(s, s.step)
         return real_view
+
+    def _lazy_step(self, net: str, module, opt, loss: torch.Tensor) -> None:
+        """The optimiser step of ``net``'s due lazy terms (``loss``), after its main update."""
+        opt.zero_grad(set_to_none=True)
+        self.updates.backward(loss, opt, net)
+        self.step_losses[f"loss/{net}_reg"] = loss.detach()
+        self.updates.step(opt, module, net)
+        for hook in self.hooks if net == "D" else ():
+            hook.constrain_d(module)
 
     def d_step(self, data_step: int, log: bool) -> None:
         """The main D update number ``data_step`` (= G step * d_steps + i)."""
@@ -165,6 +187,29 @@ class Trainer:
         if self.unroller is not None:
             D, real_view = self.unroller.critic(self)
         D.requires_grad_(False)
+        regs = [r for r in self.g_regs if s.step % r.interval == 0 and r not in self.g_lazy]
+        loss, fake = self.g_objective(D, real_view, regs, log=log)
+        s.g_opt.zero_grad(set_to_none=True)
+        self.updates.backward(loss, s.g_opt, "G")
+        self.step_losses["loss/G"] = loss.detach()
+        if log:
+            out_grad = fake.grad.flatten(1).norm(dim=1).mean() if fake.grad is not None else (
+                torch.zeros((), device=s.device))
+            self.last.update({"loss/G": loss.detach(), "grad/G": grad_norm(s.G),
+                              "health/grad_G_output": out_grad})
+        self.updates.step(s.g_opt, s.G, "G")
+        if due := [r for r in self.g_lazy if s.step % r.interval == 0]:
+            self._lazy_step("G", s.G, s.g_opt,
+                            self.g_objective(D, real_view, due, gan=False)[0])
+        D.requires_grad_(True)
+        s.step += 1
+        for hook in self.hooks:
+            hook.after_g_step(s, s.step)
+
+    def g_objective(self, D, real_view, regs, gan: bool = True, log: bool = False) -> tuple:
+        """G's loss on fresh fakes scored by ``D`` (without ``gan``: none) plus the
+        G-phase terms ``regs``; returns (loss, fakes), the fakes' gradient kept with ``log``."""
+        s = self.state
         n = self.batches.size(s.step)
         fake_labels = self._fake_labels(n)
         with self._autocast():
@@ -182,26 +227,13 @@ class Trainer:
                 if self.g_real_features and real_view is not None:
                     with torch.no_grad():  # the D that scores the fakes scores the reals too
                         real_out = as_float(D.score(*real_view))
-        loss = s.loss.g_loss(fake_out["logits"])
+        loss = s.loss.g_loss(fake_out["logits"]) if gan else 0.0
         ctx = StepContext(s.G, D, None, fake, None, None, fake_out["logits"], s.step,
                           s.generator, phase="G", fake_labels=fake_labels, real_out=real_out,
                           fake_out=fake_out, pack=s.config.pack, low_precision=self.low_precision)
-        for reg in self.g_regs:
-            if s.step % reg.interval == 0:
-                loss = loss + reg(ctx)
-        s.g_opt.zero_grad(set_to_none=True)
-        self.updates.backward(loss, s.g_opt, "G")
-        self.step_losses["loss/G"] = loss.detach()
-        D.requires_grad_(True)
-        if log:
-            out_grad = fake.grad.flatten(1).norm(dim=1).mean() if fake.grad is not None else (
-                torch.zeros((), device=s.device))
-            self.last.update({"loss/G": loss.detach(), "grad/G": grad_norm(s.G),
-                              "health/grad_G_output": out_grad})
-        self.updates.step(s.g_opt, s.G, "G")
-        s.step += 1
-        for hook in self.hooks:
-            hook.after_g_step(s, s.step)
+        for reg in regs:
+            loss = loss + reg(ctx)
+        return loss, fake
 
     # -- the loop ------------------------------------------------------------------------
     def run(self, total_steps: int) -> dict:
@@ -220,6 +252,7 @@ class Trainer:
             s.G.train()
             s.D.train()
             t0, timed = time.perf_counter(), 0
+            deadline = time.monotonic() + 60.0 * cfg.time_limit if cfg.time_limit else None
             while s.step < total_steps:
                 set_learning_rates(s)
                 for strategy in self.strategies:
@@ -253,6 +286,11 @@ class Trainer:
                     bar.update(1)
                 if (signum := self.world.stop_signal(stop.signum)) is not None:  # all at once
                     raise TrainingInterrupted(signum, s.step, self.save_checkpoint())
+                if deadline is not None and self.world.stop_signal(
+                        int(time.monotonic() >= deadline) or None) and s.step < total_steps:
+                    self.out.say(f"train.time_limit: {cfg.time_limit:g} minutes reached at "
+                                 f"step {s.step} of {total_steps}; --resume continues")
+                    break
             if self.out.samples_step != s.step:  # not written by the last sample_interval
                 self.save_samples()
             self.save_checkpoint()
