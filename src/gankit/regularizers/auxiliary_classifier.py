@@ -26,7 +26,7 @@ class AuxiliaryClassifier(RegularizerBase):
     @dataclass(frozen=True)
     class Options:
         weight: float = 1.0  # weight of the class loss (1 in the paper)
-        interval: int = 1  # apply every k-th D update / G step (weight scaled by k)
+        interval: int = 1  # k > 1: every k-th D update / G step, scaled by k, own step
 
         def __post_init__(self) -> None:
             at_least("weight", self.weight, 0)

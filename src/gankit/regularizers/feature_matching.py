@@ -33,7 +33,7 @@ class FeatureMatching(RegularizerBase):
     @dataclass(frozen=True)
     class Options:
         weight: float = 1.0  # multiplier of the squared distance, added to G's loss
-        interval: int = 1  # apply every k-th G step (weight scaled by k)
+        interval: int = 1  # k > 1: every k-th G step, scaled by k, in its own G step
         unbiased: bool = False  # subtract the batch-mean noise, tr(Cov)/B, of both batches
 
         def __post_init__(self) -> None:

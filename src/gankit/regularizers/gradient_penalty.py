@@ -26,7 +26,7 @@ class GradientPenalty(RegularizerBase):
     class Options:
         weight: float = 10.0  # lambda, 10 in the paper
         target: float = 1.0  # the gradient norm aimed at
-        interval: int = 1  # apply every k-th D update (weight scaled by k)
+        interval: int = 1  # k > 1: every k-th D update, scaled by k, in its own D step
 
         def __post_init__(self) -> None:
             at_least("weight", self.weight, 0)

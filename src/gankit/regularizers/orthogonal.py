@@ -46,7 +46,7 @@ class Orthogonal(RegularizerBase):
     @dataclass(frozen=True)
     class Options:
         beta: float = 1e-4  # penalty weight (BigGAN: 1e-4)
-        interval: int = 1  # every k-th G step, scaled by k
+        interval: int = 1  # k > 1: every k-th G step, scaled by k, in its own G step
 
         def __post_init__(self) -> None:
             at_least("beta", self.beta, 0)

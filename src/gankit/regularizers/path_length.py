@@ -11,8 +11,8 @@ sqrt(mean over layers of sum over w_dim of the squared gradient); the penalty ru
 and is weighted by ``weight`` (2 in the paper) times ``interval`` (lazy regularisation,
 section 3.1: every interval-th G step, scaled up by the interval).
 
-The paper runs it as a separate optimiser step; here it is a term of the G loss on every
-interval-th G step (gankit's loop adds G-phase terms). The running mean a is saved with the
+As in the paper, with interval > 1 the penalty is its own optimiser step after the main G
+update (the loop's lazy phase; `gankit.training.loop`). The running mean a is saved with the
 run (``state_dict``). Needs a generator with ``styles(z, c)`` and ``synthesis(ws)``
 (``stylegan2``).
 """
@@ -39,7 +39,7 @@ class PathLength(RegularizerBase):
         weight: float = 2.0  # penalty weight (the paper's 2)
         decay: float = 0.01  # running-mean decay of the path lengths (the paper's 0.01)
         batch_shrink: int = 2  # the penalty's batch is the training batch // batch_shrink
-        interval: int = 4  # lazy regularisation: every k-th G step, scaled by k (the paper's 4)
+        interval: int = 4  # lazy: every k-th G step, scaled by k, own G step (the paper's 4)
 
         def __post_init__(self) -> None:
             at_least("weight", self.weight, 0)

@@ -26,7 +26,7 @@ class R1(RegularizerBase):
     @dataclass(frozen=True)
     class Options:
         gamma: float = 10.0  # penalty weight gamma
-        interval: int = 1  # lazy regularisation: every k-th D update, scaled by k (StyleGAN2)
+        interval: int = 1  # lazy (StyleGAN2): every k-th D update, scaled by k, own D step
 
         def __post_init__(self) -> None:
             at_least("gamma", self.gamma, 0)
