@@ -1,5 +1,6 @@
-"""Metric maths: every public module registers one metric in ``METRICS``; ``features/`` holds the
-feature extractors (``EXTRACTORS``). Private (``_``) modules hold shared code;
+"""Metric maths: every public module registers one metric in ``METRICS`` (but ``fidelity``:
+paired PSNR and SSIM of restored images); ``features/`` holds the feature extractors
+(``EXTRACTORS``). Private (``_``) modules hold shared code;
 ``_cache`` keeps the real data's features (`gankit.evaluation` runs the metrics). See
 ``_common`` for the calling convention of a registered metric.
 """
