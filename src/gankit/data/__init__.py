@@ -98,9 +98,12 @@ def load_dataset(
     x = ds.x
     if ds.streamed:  # stores apply resolution and channels as they read
         return dataclasses.replace(ds, name=spec)
+    source = ds.source
     if ds.kind == "image" and resolution is not None:
         check_image_memory(spec, len(x), channels or x.shape[1], resolution)
         x = resize_images(x, resolution)
-    if ds.kind == "image" and channels is not None:
-        x = convert_channels(x, channels)
-    return dataclasses.replace(ds, x=x, name=spec)
+        if source is not None and source.shape[-1] != resolution:  # same-size pairs
+            source = resize_images(source, resolution)
+    if ds.kind == "image" and channels is not None and ds.domains == 1:
+        x = convert_channels(x, channels)  # the targets; unpaired: each domain converted
+    return dataclasses.replace(ds, x=x, name=spec, source=source)

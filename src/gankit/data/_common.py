@@ -44,6 +44,10 @@ class Dataset:
         kind: "image" or "points".
         name: the spec it was loaded from, e.g. "mnist5k" or "folder:/data/faces".
         class_names: K names (index = label), or None.
+        source: translation data: float32 images ``[N, C', H', W']`` in [-1, 1], row i the
+            input whose output should be ``x[i]`` (`gankit.data.paired`); None otherwise.
+        domains: 2 when ``x`` stacks two unpaired image domains on the channel axis
+            (``unpaired:``), else 1.
     """
 
     x: torch.Tensor
@@ -52,6 +56,8 @@ class Dataset:
     kind: str
     name: str
     class_names: list[str] | None = None
+    source: torch.Tensor | None = None
+    domains: int = 1
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -62,6 +68,13 @@ class Dataset:
                 f"Dataset {self.name!r}: x must be a non-empty float32 tensor with "
                 f"{want_ndim} dims for kind {self.kind!r}, got {self.x.dtype} {tuple(self.x.shape)}"
             )
+        if self.source is not None and (
+                self.kind != "image" or self.source.dtype != torch.float32
+                or self.source.ndim != 4 or len(self.source) != len(self.x)):
+            raise ValueError(
+                f"Dataset {self.name!r}: source must be float32 images [N, C, H, W] with one "
+                f"row per image of x ({len(self.x)}), got {self.source.dtype} "
+                f"{tuple(self.source.shape)}")
         if self.y is None:
             if self.num_classes != 0:
                 raise ValueError(f"Dataset {self.name!r}: num_classes must be 0 without labels")
