@@ -41,13 +41,20 @@ def test_every_network_is_tested_and_refuses_what_it_does_not_support(registry):
                     **cls.test_options)
 
 
+def _g_input(G, n, shape):
+    """What G maps: latents [n, 16], or a translator's source images."""
+    if getattr(G, "takes", "latent") == "image":
+        return torch.randn(n, *type(G).source_shape(shape, G.options))
+    return torch.randn(n, 16)
+
+
 @pytest.mark.parametrize("name,shape", _pairs(GENERATORS))
 def test_generator_contract(name, shape):
     torch.manual_seed(0)
     bounded = len(shape) == 3
     small = GENERATORS.get(name).test_options
     G = GENERATORS.get(name)(z_dim=16, out_shape=shape, bounded=bounded, **small)
-    z = torch.randn(5, 16)
+    z = _g_input(G, 5, shape)
     x = G(z)
     assert x.shape == (5, *shape)
     assert torch.isfinite(x).all()
@@ -71,8 +78,9 @@ def test_discriminator_contract(name, shape, sn):
     small = DISCRIMINATORS.get(name).test_options
     D = DISCRIMINATORS.get(name)(in_shape=shape, spectral_norm=sn, **small)
     x = torch.randn(4, *shape)
-    out = D(x)
-    assert out.shape == (4,)
+    c = x if getattr(D, "takes_source", False) else None  # a pix2pix D scores pairs
+    out = D(x, c)
+    assert out.shape[0] == 4 and out.dim() in (1, 3)  # one logit, or one per patch
     assert torch.isfinite(out).all()
     out.sum().backward()
     idle = D.idle_parameters()
@@ -82,7 +90,7 @@ def test_discriminator_contract(name, shape, sn):
     D2 = DISCRIMINATORS.get(name)(in_shape=shape, spectral_norm=sn, **small)
     D2.load_state_dict(D.state_dict())
     D.eval(), D2.eval()
-    torch.testing.assert_close(D(x), D2(x))
+    torch.testing.assert_close(D(x, c), D2(x, c))
 
 
 @pytest.mark.parametrize("loss_name", LOSSES.names())

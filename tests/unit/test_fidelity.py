@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from gankit.metrics.fidelity import psnr, ssim, to_levels
+from gankit.metrics._fidelity import psnr, ssim, to_levels
 
 skimage_metrics = pytest.importorskip("skimage.metrics")
 

@@ -1,6 +1,6 @@
-"""Metric maths: every public module registers one metric in ``METRICS`` (but ``fidelity``:
-paired PSNR and SSIM of restored images); ``features/`` holds the feature extractors
-(``EXTRACTORS``). Private (``_``) modules hold shared code;
+"""Metric maths: every public module registers one metric in ``METRICS``; ``features/`` holds
+the feature extractors (``EXTRACTORS``); ``psnr`` and ``ssim`` (``_fidelity``) compare
+restored images with their ground truth. Private (``_``) modules hold shared code;
 ``_cache`` keeps the real data's features (`gankit.evaluation` runs the metrics). See
 ``_common`` for the calling convention of a registered metric.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from gankit._autoimport import import_submodules
 from gankit.metrics._common import Metric, format_count, protocol_key
+from gankit.metrics._fidelity import psnr, ssim
 from gankit.metrics.density_coverage import density_coverage
 from gankit.metrics.fid import feature_stats, frechet_distance
 from gankit.metrics.inception_score import inception_score
@@ -36,5 +37,7 @@ __all__ = [
     "mode_counts",
     "polynomial_mmd2",
     "precision_recall",
+    "psnr",
+    "ssim",
     "protocol_key",
 ]

@@ -1,0 +1,106 @@
+"""Image-to-image networks: shapes and scale factors, PixelShuffle against a hand-written
+reshape, PatchGAN's receptive field, the two-domain wrapper and published sizes."""
+
+import pytest
+import torch
+from torch import nn
+
+from gankit.models.super_resolution import clip_straight_through
+from gankit.models.translators import DiscriminatorPair, PatchGAN, TranslatorPair
+from gankit.registry import DISCRIMINATORS, GENERATORS
+
+
+def _params(net):
+    return sum(p.numel() for p in net.parameters())
+
+
+@pytest.mark.parametrize("name,scale,opts", [
+    ("srresnet", 2, {"width": 4, "blocks": 1}), ("srresnet", 4, {"width": 4, "blocks": 1}),
+    ("srresnet", 8, {"width": 4, "blocks": 1}),
+    ("rrdb", 2, {"width": 4, "blocks": 1, "growth": 2}),
+    ("rrdb", 8, {"width": 4, "blocks": 1, "growth": 2}),
+    ("unet", 1, {"width": 4}), ("resnet_translator", 1, {"width": 4, "blocks": 1})])
+def test_translators_map_sources_to_targets_of_the_right_size(name, scale, opts):
+    extra = {"scale": scale} if scale > 1 else {}
+    G = GENERATORS.get(name)(out_shape=(3, 32, 32), in_shape=(1 + (scale > 1) * 2,
+                                                              32 // scale, 32 // scale),
+                             **opts, **extra)
+    y = G(torch.randn(2, 1 + (scale > 1) * 2, 32 // scale, 32 // scale))
+    assert y.shape == (2, 3, 32, 32) and y.abs().max() <= 1
+
+
+def test_a_source_of_the_wrong_side_is_refused():
+    with pytest.raises(ValueError, match="sources of side 16 do not give 32-pixel images at "
+                                         "scale 4"):
+        GENERATORS.get("srresnet")(out_shape=(3, 32, 32), in_shape=(3, 16, 16), scale=4)
+
+
+def test_pixel_shuffle_equals_a_hand_written_reshape():
+    x = torch.randn(2, 3 * 4, 5, 7)
+    r = 2
+    n, c4, h, w = x.shape
+    c = c4 // r ** 2
+    # out[n, c, h*r + i, w*r + j] = x[n, c*r*r + i*r + j, h, w]
+    hand = x.view(n, c, r, r, h, w).permute(0, 1, 4, 2, 5, 3).reshape(n, c, h * r, w * r)
+    assert torch.equal(nn.PixelShuffle(r)(x), hand)
+    assert torch.equal(hand[0, 1, 3, 4], x[0, 1 * 4 + 1 * 2 + 0, 1, 2])
+
+
+def test_clipping_passes_the_gradient_straight_through():
+    x = torch.tensor([-3.0, 0.5, 2.0], requires_grad=True)
+    y = clip_straight_through(x)
+    assert y.tolist() == [-1.0, 0.5, 1.0]
+    (y * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
+    assert x.grad.tolist() == [1.0, 2.0, 3.0]
+
+
+@pytest.mark.parametrize("n_layers,field", [(1, 16), (2, 34), (3, 70), (4, 142)])
+def test_patchgan_receptive_field(n_layers, field):
+    assert PatchGAN.receptive_field(n_layers) == field  # pix2pix appendix 6.1.2
+    # measured: the logit at the centre depends on exactly a field x field input window
+    side = 160
+    D = PatchGAN(in_shape=(1, side, side), width=2, n_layers=n_layers, norm="none")
+    x = torch.zeros(1, 1, side, side, requires_grad=True)
+    logits = D(x)
+    logits[0, logits.shape[1] // 2, logits.shape[2] // 2].backward()
+    rows = torch.nonzero(x.grad[0, 0].abs().sum(1)).flatten()
+    assert int(rows.max() - rows.min() + 1) <= field  # inside the window (weights may vanish)
+    assert int(rows.max() - rows.min() + 1) >= field - 2
+
+
+def test_two_domain_wrappers_apply_each_network_to_its_half():
+    torch.manual_seed(0)
+
+    def make():
+        return GENERATORS.get("resnet_translator")(out_shape=(1, 8, 8), width=2, blocks=1)
+
+    G = TranslatorPair(make, split=1)
+    a, b = torch.randn(3, 1, 8, 8), torch.randn(3, 1, 8, 8)
+    out = G(torch.cat([a, b], 1))
+    assert torch.equal(out[:, :1], G.first(a)) and torch.equal(out[:, 1:], G.second(b))
+    back = G.reconstruct(out)  # [G_BA(G_AB(a)) | G_AB(G_BA(b))]
+    assert torch.equal(back[:, :1], G.second(G.first(a)))
+    assert torch.equal(back[:, 1:], G.first(G.second(b)))
+    D = DiscriminatorPair(lambda: PatchGAN(in_shape=(1, 16, 16), width=2, n_layers=2), split=1)
+    x = torch.randn(2, 2, 16, 16)
+    logits = D(x)
+    assert logits.shape == (2, 2, 2, 2)  # [N, h, w, domain]
+    assert torch.equal(logits[..., 0], D.first(x[:, :1]))
+
+
+# published parameter counts, each with its source
+@pytest.mark.parametrize("build,count,source", [
+    (lambda: GENERATORS.get("unet")(out_shape=(3, 256, 256)), 54_414_019,
+     "pytorch-CycleGAN-and-pix2pix, unet_256 (network summary: 54.414 M)"),
+    (lambda: DISCRIMINATORS.get("patchgan")(in_shape=(3, 256, 256),
+                                             conditional_on_source=True), 2_768_705,
+     "pytorch-CycleGAN-and-pix2pix, basic 70x70 D on 6 channels (2.769 M)"),
+    (lambda: GENERATORS.get("resnet_translator")(out_shape=(3, 256, 256)), 11_378_179,
+     "pytorch-CycleGAN-and-pix2pix, resnet_9blocks (11.378 M)"),
+    (lambda: GENERATORS.get("rrdb")(out_shape=(3, 128, 128)), 16_697_987,
+     "ESRGAN's RRDB_PSNR_x4 / BasicSR RRDBNet (16,697,987)"),
+    (lambda: GENERATORS.get("srresnet")(out_shape=(3, 96, 96)), 1_548_547,
+     "SRResNet x4, 16 blocks (the 1.5 M usually cited; BasicSR MSRResNet differs: no BN)"),
+])
+def test_published_sizes(build, count, source):
+    assert _params(build()) == count, source
