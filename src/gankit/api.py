@@ -62,8 +62,16 @@ def make_config(preset: str | None = None, *, data: str | None = None, steps: in
 def dataset_for(config: C.Config):
     """The run's training data, as ``config.data`` says (streamed when it is large)."""
     d = config.data
-    return load_dataset(d.name, resolution=d.resolution, channels=d.channels,
-                        strict_images=d.strict_images, stream=d.stream, workers=d.workers)
+    ds = load_dataset(d.name, resolution=d.resolution, channels=d.channels,
+                      strict_images=d.strict_images, stream=d.stream, workers=d.workers)
+    if d.lr_scale:  # super-resolution: the targets' bicubic downscales are the sources
+        from gankit.data.paired import with_sr_source
+
+        if ds.source is not None:
+            raise ValueError(f"data.lr_scale={d.lr_scale}: {d.name} already pairs sources "
+                             "with its images; set data.lr_scale=0")
+        ds = with_sr_source(ds, d.lr_scale)
+    return ds
 
 
 def cache_data(spec: str, *, resolution: int | None = None, channels: int | None = None,
@@ -120,7 +128,9 @@ def data_info(ds, config: C.Config | None = None) -> DataInfo:
     """What G and D are built for: ``ds``'s shape, kind and classes; under
     self-conditioning the classes are ``config``'s clusters, whatever labels ``ds`` has."""
     k = config.self_condition.clusters if config is not None else 0
-    return DataInfo(tuple(ds.x.shape[1:]), ds.kind, int(k or ds.num_classes))
+    source = tuple(ds.source.shape[1:]) if getattr(ds, "source", None) is not None else None
+    return DataInfo(tuple(ds.x.shape[1:]), ds.kind, int(k or ds.num_classes), source,
+                    getattr(ds, "domains", 1))
 
 
 def train(preset: str | None = "dcgan", *, out: str | Path | None = None,

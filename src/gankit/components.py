@@ -143,6 +143,7 @@ class RegularizerBase(Configurable):
     needs_real_grad: ClassVar[bool] = False
     needs_real_features: ClassVar[bool] = False
     generator: ClassVar[str | None] = None  # the one generator it works with (None: any)
+    needs_source: ClassVar[bool] = False  # reads ctx.source: translation data only
 
     @property
     def interval(self) -> int:

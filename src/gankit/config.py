@@ -43,8 +43,13 @@ class DataConfig:
     # processes that decode a streamed folder's images ahead of training (0: the main
     # process decodes each batch); None: one per core but one, at most 8
     workers: int | None = None
+    # super-resolution: the sources are the images downscaled this many times (bicubic);
+    # 0 = none (gankit.data.paired.with_sr_source)
+    lr_scale: int = 0
 
     def __post_init__(self) -> None:
+        if self.lr_scale not in (0, 2, 4, 8):
+            raise ValueError(f"data.lr_scale must be 0 (none), 2, 4 or 8, got {self.lr_scale}")
         if self.workers is not None and self.workers < 0:
             raise ValueError(f"data.workers must be >= 0 (0 decodes in the main process), "
                              f"got {self.workers}")
@@ -56,7 +61,9 @@ class TrainConfig:
 
     steps: int = 2000  # generator steps in total
     batch_size: int = 64  # real images per D step, and z per G step
-    d_steps: int = 1  # D (critic) updates per G update
+    # D (critic) updates per G update; 0: no D and no adversarial term, G trains on its
+    # other terms alone (e.g. SRResNet's PSNR-oriented pre-training with reconstruction)
+    d_steps: int = 1
     seed: int = 0  # seeds weights, latents, data order and every random draw
     device: str = "auto"  # auto, cpu or cuda
     log_interval: int = 50  # steps between JSONL log records
@@ -104,7 +111,8 @@ class TrainConfig:
     time_limit: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "d_steps", "num_samples", "keep_checkpoints",
+        at_least("train.d_steps", self.d_steps, 0, " (0 = no D: G on its other terms)")
+        for name in ("steps", "batch_size", "num_samples", "keep_checkpoints",
                      "log_interval"):
             at_least(f"train.{name}", getattr(self, name), 1)
         for name in ("sample_interval", "checkpoint_interval", "unrolled_steps",

@@ -206,17 +206,28 @@ def test_regularizers_return_finite_scalars_with_gradient(name):
         G = cls(z_dim=8, out_shape=(1, 16, 16), bounded=True, num_classes=3,
                 conditioning="concat", **cls.test_options)
     labels, fake_labels = torch.tensor([0, 1, 2, 0]), torch.tensor([2, 2, 1, 0])
+    channels, source = 1, None
+    if reg.needs_source:  # translation terms: two unpaired domains, one translator each
+        from gankit.models.translators import TranslatorPair
+
+        G = TranslatorPair(lambda: GENERATORS.get("resnet_translator")(
+            out_shape=(1, 16, 16), width=2, blocks=1), split=1)
+        D = DISCRIMINATORS.get("dcgan")(in_shape=(2, 16, 16), width=8, batch_norm=False,
+                                        num_classes=3, conditioning="acgan")
+        channels, source = 2, torch.randn(4, 2, 16, 16)
     for phase in reg.phases:
         D.zero_grad(set_to_none=True)
-        real = torch.randn(4, 1, 16, 16, requires_grad=reg.needs_real_grad)
-        fake = torch.randn(4, 1, 16, 16, requires_grad=True) if reg.generator is None else \
+        real = torch.randn(4, channels, 16, 16, requires_grad=reg.needs_real_grad)
+        fake = G(source) if source is not None else \
+            torch.randn(4, 1, 16, 16, requires_grad=True) if reg.generator is None else \
             G(torch.randn(4, 8), fake_labels)
         real_out, fake_out = D.score(real, labels), D.score(fake, fake_labels)
         if phase == "G":
             real_out = {k: v.detach() for k, v in real_out.items()}
         ctx = StepContext(G, D, real, fake, labels, real_out["logits"], fake_out["logits"],
                           0, torch.Generator().manual_seed(0), phase=phase,
-                          fake_labels=fake_labels, real_out=real_out, fake_out=fake_out)
+                          fake_labels=fake_labels, real_out=real_out, fake_out=fake_out,
+                          source=source)
         value = reg(ctx)
         assert value.dim() == 0 and torch.isfinite(value) and value > 0, phase
         value.backward()

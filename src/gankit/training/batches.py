@@ -100,7 +100,12 @@ class BatchSource:
         self.device = torch.device(device)
         self.conditional = conditional
         self.y = data.y.to(device) if data.y is not None else None  # self-conditioning sets it
-        self.d_steps = train.d_steps
+        source = getattr(data, "source", None)  # translation: G's inputs, row for row
+        if source is not None and self.streamed:
+            raise ValueError(f"{data.name}: translation data with sources is held in memory; "
+                             f"set data.stream=false")
+        self.source = source.to(device) if source is not None else None
+        self.d_steps = max(1, train.d_steps)  # no D (0): G step k reads batch k
         self.stages = [(0, train.batch_size), *train.batch_schedule]
         for start, size in train.batch_schedule:
             if size > len(data):
@@ -158,6 +163,12 @@ class BatchSource:
         if not self.streamed:
             return self.x.index_select(0, idx.to(self.x.device)), labels
         return self._read(data_step, step, idx).to(self.device), labels
+
+    def sources(self, data_step: int, step: int) -> torch.Tensor:
+        """The source images (translation data) of D update ``data_step``'s batch: the
+        inputs whose outputs should be `batch`'s images, row for row."""
+        idx = self.indices(data_step, step)
+        return self.source.index_select(0, idx.to(self.source.device))
 
     def _read(self, data_step: int, step: int, idx: torch.Tensor) -> torch.Tensor:
         """A streamed batch: the prefetched one when it is the next of the main stream."""

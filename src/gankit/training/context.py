@@ -14,7 +14,9 @@ class StepContext:
 
     G: nn.Module
     D: nn.Module
-    real: torch.Tensor | None  # [N, ...] real batch (requires grad when asked); None in G step
+    # [N, ...] real batch (requires grad when asked); in the G step None, but a translator's
+    # targets (the batch its fakes were made from)
+    real: torch.Tensor | None
     fake: torch.Tensor  # [N, ...] generated batch
     labels: torch.Tensor | None  # [N] class labels of the real batch (conditional runs)
     real_logits: torch.Tensor | None  # [N] D(real), None during the G step
@@ -32,6 +34,7 @@ class StepContext:
     # data parallelism: (rank, world size); the batch is rows [rank*N, (rank+1)*N) of a global
     # batch of world*N, and a per-sample draw covers the global batch (`local_draw`)
     shard: tuple[int, int] = (0, 1)
+    source: torch.Tensor | None = None  # G step of a translator: the fakes' source images
 
     def local_draw(self, draw, n: int) -> torch.Tensor:
         """This process's ``n`` rows of ``draw(world * n)``, so that every process draws

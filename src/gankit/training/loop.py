@@ -27,6 +27,7 @@ from gankit.training.outputs import RunOutputs, progress_bar
 from gankit.training.schedule import schedule_for, set_learning_rates
 from gankit.training.self_condition import SelfConditioning
 from gankit.training.speed import deterministic, prepare_networks
+from gankit.training.task import task_for
 from gankit.training.unroll import Unroller
 from gankit.training.updates import Updates
 from gankit.utils.distributed import World
@@ -47,6 +48,8 @@ class Trainer:
         self.evaluator = evaluator  # a TrainingEvaluator or None
         cfg = state.config.train
         self.batches = BatchSource(data, cfg, state.device, state.conditional, world.shard)
+        self.task = task_for(self)  # what a batch is and how G is fed (z or sources)
+        self.task.fixed_inputs(state)
         regs = list(state.regularizers.values())
         self.d_regs = [r for r in regs if "D" in r.phases]
         self.g_regs = [r for r in regs if "G" in r.phases]
@@ -66,6 +69,7 @@ class Trainer:
         self.updates.load_state_dict(state.extra.get("updates"))
         self._autocast, self.low_precision = self.updates.autocast, self.updates.low_precision
         self.pair = PairScoring(cfg, state.D)
+        self.adversarial = cfg.d_steps > 0  # 0: G trains on its other terms, D idle
         self.last_real_view: tuple | None = None  # (D's input, labels) of the latest real batch
         self.last: dict[str, torch.Tensor] = {}  # the values of the next log record
         self.step_losses: dict[str, torch.Tensor] = {}  # this step's losses, checked finite
@@ -112,15 +116,15 @@ class Trainer:
         s = self.state
         if regs is None:
             regs = [r for r in self.d_regs if update % r.interval == 0]
-        real, labels = self.batches.batch(data_step, s.step)
+        real, labels = self.task.real(data_step, s.step)  # labels: D's condition of reals
         for hook in self.hooks:  # e.g. progressive growing's current resolution
             real = hook.prepare_real(s, real)
-        fake_labels = self._fake_labels(self.batches.size(s.step))
         with torch.set_grad_enabled(g_grad), self._autocast():
-            z = self._z(self.batches.size(s.step))
+            g_in, g_c, fake_labels = self.task.fake_inputs(data_step, s.step,
+                                                           self.batches.size(s.step))
             buffers = {n: b.clone() for n, b in s.G.named_buffers()} if g_grad else None
-            fake = full_precision(functional_call(s.G, buffers, (z, fake_labels)) if g_grad
-                                  else s.G(z, fake_labels))
+            fake = full_precision(functional_call(s.G, buffers, (g_in, g_c)) if g_grad
+                                  else s.G(g_in, g_c))
         if any(r.needs_real_grad for r in regs):
             real.requires_grad_(True)
         real_view = self._d_view(real)
@@ -188,7 +192,7 @@ class Trainer:
             D, real_view = self.unroller.critic(self)
         D.requires_grad_(False)
         regs = [r for r in self.g_regs if s.step % r.interval == 0 and r not in self.g_lazy]
-        loss, fake = self.g_objective(D, real_view, regs, log=log)
+        loss, fake = self.g_objective(D, real_view, regs, gan=self.adversarial, log=log)
         s.g_opt.zero_grad(set_to_none=True)
         self.updates.backward(loss, s.g_opt, "G")
         self.step_losses["loss/G"] = loss.detach()
@@ -208,17 +212,23 @@ class Trainer:
 
     def g_objective(self, D, real_view, regs, gan: bool = True, log: bool = False) -> tuple:
         """G's loss on fresh fakes scored by ``D`` (without ``gan``: none) plus the
-        G-phase terms ``regs``; returns (loss, fakes), the fakes' gradient kept with ``log``."""
+        G-phase terms ``regs``; returns (loss, fakes), the fakes' gradient kept with ``log``.
+        A translator's fakes come from the batch of the step's last D update."""
         s = self.state
         n = self.batches.size(s.step)
-        fake_labels = self._fake_labels(n)
+        stride = self.batches.d_steps  # D updates per step (at least 1)
+        data_step = s.step * stride + stride - 1
         with self._autocast():
-            fake = full_precision(s.G(self._z(n), fake_labels))
+            g_in, g_c, fake_labels = self.task.fake_inputs(data_step, s.step, n)
+            fake = full_precision(s.G(g_in, g_c))
         if log:
             fake.retain_grad()
         real_out: dict = {}
+        fake_out: dict = {"logits": None}  # no D (train.d_steps=0): nothing scores the fakes
         with self._autocast():
-            if self.pair.joint(s.step) and real_view is not None:
+            if not self.adversarial:
+                pass
+            elif self.pair.joint(s.step) and real_view is not None:
                 real_out, fake_out = self.pair.score(D, *real_view, self._d_view(fake),
                                                      fake_labels, s.step)
                 real_out = {k: v.detach() for k, v in real_out.items()}
@@ -228,9 +238,11 @@ class Trainer:
                     with torch.no_grad():  # the D that scores the fakes scores the reals too
                         real_out = as_float(D.score(*real_view))
         loss = s.loss.g_loss(fake_out["logits"]) if gan else 0.0
-        ctx = StepContext(s.G, D, None, fake, None, None, fake_out["logits"], s.step,
-                          s.generator, phase="G", fake_labels=fake_labels, real_out=real_out,
-                          fake_out=fake_out, pack=s.config.pack, low_precision=self.low_precision)
+        ctx = StepContext(s.G, D, self.task.target(data_step, s.step), fake, None, None,
+                          fake_out["logits"], s.step, s.generator, phase="G",
+                          fake_labels=fake_labels, real_out=real_out, fake_out=fake_out,
+                          pack=s.config.pack, low_precision=self.low_precision,
+                          source=self.task.source(data_step, s.step))
         for reg in regs:
             loss = loss + reg(ctx)
         return loss, fake
@@ -338,7 +350,8 @@ class Trainer:
         if not self.out.writes:
             return None
         points = self.data.x.numpy() if self.state.info.kind == "points" else None
-        return self.out.samples(self.state, self.generate_fixed(), points)
+        images, nrow = self.task.grid(self.generate_fixed())
+        return self.out.samples(self.state, images, points, nrow=nrow)
 
     def save_checkpoint(self) -> Path | None:
         """Write a checkpoint of the current step; the state also becomes the rollback point

@@ -85,15 +85,17 @@ class RunOutputs:
         hint = f"; remedies: gankit doctor {self.run_dir}" if self.run_dir else ""
         self.say(f"warning: {message}{hint}")
 
-    def samples(self, state, fake, real_points=None) -> Path | None:
-        """``samples/step_*.png``: a grid of ``fake`` (one class per column for a
-        conditional run), or a scatter plot of 2D points over ``real_points``."""
+    def samples(self, state, fake, real_points=None, nrow: int | None = None) -> Path | None:
+        """``samples/step_*.png``: a grid of ``fake`` (``nrow`` images per row; by default
+        one class per column for a conditional run), or a scatter plot of 2D points over
+        ``real_points``."""
         if not self.writes:
             return None
         path = self.run_dir / "samples" / f"step_{state.step:08d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         if state.info.kind == "image":
-            nrow = state.info.num_classes if state.c_fixed is not None else None
+            if nrow is None and state.c_fixed is not None:
+                nrow = state.info.num_classes
             save_grid(fake, path, nrow=nrow)
         else:
             scatter_png(fake.cpu().numpy(), path, real=real_points)

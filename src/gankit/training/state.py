@@ -35,14 +35,21 @@ class DataInfo:
     sample_shape: tuple[int, ...]  # one sample, e.g. (1, 28, 28) or (2,)
     kind: str  # "image" or "points"
     num_classes: int  # 0 when unlabelled
+    source_shape: tuple[int, ...] | None = None  # translation data: one source image
+    domains: int = 1  # 2: two unpaired domains stacked on the channel axis (unpaired:)
 
     def to_dict(self) -> dict:
-        return {"sample_shape": list(self.sample_shape), "kind": self.kind,
-                "num_classes": self.num_classes}
+        d = {"sample_shape": list(self.sample_shape), "kind": self.kind,
+             "num_classes": self.num_classes}
+        if self.source_shape is not None:
+            d.update(source_shape=list(self.source_shape), domains=self.domains)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> DataInfo:
-        return cls(tuple(d["sample_shape"]), d["kind"], int(d["num_classes"]))
+        source = d.get("source_shape")
+        return cls(tuple(d["sample_shape"]), d["kind"], int(d["num_classes"]),
+                   tuple(source) if source is not None else None, int(d.get("domains", 1)))
 
 
 @dataclass
@@ -142,15 +149,32 @@ def resolve_device(name: str) -> torch.device:
 
 
 def build_networks(config: Config, info: DataInfo) -> tuple[nn.Module, nn.Module]:
-    """Build G and D for ``info``'s sample shape (seeded by the caller)."""
-    G = GENERATORS.get(config.generator.name)(
-        z_dim=config.z_dim, out_shape=info.sample_shape, bounded=info.kind == "image",
-        num_classes=info.num_classes, **config.generator.options)
+    """Build G and D for ``info``'s sample shape (seeded by the caller); a translator G for
+    translation data (its source shape), one network per domain for unpaired data."""
+    g_cls = GENERATORS.get(config.generator.name)
+    translator = getattr(g_cls, "takes", "latent") == "image"
+    check_task(config, info, translator)
+    if translator:
+        g_shapes = _per_domain(info.sample_shape, info.domains)
+        G = _maybe_pair(lambda: g_cls(out_shape=g_shapes, in_shape=_per_domain(
+            info.source_shape, info.domains), **config.generator.options), info, True)
+    else:
+        G = g_cls(z_dim=config.z_dim, out_shape=info.sample_shape,
+                  bounded=info.kind == "image", num_classes=info.num_classes,
+                  **config.generator.options)
     in_shape = info.sample_shape
     if config.pack > 1:
         in_shape = PackedDiscriminator.packed_shape(in_shape, config.pack)
-    D = DISCRIMINATORS.get(config.discriminator.name)(
-        in_shape=in_shape, num_classes=info.num_classes, **config.discriminator.options)
+    d_cls = DISCRIMINATORS.get(config.discriminator.name)
+    if info.source_shape is not None:  # translation: D may score (source, image) pairs
+        extra = {"source_shape": _per_domain(info.source_shape, info.domains)} \
+            if hasattr(d_cls, "takes_source") else {}
+        D = _maybe_pair(lambda: d_cls(
+            in_shape=_per_domain(in_shape, info.domains), num_classes=info.num_classes,
+            **extra, **config.discriminator.options), info, False)
+    else:
+        D = d_cls(in_shape=in_shape, num_classes=info.num_classes,
+                  **config.discriminator.options)
     if config.pack > 1:
         D = PackedDiscriminator(D, config.pack)
     if (G.conditional or D.conditional) and info.num_classes < 2:
@@ -165,6 +189,36 @@ def build_networks(config: Config, info: DataInfo) -> tuple[nn.Module, nn.Module
                 f"generator.conditioning=concat --set discriminator.conditioning=projection")
         G.cond.use_label_prior()
     return G, D
+
+
+def check_task(config: Config, info: DataInfo, translator: bool) -> None:
+    """A translator G needs translation data and a latent G needs data without sources."""
+    name = config.generator.name
+    if translator and info.source_shape is None:
+        raise ValueError(f"generator {name} translates images: it needs data with sources "
+                         f"(paired:A,B, unpaired:A,B, edges2mnist, or data.lr_scale=S for "
+                         f"super-resolution), got data.name={config.data.name}")
+    if not translator and info.source_shape is not None:
+        raise ValueError(f"data.name={config.data.name} pairs sources with targets, but "
+                         f"generator {name} maps latents; choose a translator (unet, "
+                         f"resnet_translator, srresnet, rrdb)")
+    if info.domains == 2 and config.pack > 1:
+        raise ValueError("pack > 1 with unpaired two-domain data is not supported; set pack=1")
+
+
+def _per_domain(shape: tuple, domains: int) -> tuple:
+    """One domain's shape from the stacked channels of ``domains`` domains."""
+    return (shape[0] // domains, *shape[1:])
+
+
+def _maybe_pair(make, info: DataInfo, generator: bool) -> nn.Module:
+    """``make()``, or one network per domain for two unpaired domains (CycleGAN)."""
+    if info.domains == 1:
+        return make()
+    from gankit.models.translators import DiscriminatorPair, TranslatorPair
+
+    split = info.sample_shape[0] // 2
+    return TranslatorPair(make, split) if generator else DiscriminatorPair(make, split)
 
 
 def build_state(config: Config, info: DataInfo, device: torch.device) -> TrainState:
