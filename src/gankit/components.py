@@ -100,6 +100,8 @@ class Hook(Protocol):
 
     def prepare_real(self, state, real: torch.Tensor) -> torch.Tensor: ...
 
+    def prepare_fake(self, state, fake: torch.Tensor) -> torch.Tensor: ...
+
     def after_d_step(self, state, step: int) -> None: ...
 
     def after_g_step(self, state, step: int) -> None: ...
@@ -169,6 +171,11 @@ class HookBase(Configurable):
         """The real batch as D should see it (before augmentations), called at the start of
         every D update with the batch just drawn; unchanged by default."""
         return real
+
+    def prepare_fake(self, state, fake: torch.Tensor) -> torch.Tensor:
+        """The fakes D is trained on, called in every main D update with G's fresh batch
+        (detached); unchanged by default (CycleGAN's image pool replaces some)."""
+        return fake
 
     def after_d_step(self, state, step: int) -> None:
         pass

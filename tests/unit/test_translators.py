@@ -104,3 +104,35 @@ def test_two_domain_wrappers_apply_each_network_to_its_half():
 ])
 def test_published_sizes(build, count, source):
     assert _params(build()) == count, source
+
+
+def test_the_image_pool_returns_stored_fakes_with_its_probability():
+    from types import SimpleNamespace
+
+    from gankit.hooks.image_pool import ImagePool
+
+    pool = ImagePool(size=4, replace=0.5)
+    state = SimpleNamespace(info=SimpleNamespace(domains=2),
+                            generator=torch.Generator().manual_seed(0))
+    pool.setup(state)
+    first = torch.arange(4.0).view(4, 1, 1, 1).expand(4, 2, 1, 1).contiguous()
+    first[:, 1] += 100  # the second domain's images
+    assert torch.equal(pool.prepare_fake(state, first), first)  # filling: used as they are
+    # full: each new image is swapped for a stored one with probability 0.5, per domain
+    swapped = 0
+    for r in range(500):
+        new = -1.0 - torch.arange(8.0).view(4, 2, 1, 1) - 8 * r  # every image unique
+        out = pool.prepare_fake(state, new)
+        swapped += int((out != new).sum())
+        assert all(len(p) == 4 for p in pool.pools)
+    rate = swapped / (500 * 8)
+    assert abs(rate - 0.5) < 0.03  # 4000 draws: 3 sigma = 0.024
+    # a resumed pool (state_dict) continues the same way from the same RNG state
+    other = ImagePool(size=4, replace=0.5)
+    other.setup(state)
+    other.load_state_dict(pool.state_dict())
+    g1, g2 = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    new = torch.randn(4, 2, 1, 1)
+    a = pool.prepare_fake(SimpleNamespace(generator=g1), new)
+    b = other.prepare_fake(SimpleNamespace(generator=g2), new)
+    assert torch.equal(a, b)

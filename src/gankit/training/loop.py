@@ -104,14 +104,15 @@ class Trainer:
         return x
 
     def d_objective(self, D, data_step: int, update: int, g_grad: bool = False,
-                    regs=None, gan: bool = True) -> tuple:
+                    regs=None, gan: bool = True, main: bool = False) -> tuple:
         """D's loss on real batch ``data_step`` and fresh fakes: the GAN loss (without
         ``gan``: none) plus the penalties ``regs`` (default: every D-phase term due at D update
         number ``update``, a term running on every ``interval``-th one).
 
         ``D`` is a module or the unrolled critic's functional view. With ``g_grad`` the fakes
-        keep G's graph (their BatchNorm statistics go to copies). Returns (loss, real_out,
-        fake_out, (real view, labels) detached).
+        keep G's graph (their BatchNorm statistics go to copies). In the ``main`` D's update
+        the hooks may swap fakes (CycleGAN's image pool). Returns (loss, real_out, fake_out,
+        (real view, labels) detached).
         """
         s = self.state
         if regs is None:
@@ -125,6 +126,8 @@ class Trainer:
             buffers = {n: b.clone() for n, b in s.G.named_buffers()} if g_grad else None
             fake = full_precision(functional_call(s.G, buffers, (g_in, g_c)) if g_grad
                                   else s.G(g_in, g_c))
+        for hook in self.hooks if main else ():
+            fake = hook.prepare_fake(s, fake)
         if any(r.needs_real_grad for r in regs):
             real.requires_grad_(True)
         real_view = self._d_view(real)
@@ -149,7 +152,7 @@ class Trainer:
         regs = [r for r in self.d_regs if update % r.interval == 0
                 and not (main and r in self.d_lazy)]  # the main D's lazy terms: own step
         loss, real_out, fake_out, real_view = self.d_objective(D, data_step, update,
-                                                               regs=regs)
+                                                               regs=regs, main=main)
         opt.zero_grad(set_to_none=True)
         self.updates.backward(loss, opt, "D")
         if main:
