@@ -149,6 +149,24 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--out", help="output folder (default RUN_DIR/show)")
     w.add_argument("--seed", type=int, default=0)
 
+    tr = sub.add_parser("translate", help="run a translation run's G on images: a file, a "
+                        "folder or an npz; OUT mirrors INPUT")
+    tr.add_argument("run_dir")
+    tr.add_argument("input", help="an image, a folder of images or an npz with 'x'")
+    tr.add_argument("out", help="output image, folder or npz (the input's layout)")
+    tr.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"],
+                    help="cyclegan runs: A to B (default) or B to A")
+    tr.add_argument("--no-ema", dest="ema", action="store_false", default=True)
+    up = sub.add_parser("upscale", help="super-resolve images of any size in overlapping "
+                        "tiles (srresnet, srgan, esrgan runs)")
+    up.add_argument("run_dir")
+    up.add_argument("input", help="an image, a folder of images or an npz with 'x'")
+    up.add_argument("out", help="output image, folder or npz (the input's layout)")
+    up.add_argument("--tile", type=int, default=48,
+                    help="low-resolution tile side (memory grows with its square)")
+    up.add_argument("--overlap", type=int, default=8, help="tile overlap, blended")
+    up.add_argument("--no-ema", dest="ema", action="store_false", default=True)
+
     o = sub.add_parser("export", help="export a run's generator to ONNX or TorchScript")
     o.add_argument("run_dir")
     o.add_argument("--format", required=True, metavar="FORMAT",
@@ -337,6 +355,8 @@ def cmd_eval(args) -> int:
     from gankit.evaluation import evaluate, format_table
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    if metrics and set(metrics) & {"psnr", "ssim"}:
+        return _eval_fidelity(args, metrics)
     refine = _refine_options(args)
     out = args.out
     source = Path(args.source)
@@ -351,6 +371,27 @@ def cmd_eval(args) -> int:
                        refine=refine, quantize=args.quantize, resize=args.resize,
                        reference=args.reference, download=args.download, log=_say,
                        progress=not args.no_progress, truncation=args.truncation)
+    print(format_table(results))
+    print(f"wrote {out}")
+    return 0
+
+
+def _eval_fidelity(args, metrics: list[str]) -> int:
+    """``gankit eval RUN --metrics psnr,ssim``: paired fidelity of a translation run."""
+    from gankit import api, translation
+    from gankit.evaluation import format_table
+    from gankit.utils.io import atomic_write_json
+
+    if not set(metrics) <= {"psnr", "ssim"}:
+        raise ValueError(f"--metrics {args.metrics}: psnr and ssim compare outputs with "
+                         f"ground truth and run apart from the other metrics; call gankit "
+                         f"eval twice")
+    run = api.load(args.source)
+    results = translation.evaluate_pairs(run, args.against, args.ema)
+    results = {k: v for k, v in results.items() if k.split("_")[0] in metrics}
+    out = Path(args.out or Path(args.source) / "metrics" / "eval_fidelity.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out, results)
     print(format_table(results))
     print(f"wrote {out}")
     return 0
@@ -408,6 +449,28 @@ def cmd_export(args) -> int:
         print("gankit: note: this run kept no EMA generator; exported the raw G",
               file=sys.stderr)
     print(describe(result))
+    return 0
+
+
+def cmd_translate(args) -> int:
+    from gankit import api, translation
+
+    run = api.load(args.run_dir)
+    kind, items = translation.read_images(args.input)
+    outs = [(name, translation.translate(run, img[None], args.direction, args.ema)[0])
+            for name, img in items]
+    print(f"wrote {len(outs)} images to {translation.write_like(kind, outs, args.out)}")
+    return 0
+
+
+def cmd_upscale(args) -> int:
+    from gankit import api, translation
+
+    run = api.load(args.run_dir)
+    kind, items = translation.read_images(args.input)
+    outs = [(name, translation.upscale(run, img, args.tile, args.overlap, args.ema))
+            for name, img in items]
+    print(f"wrote {len(outs)} images to {translation.write_like(kind, outs, args.out)}")
     return 0
 
 
@@ -471,7 +534,8 @@ def cmd_data(args) -> int:
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval,
             "extractor": cmd_extractor, "bench": cmd_bench, "show": cmd_show,
             "doctor": cmd_doctor, "report": cmd_report, "export": cmd_export,
-            "data": cmd_data, "list": cmd_list}
+            "data": cmd_data, "list": cmd_list, "translate": cmd_translate,
+            "upscale": cmd_upscale}
 
 
 def _check_set_pairs(argv: list[str]) -> None:
