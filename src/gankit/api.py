@@ -168,7 +168,36 @@ def train(preset: str | None = "dcgan", *, out: str | Path | None = None,
         ds = dataset_for(config)
         info = data_info(ds, config)
         state = build_state(config, info, device)
+        if config.train.init_from:
+            init_generator(state, config.train.init_from)
         return _run(state, ds, run_dir, progress, callbacks, world)
+
+
+def init_generator(state, run_dir: str | Path) -> None:
+    """Start G (and G_ema) from the raw G of another run (``train.init_from``: SRGAN from an
+    SRResNet run); D and the optimisers start fresh.
+
+    Raises:
+        ValueError: the other run's G is not the same network (architecture and shapes).
+    """
+    try:
+        other = load(run_dir)
+    except FileNotFoundError:
+        raise ValueError(f"train.init_from={run_dir}: no checkpoint there; train that run "
+                         f"first") from None
+    source = other.G.state_dict()
+    target = state.G.state_dict()
+    mismatch = [k for k in target if k not in source or source[k].shape != target[k].shape]
+    if mismatch or set(source) != set(target):
+        name = mismatch[0] if mismatch else sorted(set(source) ^ set(target))[0]
+        raise ValueError(f"train.init_from={run_dir}: its generator "
+                         f"({other.config.generator.name}) does not match this run's "
+                         f"({state.config.generator.name}) at {name}; use the same generator "
+                         f"options")
+    with torch.no_grad():
+        for net in (state.G, state.G_ema):
+            if net is not None:
+                net.load_state_dict({k: v.to(state.device) for k, v in source.items()})
 
 
 def _start_run_dir(run_dir: Path, config: C.Config, held: ExitStack) -> None:

@@ -131,6 +131,7 @@ class LossBase(Configurable):
 
     real_threshold: float | None = 0.0
     saturates: bool = False
+    g_needs_real: bool = False  # g_loss takes D's logits of the latest real batch too
 
     def __init__(self, options: Any = None, /, **values: Any) -> None:
         if hasattr(type(self), "Options"):

@@ -109,6 +109,9 @@ class TrainConfig:
     # past it, samples and a checkpoint are written as at the end and training stops;
     # --resume continues to train.steps (an equal time budget for comparing recipes)
     time_limit: float = 0.0
+    # a run directory whose raw G initialises this run's G and G_ema (the same network):
+    # SRGAN and ESRGAN start from a PSNR-oriented run; "" = random initialisation
+    init_from: str = ""
 
     def __post_init__(self) -> None:
         at_least("train.d_steps", self.d_steps, 0, " (0 = no D: G on its other terms)")

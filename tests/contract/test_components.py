@@ -109,10 +109,11 @@ def test_loss_gradients_reach_the_right_network(loss_name):
     D.zero_grad(set_to_none=True)
     # G update with D frozen: only G gets a gradient
     D.requires_grad_(False)
-    loss.g_loss(D(G(z))).backward()
+    real_logits = D(real) if loss.g_needs_real else None  # relativistic: G compares with them
+    loss.g_loss(D(G(z)), real_logits).backward()
     assert all(p.grad is None for p in D.parameters())
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in G.parameters())
-    for value in (loss.d_loss(D(real), D(G(z))), loss.g_loss(D(G(z)))):
+    for value in (loss.d_loss(D(real), D(G(z))), loss.g_loss(D(G(z)), real_logits)):
         assert value.dim() == 0 and torch.isfinite(value)
 
 

@@ -58,7 +58,8 @@ class Trainer:
         self.d_lazy = [r for r in self.d_regs if r.interval > 1]
         self.g_lazy = [r for r in self.g_regs if r.interval > 1]
         self.real_grad = any(r.needs_real_grad for r in self.d_regs)
-        self.g_real_features = any(r.needs_real_features for r in self.g_regs)
+        self.g_real_features = any(r.needs_real_features for r in self.g_regs) or \
+            state.loss.g_needs_real  # e.g. the relativistic loss compares with real logits
         for note in prepare_networks(state, self.real_grad):  # compile, channels_last
             self.out.say(note)
         self.hooks = list(state.hooks.values())
@@ -240,7 +241,7 @@ class Trainer:
                 if self.g_real_features and real_view is not None:
                     with torch.no_grad():  # the D that scores the fakes scores the reals too
                         real_out = as_float(D.score(*real_view))
-        loss = s.loss.g_loss(fake_out["logits"]) if gan else 0.0
+        loss = s.loss.g_loss(fake_out["logits"], real_out.get("logits")) if gan else 0.0
         ctx = StepContext(s.G, D, self.task.target(data_step, s.step), fake, None, None,
                           fake_out["logits"], s.step, s.generator, phase="G",
                           fake_labels=fake_labels, real_out=real_out, fake_out=fake_out,
