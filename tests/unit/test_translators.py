@@ -136,3 +136,47 @@ def test_the_image_pool_returns_stored_fakes_with_its_probability():
     a = pool.prepare_fake(SimpleNamespace(generator=g1), new)
     b = other.prepare_fake(SimpleNamespace(generator=g2), new)
     assert torch.equal(a, b)
+
+
+def test_vgg19_matches_torchvision_layout_and_loads_its_state_dict(tmp_path, monkeypatch):
+    from gankit.metrics.features.vgg import VGG19Extractor, vgg19_features
+
+    net = vgg19_features()
+    assert _params(net) == 20_024_384  # torchvision's vgg19().features
+    state = {f"features.{k}": v for k, v in net.state_dict().items()}
+    state["classifier.0.weight"] = torch.zeros(1)  # ignored
+    torch.save(state, tmp_path / "vgg19-dcbb9e9d.pth")
+    monkeypatch.setenv("GANKIT_CACHE_DIR", str(tmp_path))
+    ext = VGG19Extractor()
+    x = torch.rand(2, 1, 20, 20) * 2 - 1  # grey, small: RGB and upscaled to 32
+    maps = ext.feature_maps(x)
+    assert maps.shape == (2, 512, 2, 2) and (maps >= 0).all()  # after conv5_4's ReLU
+    monkeypatch.setenv("GANKIT_CACHE_DIR", str(tmp_path / "empty"))
+    with pytest.raises(FileNotFoundError, match="VGG19 weights vgg19-dcbb9e9d.pth not found"):
+        VGG19Extractor()
+
+
+def test_perceptual_loss_falls_back_to_d_features_and_is_zero_at_the_target(monkeypatch,
+                                                                           tmp_path, capsys):
+    from gankit.regularizers.translation import Perceptual
+    from gankit.training.context import StepContext
+
+    monkeypatch.setenv("GANKIT_CACHE_DIR", str(tmp_path))
+    D = DISCRIMINATORS.get("patchgan")(in_shape=(1, 16, 16), width=4, n_layers=2)
+    target = torch.randn(3, 1, 16, 16)
+    reg = Perceptual(weight=2.0)
+
+    def ctx(fake):
+        out = D.score(fake)
+        return StepContext(None, D, target, fake, None, None, out["logits"], 0,
+                           torch.Generator(), phase="G", fake_out=out)
+
+    D.eval()  # BatchNorm in eval mode: the same input gives the same features
+    assert reg(ctx(target.clone())).item() == 0.0
+    assert "uses D's own features" in capsys.readouterr().err
+    fake = torch.randn(3, 1, 16, 16, requires_grad=True)
+    value = reg(ctx(fake))
+    expected = 2.0 * (D.score(fake)["features"] - D.score(target)["features"]).pow(2).mean()
+    torch.testing.assert_close(value, expected)
+    value.backward()
+    assert fake.grad.abs().sum() > 0

@@ -119,3 +119,76 @@ class Identity(RegularizerBase):
         domains = 2 if hasattr(ctx.G, "reconstruct") else 1
         o = self.options
         return o.weight * o.interval * _per_domain_l1(ctx.G(target), target, domains)
+
+
+@REGULARIZERS.register("perceptual", "feature-space distance to the target: VGG19 when its "
+                                     "weights are found, else D's features (Johnson 2016)")
+class Perceptual(RegularizerBase):
+    """weight * mean (phi(G(source)) - phi(target))^2 over a feature space phi: SRGAN's VGG
+    content loss (Ledig et al. 2017, eq. 5, the 1/12.75 rescaling folded into the weight),
+    after Johnson et al. 2016.
+
+    ``features``: ``auto`` (VGG19 conv5_4 when its weights are found,
+    `gankit.metrics.features.vgg`; else D's own penultimate features, a discriminator
+    feature loss, with a note saying so), ``d``, or a registered extractor spec (e.g.
+    ``lenet_mnist5k``, ``vgg19:PATH``). The target's features carry no gradient.
+    """
+
+    @dataclass(frozen=True)
+    class Options:
+        weight: float = 1.0
+        features: str = "auto"  # auto, d, or an extractor spec (vgg19, lenet_mnist5k, ...)
+        interval: int = 1
+
+        def __post_init__(self) -> None:
+            at_least("weight", self.weight, 0)
+            from gankit.registry import EXTRACTORS
+
+            if self.features not in ("auto", "d") and \
+                    self.features.partition(":")[0] not in EXTRACTORS.names():
+                raise ValueError(f"features must be auto, d or an extractor "
+                                 f"({', '.join(EXTRACTORS.names())}), got {self.features!r}")
+            at_least("interval", self.interval, 1)
+
+    phases = ("G",)
+
+    def __init__(self, options=None, /, **values) -> None:
+        super().__init__(options, **values)
+        self._extractor = None
+        self.space: str | None = None  # what phi turned out to be: "vgg19", "d", a spec
+
+    def _resolve(self, device) -> None:
+        from gankit.metrics.features import build_extractor
+        from gankit.utils.console import note
+
+        spec = self.options.features
+        if spec == "auto":
+            try:
+                self._extractor = build_extractor("vgg19", device=device)
+                spec = "vgg19"
+            except FileNotFoundError:
+                spec = "d"
+                note("regularizers.perceptual: the VGG19 weights are not here; the "
+                     "perceptual loss uses D's own features")
+        elif spec != "d":
+            self._extractor = build_extractor(spec, device=device)
+            self._extractor.requires_grad_(False)
+        self.space = spec
+
+    def __call__(self, ctx) -> torch.Tensor:
+        target = _needs(ctx, "real", "perceptual", "targets (translation data)")
+        if self.space is None:
+            self._resolve(target.device)
+        if self.space == "d":
+            cond = ctx.source if getattr(ctx.D, "takes_source", False) else None
+            fake_f = ctx.fake_out.get("features")
+            if fake_f is None:
+                fake_f = ctx.D.score(ctx.fake, cond)["features"]
+            with torch.no_grad():
+                real_f = ctx.D.score(target, cond)["features"]
+        else:
+            fake_f = self._extractor.feature_maps(ctx.fake)
+            with torch.no_grad():
+                real_f = self._extractor.feature_maps(target)
+        o = self.options
+        return o.weight * o.interval * (fake_f - real_f).pow(2).mean()

@@ -90,6 +90,11 @@ class Extractor(nn.Module):
         """Features [B, D] and logits [B, K] (or None) of a prepared batch."""
         raise NotImplementedError
 
+    def feature_maps(self, x: torch.Tensor) -> torch.Tensor:
+        """Differentiable features of images ``x`` in [-1, 1] (no quantisation, one batch),
+        for perceptual losses: spatial maps where the network has them, else [B, D]."""
+        return self._forward(self._prepare(x))[0]
+
     def _check_input(self, x) -> torch.Tensor:
         if isinstance(x, np.ndarray):
             x = torch.from_numpy(x)
