@@ -62,3 +62,23 @@ def test_mismatched_data_and_generators_are_one_line_errors(tmp_path, capsys, ar
                  "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_srgan_starts_from_an_srresnet_run_and_resumes_bit_for_bit(tmp_path):
+    torch.set_num_threads(1)
+    sr = tmp_path / "srresnet"
+    assert main(["train", "srresnet", "--steps", "2", "--out", str(sr), *COMMON,
+                 *TINY["srresnet"]]) == 0
+    args = [*COMMON, *TINY["srresnet"], "--set", f"train.init_from={sr}"]
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert main(["train", "srgan", "--steps", "4", "--out", str(straight), *args]) == 0
+    assert main(["train", "srgan", "--steps", "2", "--out", str(split), *args]) == 0
+    assert main(["train", "--resume", str(split), "--steps", "4", "--no-progress"]) == 0
+    (_, a), (_, b) = _nets(straight), _nets(split)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # the run started from srresnet's G: its first checkpoint is 2 steps from those weights
+    init = load_checkpoint(list_checkpoints(sr)[-1])["G"]
+    first = load_checkpoint(list_checkpoints(split)[0])["G"]
+    assert any(not torch.equal(init[k], first[k]) for k in init)
+    assert max(float((init[k] - first[k]).abs().max()) for k in init
+               if init[k].is_floating_point()) < 0.05  # (not BatchNorm's batch counters)
