@@ -80,5 +80,7 @@ def test_srgan_starts_from_an_srresnet_run_and_resumes_bit_for_bit(tmp_path):
     init = load_checkpoint(list_checkpoints(sr)[-1])["G"]
     first = load_checkpoint(list_checkpoints(split)[0])["G"]
     assert any(not torch.equal(init[k], first[k]) for k in init)
+    # two Adam steps of 1e-4 move each weight by at most about 2e-4 (BatchNorm's running
+    # statistics aside)
     assert max(float((init[k] - first[k]).abs().max()) for k in init
-               if init[k].is_floating_point()) < 0.05  # (not BatchNorm's batch counters)
+               if "running_" not in k and init[k].is_floating_point()) < 3e-4
