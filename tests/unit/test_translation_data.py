@@ -7,8 +7,8 @@ import torch
 from PIL import Image
 
 from gankit.data import load_dataset
+from gankit.data.mnist5k import mnist5k_split
 from gankit.data.paired import sobel_edges, with_sr_source
-from gankit.data.photos import mnist5k_split
 
 
 def _png(path, value, size=(8, 8)):
@@ -101,3 +101,39 @@ def test_super_resolution_sources_are_bicubic_downscales():
     assert torch.allclose(flat.source, torch.full((2, 1, 4, 4), 0.5))  # a flat image stays
     with pytest.raises(ValueError, match="data.lr_scale=3 does not divide the 16x16"):
         with_sr_source(load_dataset("digits", resolution=16), 3)
+
+
+def test_adapt_pairs_every_source_with_a_target_image_and_keeps_source_labels():
+    ds = load_dataset("adapt:mnist5k:train,digits", resolution=16)
+    src = load_dataset("mnist5k:train", resolution=16)
+    assert torch.equal(ds.source, src.x) and torch.equal(ds.y, src.y)
+    assert ds.x.shape == (4000, 1, 16, 16) and ds.domains == 1
+    digits = load_dataset("digits", resolution=16).x
+    # the 1,797 digits repeated (seeded) to 4,000: each at least twice
+    flat = {tuple(r.flatten().tolist()) for r in ds.x[:200]}
+    assert flat <= {tuple(r.flatten().tolist()) for r in digits}
+    with pytest.raises(ValueError, match="the split must be train or test"):
+        load_dataset("mnist5k:val")
+
+
+def test_the_semantic_term_is_the_classifiers_cross_entropy_on_its_own_labels():
+    from gankit.metrics.features import build_extractor
+    from gankit.regularizers.translation import Semantic
+    from gankit.training.context import StepContext
+
+    digits = load_dataset("mnist5k:test").x[:8]
+    reg = Semantic(weight=2.0)
+    lenet = build_extractor("lenet_mnist5k")
+    fake = digits.clone().requires_grad_(True)
+    ctx = StepContext(None, None, None, fake, None, None, None, 0, torch.Generator(),
+                      phase="G", source=digits)
+    value = reg(ctx)
+    labels = lenet.logits(digits).argmax(1)
+    expected = 2.0 * torch.nn.functional.cross_entropy(lenet.logits(digits), labels)
+    torch.testing.assert_close(value, expected)
+    assert value < 2.0 * 0.1  # real digits: the classifier is sure of its own labels
+    value.backward()
+    assert fake.grad.abs().sum() > 0
+    noise = torch.rand(8, 1, 28, 28) * 2 - 1  # a translation that destroys the digit costs more
+    assert reg(StepContext(None, None, None, noise, None, None, None, 0, torch.Generator(),
+                           phase="G", source=digits)) > value

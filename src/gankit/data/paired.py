@@ -10,6 +10,8 @@
   length. A sample holds both domains stacked on the channel axis, ``x = [b | a]`` and
   ``source = [a | b]``, so that a two-domain translator maps the source to the target of
   each domain (CycleGAN: G_AB(a) and G_BA(b)); the pairing carries no meaning.
+- ``adapt:SOURCE,TARGET``: one-way unpaired translation for domain adaptation: the target
+  domain's images, the source images and their labels (PixelDA).
 - ``edges2mnist``: the mnist5k digits (targets) and their edge maps (inputs): the Sobel
   gradient magnitude, scaled per image to [-1, 1] (``edges2mnist:canny`` takes scikit-image's
   Canny edges, sigma 1, from the ``images`` extra).
@@ -131,6 +133,35 @@ def unpaired(arg: str | None, opts: LoadOptions) -> Dataset:
                    name=f"unpaired:{arg}", source=torch.cat([xa, xb], 1), domains=2)
 
 
+@DATASETS.register("adapt", "domain adaptation: adapt:SOURCE,TARGET, target images with "
+                            "source images (and their labels) to translate")
+def adapt(arg: str | None, opts: LoadOptions) -> Dataset:
+    """One-way unpaired translation (PixelDA, Bousmalis et al. 2017): ``x`` the TARGET
+    domain's images (what D calls real), ``source`` the SOURCE images G translates, ``y``
+    the SOURCE labels (the class each translation must keep). Both at one resolution; the
+    targets are repeated (seeded) or cut to the number of sources, which are all kept in
+    their order. The rows pair no content: a source and its target row are unrelated."""
+    from gankit.data import load_dataset
+
+    spec_s, spec_t = _split_pair("adapt", arg)
+    src, tgt = (load_dataset(s, resolution=opts.resolution, strict_images=opts.strict_images,
+                             stream=False, workers=opts.workers) for s in (spec_s, spec_t))
+    for spec, ds in ((spec_s, src), (spec_t, tgt)):
+        if ds.kind != "image":
+            raise ValueError(f"adapt:{arg}: {spec} holds {ds.kind}, not images")
+    xs, xt = src.x, tgt.x
+    if xs.shape[2:] != xt.shape[2:]:
+        side = max(xs.shape[-1], xt.shape[-1])
+        xs, xt = resize_images(xs, side), resize_images(xt, side)
+    g = torch.Generator().manual_seed(_UNPAIRED_SEED)
+    xt = _repeat(xt, len(xs), g) if len(xt) < len(xs) else \
+        xt[torch.randperm(len(xt), generator=g)[:len(xs)]]
+    if opts.channels is not None:
+        xt = convert_channels(xt, opts.channels)
+    return Dataset(x=xt.contiguous(), y=src.y, num_classes=src.num_classes, kind="image",
+                   name=f"adapt:{arg}", class_names=src.class_names, source=xs)
+
+
 def _repeat(x: torch.Tensor, n: int, g: torch.Generator) -> torch.Tensor:
     """``x`` itself when it has n rows, else every row once plus a seeded draw without
     repetition (cycling) up to n."""
@@ -166,10 +197,9 @@ def canny_edges(x: torch.Tensor) -> torch.Tensor:
                                   "translation: edges2mnist[:canny][,test]")
 def edges2mnist(arg: str | None, opts: LoadOptions) -> Dataset:
     """Targets: the digits of the fixed mnist5k train split (4,000; ``test``: the 1,000
-    held out, `gankit.data.photos.mnist5k_split`), labels kept for the classifier check;
+    held out, `gankit.data.mnist5k.mnist5k_split`), labels kept for the classifier check;
     inputs: their edges (``sobel``, the default, or ``canny``), computed at 28x28."""
-    from gankit.data.mnist5k import mnist5k
-    from gankit.data.photos import mnist5k_split
+    from gankit.data.mnist5k import mnist5k, mnist5k_split
 
     words = set(arg.split(",")) if arg else set()
     if not words <= {"sobel", "canny", "train", "test"} or {"sobel", "canny"} <= words \

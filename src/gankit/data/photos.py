@@ -10,7 +10,7 @@ returns them whole, for super-resolution evaluation.
 blended with a random 28x28 colour patch of a photograph by absolute difference,
 out = |patch - digit| per channel (0..255). Here the patches come from the ``photos``
 training photographs (the paper's BSDS500 is not available offline), digits from the fixed
-mnist5k split of `mnist5k_split` (4,000 train, 1,000 test, 100 per class held out) and
+mnist5k split (``mnist5k:train``, 4,000, and ``mnist5k:test``, 100 per class) and
 patches of the train split from the upper three quarters of each photograph, the test
 split's from the lower quarter. Labels are the digits'. Deterministic (seeded).
 """
@@ -24,6 +24,7 @@ import torch
 from PIL import Image
 
 from gankit.data._common import Dataset, LoadOptions, no_arg
+from gankit.data.mnist5k import mnist5k_split
 from gankit.registry import DATASETS
 from gankit.utils.extras import require
 
@@ -34,7 +35,7 @@ TRAIN_PHOTOS = ("hubble_deep_field.jpg", "ihc.png", "retina.jpg", "rocket.jpg",
 HELD_OUT = ("astronaut.png", "chelsea.png", "coffee.png")
 NUM_CROPS = 4096
 _CROP_SEED = 160_904  # seeds the crop positions
-_MNISTM_SEED = 2016  # seeds the digit split and the patch positions
+_MNISTM_SEED = 2016  # seeds the patch positions
 
 
 def _photo(name: str) -> np.ndarray:
@@ -84,20 +85,6 @@ def photos(arg: str | None, opts: LoadOptions) -> Dataset:
     return Dataset(x=x, y=None, num_classes=0, kind="image", name="photos")
 
 
-def mnist5k_split(test_per_class: int = 100) -> tuple[torch.Tensor, torch.Tensor]:
-    """A fixed stratified split of mnist5k: (train indices, test indices), ``test_per_class``
-    of each digit held out (seeded; the same on every machine)."""
-    from gankit.data.mnist5k import mnist5k
-
-    y = mnist5k(None, LoadOptions()).y
-    g = torch.Generator().manual_seed(_MNISTM_SEED)
-    test = torch.cat([torch.nonzero(y == c).flatten()[torch.randperm(int((y == c).sum()),
-                      generator=g)[:test_per_class]] for c in range(10)]).sort().values
-    keep = torch.ones(len(y), dtype=torch.bool)
-    keep[test] = False
-    return torch.nonzero(keep).flatten(), test
-
-
 @DATASETS.register("mnistm", "MNIST-M (Ganin et al. 2016): mnist5k digits blended with photo "
                              "patches; mnistm (4,000) or mnistm:test (1,000); gankit[images]")
 def mnistm(arg: str | None, opts: LoadOptions) -> Dataset:
@@ -108,7 +95,7 @@ def mnistm(arg: str | None, opts: LoadOptions) -> Dataset:
         raise ValueError(f"mnistm:{arg}: the split must be train (default) or test")
     split = arg or "train"
     digits = mnist5k(None, LoadOptions())
-    train_idx, test_idx = mnist5k_split()
+    train_idx, test_idx = mnist5k_split()  # the digits' fixed split
     idx = train_idx if split == "train" else test_idx
     band = (0.0, 0.75) if split == "train" else (0.75, 1.0)
     g = torch.Generator().manual_seed(_MNISTM_SEED + (split == "test"))

@@ -192,3 +192,48 @@ class Perceptual(RegularizerBase):
                 real_f = self._extractor.feature_maps(target)
         o = self.options
         return o.weight * o.interval * (fake_f - real_f).pow(2).mean()
+
+
+@REGULARIZERS.register("semantic", "semantic consistency: a frozen source classifier's "
+                                   "prediction survives translation (CyCADA, Hoffman 2018)")
+class Semantic(RegularizerBase):
+    """weight * CE(f(G(source)), argmax f(source)) with f a frozen classifier of the source
+    domain (Hoffman et al. 2018, CyCADA, eq. 4; the task-classifier signal of PixelDA,
+    Bousmalis et al. 2017, without training a second network). ``classifier`` is an
+    extractor with a class head (default ``lenet_mnist5k``)."""
+
+    needs_source = True
+
+    @dataclass(frozen=True)
+    class Options:
+        weight: float = 1.0
+        classifier: str = "lenet_mnist5k"  # an extractor with a class head
+        interval: int = 1
+
+        def __post_init__(self) -> None:
+            from gankit.registry import EXTRACTORS
+
+            at_least("weight", self.weight, 0)
+            if self.classifier.partition(":")[0] not in EXTRACTORS.names():
+                raise ValueError(f"classifier must be an extractor with a class head "
+                                 f"({', '.join(EXTRACTORS.names())}), got {self.classifier!r}")
+            at_least("interval", self.interval, 1)
+
+    phases = ("G",)
+
+    def __init__(self, options=None, /, **values) -> None:
+        super().__init__(options, **values)
+        self._classifier = None
+
+    def __call__(self, ctx) -> torch.Tensor:
+        from gankit.metrics.features import build_extractor
+
+        source = _needs(ctx, "source", "semantic", "sources (translation data)")
+        if self._classifier is None:
+            self._classifier = build_extractor(self.options.classifier, device=source.device)
+            self._classifier.requires_grad_(False)
+        with torch.no_grad():
+            labels = self._classifier.logits(source).argmax(1)
+        value = torch.nn.functional.cross_entropy(self._classifier.logits(ctx.fake), labels)
+        o = self.options
+        return o.weight * o.interval * value

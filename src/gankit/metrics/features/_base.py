@@ -90,6 +90,18 @@ class Extractor(nn.Module):
         """Features [B, D] and logits [B, K] (or None) of a prepared batch."""
         raise NotImplementedError
 
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Differentiable class logits [B, K] of images ``x`` in [-1, 1] (one batch).
+
+        Raises:
+            ValueError: the extractor has no classifier head.
+        """
+        logits = self._forward(self._prepare(x))[1]
+        if logits is None:
+            raise ValueError(f"extractor {self.name} has no classifier head; use a "
+                             "classifier such as lenet_mnist5k")
+        return logits
+
     def feature_maps(self, x: torch.Tensor) -> torch.Tensor:
         """Differentiable features of images ``x`` in [-1, 1] (no quantisation, one batch),
         for perceptual losses: spatial maps where the network has them, else [B, D]."""
