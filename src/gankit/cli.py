@@ -214,6 +214,17 @@ def _parser() -> argparse.ArgumentParser:
         parser.add_argument("--out", help="folder for the runs and results.json")
         _progress_argument(parser)
 
+    bd = b_sub.add_parser("domain-adaptation", help="MNIST -> MNIST-M: a classifier on "
+                          "source digits vs on pixelda's translations, tested on MNIST-M")
+    bd.add_argument("--seeds", type=int, default=3, help="number of seeds (3)")
+    bd.add_argument("--first-seed", type=int, default=0, metavar="FIRST")
+    bd.add_argument("--steps", type=int, help="pixelda steps per seed (default: the preset's)")
+    bd.add_argument("--epochs", type=int, default=10, help="classifier epochs (10)")
+    bd.add_argument("--set", dest="overrides", action="append", default=[],
+                    metavar="KEY=VALUE", help="a pixelda config override")
+    bd.add_argument("--out", help="folder for the runs and results.json")
+    _progress_argument(bd)
+
     bc = b_sub.add_parser("combine", help="one table from several results.json of a "
                           "benchmark (seeds run apart)")
     bc.add_argument("results", nargs="+", metavar="RESULTS_JSON",
@@ -502,6 +513,14 @@ def cmd_bench(args) -> int:
             out = Path(args.out) / "results.json" if Path(args.out).is_dir() else args.out
             atomic_write_json(out, report)
         bench = importlib.import_module(f"gankit.benchmarks.{report['benchmark']}")
+        print(bench.table(report))
+        return 0
+    if args.benchmark == "domain-adaptation":
+        from gankit.benchmarks import domain_adaptation as bench
+
+        report = bench.run(args.seeds, args.steps, first_seed=args.first_seed, out=args.out,
+                           overrides=args.overrides, epochs=args.epochs,
+                           progress=not args.no_progress, log=_say)
         print(bench.table(report))
         return 0
     recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]

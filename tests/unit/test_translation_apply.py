@@ -86,3 +86,17 @@ def test_folders_and_npz_round_trip(tmp_path):
     assert np.load(tmp_path / "y.npz")["x"].shape == (2, 1, 4, 4)
     with pytest.raises(ValueError, match="no such image, folder or npz"):
         translation.read_images(tmp_path / "missing.png")
+
+
+def test_domain_adaptation_report_pieces():
+    from gankit.benchmarks.domain_adaptation import paired_t, table
+
+    # differences 0.1, 0.2, 0.3: mean 0.2, sd 0.1, t = 0.2 / (0.1 / sqrt 3) = 3.464, df 2
+    p = paired_t([0.5, 0.5, 0.5], [0.6, 0.7, 0.8])
+    assert p == pytest.approx(0.0742, abs=1e-3)
+    assert paired_t([0.5], [0.9]) is None
+    report = {"preset": "pixelda", "rows": [{}, {}], "source_only": (0.5, 0.01),
+              "adapted": (0.9, 0.02), "p_value": 0.01}
+    text = table(report)
+    assert "| source only (mnist5k) | 50.0 ± 1.0 % | 2 |" in text
+    assert "| adapted (pixelda) | 90.0 ± 2.0 % | 2 |" in text and "gain +40.0 points" in text
