@@ -180,3 +180,37 @@ def test_perceptual_loss_falls_back_to_d_features_and_is_zero_at_the_target(monk
     torch.testing.assert_close(value, expected)
     value.backward()
     assert fake.grad.abs().sum() > 0
+
+
+def test_cycle_and_identity_terms_vanish_for_identity_generators_and_not_otherwise():
+    from gankit.regularizers.translation import Cycle, Identity, Reconstruction
+    from gankit.training.context import StepContext
+
+    class Same(nn.Module):
+        options = None
+
+        def forward(self, x, c=None):
+            return x * self.gain
+
+        gain = 1.0
+
+    G = TranslatorPair(Same, split=1)
+    a, b = torch.randn(4, 1, 8, 8), torch.randn(4, 1, 8, 8)
+    source, target = torch.cat([a, b], 1), torch.cat([b, a], 1)
+
+    def ctx():
+        return StepContext(G, None, target, G(source), None, None, None, 0,
+                           torch.Generator(), phase="G", source=source)
+
+    assert Cycle()(ctx()).item() == 0.0 and Identity()(ctx()).item() == 0.0
+    Same.gain = 2.0  # now G doubles: the round trip gives 4x, the identity 2x
+    expected_cycle = 10.0 * ((4 * a - a).abs().mean() + (4 * b - b).abs().mean())
+    torch.testing.assert_close(Cycle()(ctx()), expected_cycle)
+    expected_identity = 5.0 * ((2 * b - b).abs().mean() + (2 * a - a).abs().mean())
+    torch.testing.assert_close(Identity()(ctx()), expected_identity)
+    Same.gain = 1.0
+    # pix2pix's L1: 100 * mean |G(source) - target|
+    fake, tgt = torch.zeros(2, 1, 2, 2), torch.full((2, 1, 2, 2), 0.5)
+    c = StepContext(None, None, tgt, fake, None, None, None, 0, torch.Generator(), phase="G")
+    assert Reconstruction()(c).item() == pytest.approx(50.0)
+    assert Reconstruction(norm="l2", weight=1.0)(c).item() == pytest.approx(0.25)
