@@ -138,7 +138,7 @@ def test_the_fake_labels_follow_the_prior():
     assert torch.equal(state.G.cond.label_prior, sizes)
     assert torch.equal(trainer.batches.y, state.cluster_labels)
     state.G.cond.label_prior.copy_(torch.tensor([0.0, 0.0, 1.0, 0.0]))
-    assert trainer._fake_labels(64).tolist() == [2] * 64
+    assert trainer.task.labels(64).tolist() == [2] * 64
 
 
 def test_self_condition_needs_conditional_networks_and_valid_options():

@@ -127,15 +127,17 @@ class DivergenceGuard:
         return {"step": state.step, "event": "rollback", "failed_step": failed,
                 "reason": reason, "lr_scale": scale}
 
-    def recover(self, trainer, bad: str) -> None:
-        """Roll ``trainer``'s state back (`rollback`), apply its strategies again, drop the
-        failed attempt's log records, log the event and warn.
+    def recover(self, trainer, bad: str, bar=None) -> None:
+        """Roll ``trainer``'s state back (`rollback`), reset the step's own records, apply
+        its strategies again, drop the failed attempt's log records, log the event, warn and
+        move the progress ``bar`` back.
 
         Raises:
             TrainingDiverged: as `rollback`.
         """
         from gankit.training.health import HealthMonitor
 
+        trainer.last_real_view, trainer.last, trainer.step_losses = None, {}, {}
         event = self.rollback(trainer.state, bad)
         for strategy in trainer.strategies:
             strategy.apply(trainer)
@@ -146,6 +148,9 @@ class DivergenceGuard:
         trainer.out.warn(f"non-finite values at step {event['failed_step']} ({bad}); rolled "
                          f"back to step {event['step']} with the learning rates scaled by "
                          f"{event['lr_scale']:g}")
+        if bar is not None:
+            bar.n = trainer.state.step
+            bar.refresh()
 
 
 def _cpu_copy(tree):

@@ -23,7 +23,7 @@ from gankit.training.context import StepContext
 from gankit.training.faults import DivergenceGuard, TrainingInterrupted, stop_on_signals
 from gankit.training.health import HealthMonitor
 from gankit.training.joint import PairScoring
-from gankit.training.outputs import RunOutputs, progress_bar
+from gankit.training.outputs import RunOutputs, progress_bar, write_step_record
 from gankit.training.schedule import schedule_for, set_learning_rates
 from gankit.training.self_condition import SelfConditioning
 from gankit.training.speed import deterministic, prepare_networks
@@ -86,18 +86,6 @@ class Trainer:
             strategy.start(self)
 
     # -- one update each ---------------------------------------------------------------
-    def _z(self, n: int) -> torch.Tensor:  # this process's rows of the global batch's z
-        s = self.state
-        return self.batches.local(torch.randn(n, s.config.z_dim, generator=s.generator,
-                                              device=s.device))
-
-    def _fake_labels(self, n: int) -> torch.Tensor | None:
-        """Labels of generated samples (conditional only): uniform, or in proportion to G's
-        label prior (self-conditioning's cluster sizes)."""
-        s = self.state
-        return self.batches.local(s.G.cond.draw_labels(n, s.generator, s.device)) \
-            if s.conditional else None
-
     def _d_view(self, x: torch.Tensor) -> torch.Tensor:
         """What D sees: the input after every augmentation (applied to real and fake alike)."""
         for aug in self.augment:  # per-sample draws of the global batch, as in one process
@@ -281,11 +269,12 @@ class Trainer:
                 bad = {k: float(v) for k, v in self.world.mean(self.step_losses).items()
                        if not bool(torch.isfinite(v))}
                 if bad:
-                    self._rollback(bar, ", ".join(f"{k} = {v}" for k, v in bad.items()))
+                    self.guard.recover(self, ", ".join(f"{k} = {v}" for k, v in bad.items()),
+                                       bar)
                     t0, timed = time.perf_counter(), 0
                     continue
                 if log:
-                    record = self._log(t0, timed, bar)
+                    record = write_step_record(self, t0, timed, bar)
                     t0, timed = time.perf_counter(), 0
                 if cfg.sample_interval and s.step % cfg.sample_interval == 0:
                     self.save_samples()
@@ -295,7 +284,7 @@ class Trainer:
                     try:
                         self.save_checkpoint()
                     except NonFiniteStateError as exc:
-                        self._rollback(bar, f"{exc.tensor} is not finite")
+                        self.guard.recover(self, f"{exc.tensor} is not finite", bar)
                         t0, timed = time.perf_counter(), 0
                         continue
                 if bar is not None:
@@ -313,36 +302,6 @@ class Trainer:
         if bar is not None:
             bar.close()
         return record
-
-    def _log(self, t0: float, timed: int, bar) -> dict:
-        """The log record of this step (callbacks' and health values included), written,
-        with any health warning."""
-        record = {"step": self.state.step,
-                  **{k: float(v) for k, v in self.world.mean(self.last).items()}}
-        record["time/step_ms"] = (time.perf_counter() - t0) * 1000.0 / max(1, timed)
-        record.update(self.updates.log_values())
-        for cb in self.callbacks:
-            record.update(cb(self) or {})
-        warnings = []
-        if self.health is not None:
-            record.update(self.health.measure(self))
-            warnings = self.health.check(record)
-        self.out.log(record)
-        for warning in warnings:
-            self.out.log(warning)
-            self.out.warn(warning["message"])
-        if bar is not None:
-            bar.set_postfix(D=f"{record['loss/D']:.3f}", G=f"{record['loss/G']:.3f}")
-        return record
-
-    def _rollback(self, bar, bad: str) -> None:
-        """A loss or a weight is NaN or infinite (``bad`` says which): back to the last good
-        state with lower rates (`DivergenceGuard.recover`), the step's own records reset."""
-        self.last_real_view, self.last, self.step_losses = None, {}, {}
-        self.guard.recover(self, bad)
-        if bar is not None:
-            bar.n = self.state.step
-            bar.refresh()
 
     # -- outputs ---------------------------------------------------------------------------
     def generate_fixed(self) -> torch.Tensor:

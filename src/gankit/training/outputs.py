@@ -5,6 +5,7 @@ the loop can run under data parallelism; without a run directory nothing is writ
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -138,3 +139,27 @@ class RunOutputs:
 def progress_bar(start: int, total: int):
     """A bar of training steps on stderr (`gankit.utils.progress.progress_bar`)."""
     return _progress.progress_bar(total, initial=start, unit="step")
+
+
+def write_step_record(trainer, t0: float, timed: int, bar) -> dict:
+    """The log record of ``trainer``'s step (its losses averaged over processes, the step
+    time since ``t0`` over ``timed`` steps, callbacks' and health values), written with any
+    health warning; the progress bar shows the losses."""
+    record = {"step": trainer.state.step,
+              **{k: float(v) for k, v in trainer.world.mean(trainer.last).items()}}
+    record["time/step_ms"] = (time.perf_counter() - t0) * 1000.0 / max(1, timed)
+    record.update(trainer.updates.log_values())
+    for cb in trainer.callbacks:
+        record.update(cb(trainer) or {})
+    warnings = []
+    if trainer.health is not None:
+        record.update(trainer.health.measure(trainer))
+        warnings = trainer.health.check(record)
+    trainer.out.log(record)
+    for warning in warnings:
+        trainer.out.log(warning)
+        trainer.out.warn(warning["message"])
+    if bar is not None:
+        bar.set_postfix({k[len("loss/"):]: f"{record[k]:.3f}" for k in ("loss/D", "loss/G")
+                         if k in record})
+    return record

@@ -37,8 +37,21 @@ class LatentTask:
 
     def fake_inputs(self, data_step: int, step: int, n: int) -> tuple:
         """(z, labels for G, labels for D): labels drawn first, then z (from the run's RNG)."""
-        labels = self.trainer._fake_labels(n)
-        return self.trainer._z(n), labels, labels
+        labels = self.labels(n)
+        return self.z(n), labels, labels
+
+    def z(self, n: int) -> torch.Tensor:
+        """This process's rows of a global batch of ``n`` latents."""
+        s, batches = self.trainer.state, self.trainer.batches
+        return batches.local(torch.randn(n, s.config.z_dim, generator=s.generator,
+                                         device=s.device))
+
+    def labels(self, n: int) -> torch.Tensor | None:
+        """Labels of ``n`` generated samples (conditional only; this process's rows):
+        uniform, or in proportion to G's label prior (self-conditioning's cluster sizes)."""
+        s = self.trainer.state
+        return self.trainer.batches.local(s.G.cond.draw_labels(n, s.generator, s.device)) \
+            if s.conditional else None
 
     def target(self, data_step: int, step: int) -> None:
         return None
