@@ -149,6 +149,17 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--out", help="output folder (default RUN_DIR/show)")
     w.add_argument("--seed", type=int, default=0)
 
+    sy = sub.add_parser("synth", help="a labelled synthetic dataset from a conditional run: "
+                        "class folders or an npz, with a manifest")
+    sy.add_argument("run_dir")
+    sy.add_argument("--per-class", type=int, required=True, metavar="N",
+                    help="samples of every class")
+    sy.add_argument("--out", required=True, help="FILE.npz (x uint8, y) or a directory")
+    sy.add_argument("--seed", type=int, default=0)
+    sy.add_argument("--truncation", type=float, metavar="PSI",
+                    help="truncation trick (biggan runs)")
+    sy.add_argument("--no-ema", dest="ema", action="store_false", default=True)
+
     tr = sub.add_parser("translate", help="run a translation run's G on images: a file, a "
                         "folder or an npz; OUT mirrors INPUT")
     tr.add_argument("run_dir")
@@ -224,6 +235,19 @@ def _parser() -> argparse.ArgumentParser:
                     metavar="KEY=VALUE", help="a pixelda config override")
     bd.add_argument("--out", help="folder for the runs and results.json")
     _progress_argument(bd)
+
+    ba = b_sub.add_parser("augment", help="classification accuracy score and augmentation "
+                          "gain of a conditional GAN's samples (Ravuri and Vinyals 2019)")
+    ba.add_argument("--data", default="mnist5k", choices=["mnist5k", "digits"])
+    ba.add_argument("--preset", default="cgan", help="a class-conditional preset (cgan)")
+    ba.add_argument("--seeds", type=int, default=5, help="number of seeds (5)")
+    ba.add_argument("--first-seed", type=int, default=0, metavar="FIRST")
+    ba.add_argument("--steps", type=int, help="GAN steps per seed (default: the preset's)")
+    ba.add_argument("--epochs", type=int, default=10, help="classifier epochs (10)")
+    ba.add_argument("--set", dest="overrides", action="append", default=[],
+                    metavar="KEY=VALUE", help="a GAN config override")
+    ba.add_argument("--out", help="folder for the runs and results.json")
+    _progress_argument(ba)
 
     bc = b_sub.add_parser("combine", help="one table from several results.json of a "
                           "benchmark (seeds run apart)")
@@ -463,6 +487,20 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_synth(args) -> int:
+    from gankit import api, synth
+
+    run = api.load(args.run_dir)
+    x, y = synth.synthesize(run, args.per_class, seed=args.seed, truncation=args.truncation,
+                            ema=args.ema)
+    manifest = {"run": str(Path(args.run_dir).resolve()), "step": run.step,
+                "seed": args.seed, "truncation": args.truncation, "ema": args.ema,
+                "per_class": args.per_class, "classes": run.info.num_classes}
+    where = synth.write_dataset(x, y, args.out, manifest)
+    print(f"wrote {len(y)} samples to {args.out} (manifest {where})")
+    return 0
+
+
 def cmd_translate(args) -> int:
     from gankit import api, translation
 
@@ -515,6 +553,14 @@ def cmd_bench(args) -> int:
         bench = importlib.import_module(f"gankit.benchmarks.{report['benchmark']}")
         print(bench.table(report))
         return 0
+    if args.benchmark == "augment":
+        from gankit.benchmarks import augment as bench
+
+        report = bench.run(args.data, args.seeds, args.steps, first_seed=args.first_seed,
+                           preset=args.preset, out=args.out, overrides=args.overrides,
+                           epochs=args.epochs, progress=not args.no_progress, log=_say)
+        print(bench.table(report))
+        return 0
     if args.benchmark == "domain-adaptation":
         from gankit.benchmarks import domain_adaptation as bench
 
@@ -553,7 +599,7 @@ def cmd_data(args) -> int:
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval,
             "extractor": cmd_extractor, "bench": cmd_bench, "show": cmd_show,
             "doctor": cmd_doctor, "report": cmd_report, "export": cmd_export,
-            "data": cmd_data, "list": cmd_list, "translate": cmd_translate,
+            "data": cmd_data, "list": cmd_list, "translate": cmd_translate, "synth": cmd_synth,
             "upscale": cmd_upscale}
 
 

@@ -172,3 +172,24 @@ def convert_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
         weights = torch.tensor(_LUMA, dtype=x.dtype).view(1, 3, 1, 1)
         return (x * weights).sum(dim=1, keepdim=True)
     raise ValueError(f"cannot convert images with {c} channels to {channels}; supported: 1 or 3")
+
+
+def fixed_split(y: torch.Tensor, test_per_class: int, seed: int) -> tuple[torch.Tensor,
+                                                                         torch.Tensor]:
+    """A stratified split of labels ``y`` [N]: (train indices, test indices), sorted, with
+    ``test_per_class`` of every class held out, drawn by a generator seeded ``seed``."""
+    g = torch.Generator().manual_seed(seed)
+    classes = int(y.max()) + 1
+    test = torch.cat([torch.nonzero(y == c).flatten()[torch.randperm(int((y == c).sum()),
+                      generator=g)[:test_per_class]] for c in range(classes)]).sort().values
+    keep = torch.ones(len(y), dtype=torch.bool)
+    keep[test] = False
+    return torch.nonzero(keep).flatten(), test
+
+
+def split_arg(name: str, arg: str | None) -> str | None:
+    """``train`` or ``test`` of ``name:SPLIT`` (None: the whole dataset)."""
+    if arg not in (None, "train", "test"):
+        raise ValueError(f"{name}:{arg}: the split must be train or test (or none: all of "
+                         f"{name})")
+    return arg

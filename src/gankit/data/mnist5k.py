@@ -12,7 +12,7 @@ import gzip
 import numpy as np
 import torch
 
-from gankit.data._common import Dataset, LoadOptions
+from gankit.data._common import Dataset, LoadOptions, fixed_split, split_arg
 from gankit.registry import DATASETS
 
 _COLUMNS = 28 * 28 + 1  # pixels, then the label
@@ -54,9 +54,7 @@ def _load() -> tuple[np.ndarray, np.ndarray]:
 def mnist5k(arg: str | None, opts: LoadOptions) -> Dataset:
     """The 5,000 MNIST digits; x ``[5000, 1, 28, 28]`` in [-1, 1], y 0..9. ``train`` and
     ``test`` select the fixed stratified split (`mnist5k_split`)."""
-    if arg not in (None, "train", "test"):
-        raise ValueError(f"mnist5k:{arg}: the split must be train or test (or none: all "
-                         f"5,000)")
+    split_arg("mnist5k", arg)
     pixels, labels = _load()  # [5000, 784] 0..255, [5000]
     x = torch.from_numpy(pixels).view(-1, 1, 28, 28).float() / 127.5 - 1
     y = torch.from_numpy(labels)
@@ -76,10 +74,4 @@ def mnist5k(arg: str | None, opts: LoadOptions) -> Dataset:
 def mnist5k_split(test_per_class: int = 100) -> tuple[torch.Tensor, torch.Tensor]:
     """A fixed stratified split of mnist5k: (train indices, test indices), ``test_per_class``
     of each digit held out (seeded; the same on every machine)."""
-    y = mnist5k(None, LoadOptions()).y
-    g = torch.Generator().manual_seed(SPLIT_SEED)
-    test = torch.cat([torch.nonzero(y == c).flatten()[torch.randperm(int((y == c).sum()),
-                      generator=g)[:test_per_class]] for c in range(10)]).sort().values
-    keep = torch.ones(len(y), dtype=torch.bool)
-    keep[test] = False
-    return torch.nonzero(keep).flatten(), test
+    return fixed_split(mnist5k(None, LoadOptions()).y, test_per_class, SPLIT_SEED)

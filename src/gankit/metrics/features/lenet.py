@@ -150,7 +150,8 @@ def train_classifier(
         num_classes: K.
         seed: seed of the split, the initialisation, shuffling and augmentation.
         epochs, batch_size, max_lr: optimisation settings.
-        holdout: fraction of each class held out for the accuracy estimate.
+        holdout: fraction of each class held out for the accuracy estimate; 0 trains on
+            every sample (no held-out accuracy: NaN).
         augment: random rotation/scale/shift of training batches.
         dataset_name: recorded in the model's metadata (names its result keys).
         log: called with a progress line after every epoch.
@@ -167,7 +168,10 @@ def train_classifier(
         raise ValueError(
             f"labels must lie in 0..{num_classes - 1}, got {int(y.min())}..{int(y.max())}"
         )
-    train_idx, held_idx = stratified_split(y.numpy(), holdout, seed)
+    if holdout == 0:
+        train_idx, held_idx = np.arange(len(y)), np.arange(0)
+    else:
+        train_idx, held_idx = stratified_split(y.numpy(), holdout, seed)
     x = prepare(x)
     x_train, y_train = x[train_idx], y[train_idx]
     steps_per_epoch = math.ceil(len(x_train) / batch_size)
@@ -193,7 +197,7 @@ def train_classifier(
                     loss.backward()
                     opt.step()
                     sched.step()
-                if log is not None:
+                if log is not None and len(held_idx):
                     acc = accuracy(model, x[held_idx], y[held_idx])
                     log(f"epoch {epoch + 1}/{epochs} loss {loss.item():.4f} held-out acc {acc:.4f}")
     finally:
@@ -212,7 +216,8 @@ def train_classifier(
     }
     model.meta = {
         "dataset": dataset_name,
-        "heldout_accuracy": repr(accuracy(model, x[held_idx], y[held_idx])),
+        "heldout_accuracy": repr(accuracy(model, x[held_idx], y[held_idx])
+                                 if len(held_idx) else float("nan")),
         "num_train": str(len(train_idx)),
         "num_heldout": str(len(held_idx)),
         "settings": json.dumps(settings, sort_keys=True),
