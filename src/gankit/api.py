@@ -63,7 +63,8 @@ def dataset_for(config: C.Config):
     """The run's training data, as ``config.data`` says (streamed when it is large)."""
     d = config.data
     ds = load_dataset(d.name, resolution=d.resolution, channels=d.channels,
-                      strict_images=d.strict_images, stream=d.stream, workers=d.workers)
+                      strict_images=d.strict_images, stream=d.stream, workers=d.workers,
+                      columns=d.columns)
     if d.lr_scale:  # super-resolution: the targets' bicubic downscales are the sources
         from gankit.data.paired import with_sr_source
 

@@ -46,6 +46,9 @@ class DataConfig:
     # super-resolution: the sources are the images downscaled this many times (bicubic);
     # 0 = none (gankit.data.paired.with_sr_source)
     lr_scale: int = 0
+    # tables: column types that override the inferred ones, e.g. {age: categorical}
+    # (continuous, integer, categorical, boolean; gankit.tabular.table)
+    columns: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.lr_scale not in (0, 2, 4, 8):

@@ -54,6 +54,7 @@ def load_dataset(
     strict_images: bool = False,
     stream: bool | None = None,
     workers: int | None = None,
+    columns: dict | None = None,
 ) -> Dataset:
     """Load a dataset: into memory, or (large ``folder:``/``npz:`` images) as a stream.
 
@@ -68,6 +69,7 @@ def load_dataset(
             them into memory; None streams above `STREAM_BYTES` of float32.
         workers: processes that decode folder images (the first scan, training batches);
             0 decodes in this process; None: `default_workers` (cores - 1, at most 8).
+        columns: tables only: column name -> type overrides (``data.columns``).
 
     Returns:
         A `Dataset` whose ``name`` is ``spec``: images float32 ``[N, C, H, W]`` in [-1, 1],
@@ -89,7 +91,7 @@ def load_dataset(
         raise ValueError(f"dataset {spec!r} is a path: use 'folder:{spec}' or 'npz:{spec}'")
     factory = DATASETS.get(name)
     opts = LoadOptions(resolution=resolution, channels=channels, strict_images=strict_images,
-                       stream=stream, workers=workers)
+                       stream=stream, workers=workers, columns=dict(columns or {}))
     ds = factory(arg if sep else None, opts)
     if ds.kind == "points" and (resolution is not None or channels is not None):
         raise ValueError(

@@ -27,6 +27,7 @@ class LoadOptions:
     strict_images: bool = False  # an unreadable image file is an error instead of a warning
     stream: bool | None = None  # folder/npz images read from disk; None: above a size
     workers: int = 0  # processes that decode a streamed folder's images (0: this one)
+    columns: dict | None = None  # tables: column name -> type overrides (data.columns)
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ class Dataset:
             input whose output should be ``x[i]`` (`gankit.data.paired`); None otherwise.
         domains: 2 when ``x`` stacks two unpaired image domains on the channel axis
             (``unpaired:``), else 1.
+        table: a table's raw rows and fitted encoding (`gankit.data.tables.TableData`);
+            ``x`` is then the encoding, kind "points".
     """
 
     x: torch.Tensor
@@ -58,6 +61,7 @@ class Dataset:
     class_names: list[str] | None = None
     source: torch.Tensor | None = None
     domains: int = 1
+    table: object | None = None  # tables: the raw table and its encoding (data.tables)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
