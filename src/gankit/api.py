@@ -130,6 +130,10 @@ def data_info(ds, config: C.Config | None = None) -> DataInfo:
     self-conditioning the classes are ``config``'s clusters, whatever labels ``ds`` has."""
     k = config.self_condition.clusters if config is not None else 0
     source = tuple(ds.source.shape[1:]) if getattr(ds, "source", None) is not None else None
+    table = getattr(ds, "table", None)
+    if table is not None:  # rows are [encoded row | conditional vector] (gankit.tabular)
+        cond = sum(b["width"] for b in table.transform.discrete)
+        return DataInfo((ds.x.shape[1] + cond,), ds.kind, 0, table=table.transform.state_dict())
     return DataInfo(tuple(ds.x.shape[1:]), ds.kind, int(k or ds.num_classes), source,
                     getattr(ds, "domains", 1))
 

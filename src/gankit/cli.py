@@ -338,6 +338,17 @@ def cmd_sample(args) -> int:
     from gankit import api
 
     run = api.load(args.run_dir, device=args.device)
+    if run.info.table is not None or str(args.out).lower().endswith(".csv"):
+        from gankit.tabular.sampler import sample_table
+        from gankit.tabular.table import write_csv
+
+        if not str(args.out).lower().endswith(".csv"):
+            raise ValueError(f"--out {args.out}: a table run writes rows: use FILE.csv")
+        table = sample_table(run, args.n if args.n is not None else _table_rows(run), args.seed,
+                             args.ema)
+        write_csv(table, args.out)
+        print(f"wrote {len(table)} rows to {args.out}")
+        return 0
     if args.ema and run.G_ema is None:
         print("gankit: note: this run kept no EMA generator; sampling the raw G",
               file=sys.stderr)
@@ -485,6 +496,13 @@ def cmd_export(args) -> int:
               file=sys.stderr)
     print(describe(result))
     return 0
+
+
+def _table_rows(run, default: int = 1000) -> int:
+    """The default number of table rows to sample: the training table's."""
+    blocks = run.info.table["columns"] if run.info.table else []
+    counts = [sum(c["counts"]) for c in blocks if "counts" in c]
+    return counts[0] if counts else default
 
 
 def cmd_synth(args) -> int:

@@ -88,12 +88,21 @@ class RunOutputs:
 
     def samples(self, state, fake, real_points=None, nrow: int | None = None) -> Path | None:
         """``samples/step_*.png``: a grid of ``fake`` (``nrow`` images per row; by default
-        one class per column for a conditional run), or a scatter plot of 2D points over
-        ``real_points``."""
+        one class per column for a conditional run), a scatter plot of 2D points over
+        ``real_points``, or for a table ``samples/step_*.csv``: the rows decoded."""
         if not self.writes:
             return None
         path = self.run_dir / "samples" / f"step_{state.step:08d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
+        if state.info.table is not None:  # a table: the decoded rows as CSV
+            from gankit.tabular.table import write_csv
+            from gankit.tabular.transform import TableTransform
+
+            transform = TableTransform.from_state(state.info.table)
+            path = path.with_suffix(".csv")
+            write_csv(transform.decode(fake[:, :transform.dim]), path)
+            self.samples_step = state.step
+            return path
         if state.info.kind == "image":
             if nrow is None and state.c_fixed is not None:
                 nrow = state.info.num_classes

@@ -37,19 +37,23 @@ class DataInfo:
     num_classes: int  # 0 when unlabelled
     source_shape: tuple[int, ...] | None = None  # translation data: one source image
     domains: int = 1  # 2: two unpaired domains stacked on the channel axis (unpaired:)
+    table: dict | None = None  # tables: the fitted encoding (gankit.tabular.transform)
 
     def to_dict(self) -> dict:
         d = {"sample_shape": list(self.sample_shape), "kind": self.kind,
              "num_classes": self.num_classes}
         if self.source_shape is not None:
             d.update(source_shape=list(self.source_shape), domains=self.domains)
+        if self.table is not None:
+            d["table"] = self.table
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> DataInfo:
         source = d.get("source_shape")
         return cls(tuple(d["sample_shape"]), d["kind"], int(d["num_classes"]),
-                   tuple(source) if source is not None else None, int(d.get("domains", 1)))
+                   tuple(source) if source is not None else None, int(d.get("domains", 1)),
+                   d.get("table"))
 
 
 @dataclass
@@ -152,9 +156,17 @@ def build_networks(config: Config, info: DataInfo) -> tuple[nn.Module, nn.Module
     """Build G and D for ``info``'s sample shape (seeded by the caller); a translator G for
     translation data (its source shape), one network per domain for unpaired data."""
     g_cls = GENERATORS.get(config.generator.name)
-    translator = getattr(g_cls, "takes", "latent") == "image"
+    takes = getattr(g_cls, "takes", "latent")
+    translator = takes == "image"
     check_task(config, info, translator)
-    if translator:
+    if (takes == "table") != (info.table is not None):
+        raise ValueError(f"generator {config.generator.name} and data.name={config.data.name} "
+                         f"do not fit: a table (csv:PATH, breast_cancer, wine, grunfeld) "
+                         f"trains the ctgan generator, and ctgan trains on tables")
+    if takes == "table":
+        G = g_cls(out_shape=info.sample_shape, z_dim=config.z_dim, table=info.table,
+                  **config.generator.options)
+    elif translator:
         g_shapes = _per_domain(info.sample_shape, info.domains)
         G = _maybe_pair(lambda: g_cls(out_shape=g_shapes, in_shape=_per_domain(
             info.source_shape, info.domains), **config.generator.options), info, True)

@@ -122,6 +122,11 @@ class SourceTask:
 
 
 def task_for(trainer):
-    """The task of ``trainer``'s run: sources feed a translator G, latents any other."""
+    """The task of ``trainer``'s run: sources feed a translator G, conditional vectors and
+    latents a table G (`gankit.tabular.sampler.TableTask`), latents any other."""
     takes = getattr(trainer.state.G, "takes", "latent")
+    if takes == "table":
+        from gankit.tabular.sampler import TableTask
+
+        return TableTask(trainer)
     return SourceTask(trainer) if takes == "image" else LatentTask(trainer)
