@@ -125,6 +125,8 @@ def _parser() -> argparse.ArgumentParser:
                    "reference, keys real_*): what a perfect generator would get")
     e.add_argument("--download", action="store_true",
                    help="fetch the FID Inception weights when they are missing (internet)")
+    e.add_argument("--target", help="table runs: the column ML efficacy predicts (default: "
+                   "the last)")
     e.add_argument("--truncation", type=float, metavar="PSI",
                    help="score a run's samples drawn with the truncation trick (biggan and "
                    "stylegan2 runs); keys end in _truncPSI")
@@ -403,6 +405,12 @@ def cmd_eval(args) -> int:
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
     if metrics and set(metrics) & {"psnr", "ssim"}:
         return _eval_fidelity(args, metrics)
+    if Path(args.source).is_dir() and (Path(args.source) / "checkpoints").is_dir():
+        from gankit import api
+
+        run = api.load(args.source)
+        if run.info.table is not None:
+            return _eval_table(args, run)
     refine = _refine_options(args)
     out = args.out
     source = Path(args.source)
@@ -418,6 +426,41 @@ def cmd_eval(args) -> int:
                        reference=args.reference, download=args.download, log=_say,
                        progress=not args.no_progress, truncation=args.truncation)
     print(format_table(results))
+    print(f"wrote {out}")
+    return 0
+
+
+def _eval_table(args, run) -> int:
+    """``gankit eval RUN`` of a table run (`gankit.tabular.metrics`)."""
+    from gankit import api
+    from gankit.evaluation import format_table
+    from gankit.tabular import metrics as tm
+    from gankit.tabular.sampler import sample_table
+    from gankit.utils.io import atomic_write_json
+
+    train = api.dataset_for(run.config).table.table
+    synth = sample_table(run, args.n or len(train), args.seed, args.ema)
+    results = {**tm.column_fidelity(train, synth),
+               "association_difference": tm.association_difference(train, synth)}
+    if args.against:
+        from gankit.data import load_dataset
+
+        held = load_dataset(args.against, columns=run.config.data.columns)
+        if held.table is None:
+            raise ValueError(f"--against {args.against}: a table run is compared with "
+                             f"held-out rows of a table (e.g. breast_cancer:test)")
+        test = held.table.table
+        target = args.target or train.names[-1]
+        if target not in train.names:
+            raise ValueError(f"--target {target}: no such column; columns: "
+                             f"{', '.join(train.names)}")
+        results.update(tm.ml_efficacy(train, test, synth, target, args.seed))
+        results["efficacy_target"] = target
+        results.update(tm.dcr(train, test, synth))
+    out = Path(args.out or Path(args.source) / "metrics" / "eval_table.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out, results)
+    print(format_table({k: v for k, v in results.items() if isinstance(v, float)}))
     print(f"wrote {out}")
     return 0
 

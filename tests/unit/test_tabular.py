@@ -93,3 +93,52 @@ def test_built_in_tables():
     assert torch.isfinite(ds.x).all()
     wine = load_dataset("wine", columns={"cultivar": "categorical"})
     assert wine.table.transform.discrete[0]["counts"] == [59, 71, 48]
+
+
+def _t(**cols):
+    return Table([Column(n, kind, vals) for n, (kind, vals) in cols.items()])
+
+
+def test_column_fidelity_by_hand():
+    from gankit.tabular.metrics import column_fidelity
+
+    real = _t(v=("continuous", [1.0, 2.0, 3.0, 4.0]), c=("categorical", ["a", "a", "b", None]))
+    synth = _t(v=("continuous", [3.0, 4.0, 5.0, 6.0]), c=("categorical", ["a", "b", "b", "b"]))
+    f = column_fidelity(real, synth)
+    assert f["fidelity_v"] == pytest.approx(0.5)  # the ECDFs differ by 2/4 at most
+    # labels a, b, missing: real (.5, .25, .25), synthetic (.25, .75, 0): TV = (.25+.5+.25)/2
+    assert f["fidelity_c"] == pytest.approx(0.5)
+    assert f["fidelity_mean"] == pytest.approx(0.5)
+
+
+def test_associations_by_hand():
+    from gankit.tabular.metrics import association, association_difference
+
+    t = _t(x=("continuous", [1.0, 2.0, 3.0, 4.0]), y=("continuous", [2.0, 4.0, 6.0, 8.0]),
+           g=("categorical", ["a", "a", "b", "b"]), h=("categorical", ["u", "u", "v", "v"]))
+    assert association(t, "x", "y") == pytest.approx(1.0)
+    assert association(t, "g", "h") == pytest.approx(1.0)
+    # eta: group means 1.5 and 3.5 around 2.5: between 4 * 1 = 4, total 5: sqrt(0.8)
+    assert association(t, "g", "x") == pytest.approx(math.sqrt(0.8))
+    assert association_difference(t, t) == 0.0
+
+
+def test_efficacy_of_the_real_rows_themselves_is_one_and_dcr_by_hand():
+    from gankit.tabular.metrics import dcr, ml_efficacy
+
+    table = load_dataset("wine:train").table.table
+    test = load_dataset("wine:test").table.table
+    e = ml_efficacy(table, test, table, "cultivar")
+    assert e["efficacy_ratio"] == 1.0 and e["efficacy_real"] > 0.8
+    train = _t(v=("continuous", [0.0, 2.0]))  # standardised: mean 1, sd 1 -> -1, 1
+    d = dcr(train, _t(v=("continuous", [3.0])), _t(v=("continuous", [2.5])))
+    assert d["dcr_holdout"] == pytest.approx(1.0) and d["dcr_synthetic"] == pytest.approx(0.5)
+    assert d["dcr_ratio"] == pytest.approx(0.5)
+
+
+def test_table_splits_are_fixed_and_disjoint():
+    a, b = load_dataset("wine:train").table.table, load_dataset("wine:test").table.table
+    assert len(a) + len(b) == 178 and len(b) == 36
+    rows_a = {tuple(r) for r in zip(*(c.values for c in a.columns))}
+    rows_b = {tuple(r) for r in zip(*(c.values for c in b.columns))}
+    assert not rows_a & rows_b

@@ -11,6 +11,9 @@
   panel, 220 rows: ``firm`` (11 firm names, categorical), ``year`` (integer) and three
   continuous columns: a real table of mixed types that ships offline.
 
+The built-in tables take a fixed split: ``NAME:train`` (80 % of the rows) and ``NAME:test``
+(the other 20 %), drawn with a seed (`split_rows`), for protocols that hold rows out.
+
 The dataset's ``x`` is the CTGAN encoding (`gankit.tabular.transform`, fitted here with
 the seed 0) as float32 points [N, dim]; ``table`` holds the raw `Table` and its fitted
 `TableTransform`, which a run saves to write synthetic rows in the original columns.
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from gankit.data._common import Dataset, LoadOptions, need_arg, no_arg
+from gankit.data._common import Dataset, LoadOptions, need_arg, split_arg
 from gankit.registry import DATASETS
 from gankit.tabular.table import Column, Table, read_csv
 
@@ -65,10 +68,10 @@ def csv_table(arg: str | None, opts: LoadOptions) -> Dataset:
 def breast_cancer(arg: str | None, opts: LoadOptions) -> Dataset:
     from sklearn.datasets import load_breast_cancer
 
-    no_arg("breast_cancer", arg)
     table = _sklearn_table(load_breast_cancer, "diagnosis", ["malignant", "benign"],
                            "breast_cancer")
-    return _encoded(_retype(table, opts), "breast_cancer", opts)
+    return _encoded(split_rows(_retype(table, opts), "breast_cancer", arg), _name(
+        "breast_cancer", arg), opts)
 
 
 @DATASETS.register("wine", "scikit-learn's wine table: 178 rows, 13 continuous features and "
@@ -76,9 +79,8 @@ def breast_cancer(arg: str | None, opts: LoadOptions) -> Dataset:
 def wine(arg: str | None, opts: LoadOptions) -> Dataset:
     from sklearn.datasets import load_wine
 
-    no_arg("wine", arg)
     table = _sklearn_table(load_wine, "cultivar", ["class_0", "class_1", "class_2"], "wine")
-    return _encoded(_retype(table, opts), "wine", opts)
+    return _encoded(split_rows(_retype(table, opts), "wine", arg), _name("wine", arg), opts)
 
 
 @DATASETS.register("grunfeld", "statsmodels' Grunfeld panel: 220 rows, firm (categorical), "
@@ -86,14 +88,37 @@ def wine(arg: str | None, opts: LoadOptions) -> Dataset:
 def grunfeld(arg: str | None, opts: LoadOptions) -> Dataset:
     from gankit.utils.extras import require
 
-    no_arg("grunfeld", arg)
+    split_arg("grunfeld", arg)
     (module,) = require(("statsmodels.datasets.grunfeld",), "tables", "the grunfeld table")
     frame = module.load_pandas().data
     columns = [Column("firm", "categorical", [str(v) for v in frame["firm"]]),
                Column("year", "integer", [float(v) for v in frame["year"]])]
     columns += [Column(c, "continuous", [float(v) for v in frame[c]])
                 for c in ("invest", "value", "capital")]
-    return _encoded(_retype(Table(columns, "grunfeld"), opts), "grunfeld", opts)
+    return _encoded(split_rows(_retype(Table(columns, "grunfeld"), opts), "grunfeld", arg),
+                    _name("grunfeld", arg), opts)
+
+
+SPLIT_SEED = 2019
+TEST_FRACTION = 0.2
+
+
+def _name(name: str, arg: str | None) -> str:
+    return name if arg is None else f"{name}:{arg}"
+
+
+def split_rows(table: Table, name: str, arg: str | None) -> Table:
+    """``table`` whole (``arg`` None), or its fixed ``train`` (80 %) / ``test`` (20 %)
+    rows: a permutation seeded with `SPLIT_SEED`, test rows first."""
+    import torch
+
+    split_arg(name, arg)
+    if arg is None:
+        return table
+    order = torch.randperm(len(table), generator=torch.Generator().manual_seed(SPLIT_SEED))
+    cut = round(TEST_FRACTION * len(table))
+    idx = order[:cut] if arg == "test" else order[cut:]
+    return table.rows(sorted(idx.tolist()))
 
 
 def _retype(table: Table, opts: LoadOptions) -> Table:
