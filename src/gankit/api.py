@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import math
@@ -65,6 +66,13 @@ def dataset_for(config: C.Config):
     ds = load_dataset(d.name, resolution=d.resolution, channels=d.channels,
                       strict_images=d.strict_images, stream=d.stream, workers=d.workers,
                       columns=d.columns)
+    if d.classes:
+        ds = keep_classes(ds, d.classes)
+    if d.autoencode:  # reconstruction: each image is its own source
+        if ds.source is not None or ds.kind != "image" or ds.streamed:
+            raise ValueError(f"data.autoencode=true needs images in memory without sources; "
+                             f"{d.name} is not")
+        ds = dataclasses.replace(ds, source=ds.x)
     if d.lr_scale:  # super-resolution: the targets' bicubic downscales are the sources
         from gankit.data.paired import with_sr_source
 
@@ -73,6 +81,20 @@ def dataset_for(config: C.Config):
                              "with its images; set data.lr_scale=0")
         ds = with_sr_source(ds, d.lr_scale)
     return ds
+
+
+def keep_classes(ds, classes) -> object:
+    """``ds`` with only the rows of ``classes`` (labels kept as they are)."""
+    if ds.y is None or ds.streamed:
+        raise ValueError(f"data.classes needs labelled data in memory; {ds.name} has "
+                         f"{'no labels' if ds.y is None else 'streamed images'}")
+    bad = [c for c in classes if not 0 <= c < ds.num_classes]
+    if bad:
+        raise ValueError(f"data.classes: {bad[0]} is not a class of {ds.name} (0.."
+                         f"{ds.num_classes - 1})")
+    keep = torch.isin(ds.y, torch.tensor(list(classes)))
+    source = ds.source[keep] if ds.source is not None else None
+    return dataclasses.replace(ds, x=ds.x[keep], y=ds.y[keep], source=source)
 
 
 def cache_data(spec: str, *, resolution: int | None = None, channels: int | None = None,

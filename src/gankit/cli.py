@@ -151,6 +151,28 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--out", help="output folder (default RUN_DIR/show)")
     w.add_argument("--seed", type=int, default=0)
 
+    an = sub.add_parser("anomaly", help="anomaly detection: fit a method on normal data, "
+                        "score inputs, draw residual heatmaps")
+    an_sub = an.add_subparsers(dest="action", required=True)
+    af = an_sub.add_parser("fit", help="train a method's preset on the normal classes")
+    af.add_argument("method", help="ganomaly")
+    af.add_argument("--data", help="dataset (default: the preset's, mnist5k:train)")
+    af.add_argument("--normal", help="comma-separated normal classes, e.g. 0,1,2,3,4,5,6,7,8")
+    af.add_argument("--out", required=True)
+    af.add_argument("--steps", type=int)
+    af.add_argument("--seed", type=int)
+    af.add_argument("--set", dest="overrides", action="append", default=[],
+                    metavar="KEY=VALUE")
+    _progress_argument(af)
+    asc = an_sub.add_parser("score", help="anomaly scores of images (file, folder, npz)")
+    asc.add_argument("run_dir")
+    asc.add_argument("input")
+    asc.add_argument("--out", required=True, help="scores.csv (name,score)")
+    ah = an_sub.add_parser("heatmap", help="an image beside its pixel residual map")
+    ah.add_argument("run_dir")
+    ah.add_argument("image")
+    ah.add_argument("--out", required=True, help="map.png")
+
     sy = sub.add_parser("synth", help="a labelled synthetic dataset from a conditional run: "
                         "class folders or an npz, with a manifest")
     sy.add_argument("run_dir")
@@ -226,6 +248,18 @@ def _parser() -> argparse.ArgumentParser:
                             "the preset's)")
         parser.add_argument("--out", help="folder for the runs and results.json")
         _progress_argument(parser)
+
+    bn = b_sub.add_parser("anomaly", help="mnist5k leave-one-digit-out AUROC of an anomaly "
+                          "method beside IsolationForest and OneClassSVM")
+    bn.add_argument("--method", default="ganomaly")
+    bn.add_argument("--digits", default="0,1,2,3,4,5,6,7,8,9", help="left-out digits")
+    bn.add_argument("--seeds", type=int, default=3, help="number of seeds (3)")
+    bn.add_argument("--first-seed", type=int, default=0, metavar="FIRST")
+    bn.add_argument("--steps", type=int, help="steps per run (default: the preset's)")
+    bn.add_argument("--set", dest="overrides", action="append", default=[],
+                    metavar="KEY=VALUE")
+    bn.add_argument("--out", help="folder for the runs and results.json")
+    _progress_argument(bn)
 
     bd = b_sub.add_parser("domain-adaptation", help="MNIST -> MNIST-M: a classifier on "
                           "source digits vs on pixelda's translations, tested on MNIST-M")
@@ -548,6 +582,47 @@ def _table_rows(run, default: int = 1000) -> int:
     return counts[0] if counts else default
 
 
+def cmd_anomaly(args) -> int:
+    from gankit import anomaly, api
+
+    if args.action == "fit":
+        normal = [int(c) for c in args.normal.split(",")] if args.normal else None
+        result = anomaly.fit(args.method, args.out, data=args.data, normal=normal,
+                             steps=args.steps, overrides=args.overrides, seed=args.seed,
+                             progress=not args.no_progress)
+        print(f"fitted {args.method} on {result.state.config.data.name} "
+              f"(classes {list(result.state.config.data.classes) or 'all'}): {args.out}")
+        return 0
+    run = api.load(args.run_dir)
+    if args.action == "score":
+        from gankit.translation import read_images
+
+        if str(args.input).lower().endswith(".csv"):
+            raise ValueError(f"{args.input}: CSV rows need a table anomaly method; "
+                             f"{run.config.generator.name} scores images")
+        _, items = read_images(args.input)
+        scores = _scores_of(run, items)
+        where = anomaly.write_scores([n for n, _ in items], scores, args.out)
+        print(f"wrote {len(items)} scores to {where}")
+        return 0
+    from gankit.translation import read_images
+    from gankit.utils.io import atomic_write_bytes
+
+    _, items = read_images(args.image)
+    atomic_write_bytes(args.out, anomaly.heatmap_png(run, items[0][1]))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _scores_of(run, items):
+    """Scores of (name, image) items of any sizes: one image at a time."""
+    import torch
+
+    from gankit import anomaly
+
+    return torch.cat([anomaly.score(run, img[None]) for _, img in items])
+
+
 def cmd_synth(args) -> int:
     from gankit import api, synth
 
@@ -614,6 +689,15 @@ def cmd_bench(args) -> int:
         bench = importlib.import_module(f"gankit.benchmarks.{report['benchmark']}")
         print(bench.table(report))
         return 0
+    if args.benchmark == "anomaly":
+        from gankit.benchmarks import anomaly as bench
+
+        digits = [int(d) for d in args.digits.split(",")]
+        report = bench.run(args.method, digits, args.seeds, args.steps,
+                           first_seed=args.first_seed, out=args.out, overrides=args.overrides,
+                           progress=not args.no_progress, log=_say)
+        print(bench.table(report))
+        return 0
     if args.benchmark == "augment":
         from gankit.benchmarks import augment as bench
 
@@ -661,6 +745,7 @@ COMMANDS = {"train": cmd_train, "sample": cmd_sample, "eval": cmd_eval,
             "extractor": cmd_extractor, "bench": cmd_bench, "show": cmd_show,
             "doctor": cmd_doctor, "report": cmd_report, "export": cmd_export,
             "data": cmd_data, "list": cmd_list, "translate": cmd_translate, "synth": cmd_synth,
+            "anomaly": cmd_anomaly,
             "upscale": cmd_upscale}
 
 

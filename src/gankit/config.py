@@ -49,6 +49,10 @@ class DataConfig:
     # tables: column types that override the inferred ones, e.g. {age: categorical}
     # (continuous, integer, categorical, boolean; gankit.tabular.table)
     columns: dict[str, str] = field(default_factory=dict)
+    # labelled data: keep only these classes (e.g. the normal classes of anomaly detection)
+    classes: tuple[int, ...] = ()
+    # the sources of a translator are the images themselves (reconstruction: GANomaly)
+    autoencode: bool = False
 
     def __post_init__(self) -> None:
         if self.lr_scale not in (0, 2, 4, 8):

@@ -205,3 +205,13 @@ def train_recipe(recipe: dict, seed: int, steps: int | None, run_dir, **kwargs):
 
 def out_dir(base: str | Path | None, *parts: str) -> Path | None:
     return None if base is None else Path(base, *parts)
+
+
+def loaded_run(result):
+    """A `gankit.api.LoadedRun` of a finished `gankit.api.RunResult` kept in memory (a
+    benchmark run without a directory)."""
+    from gankit.api import LoadedRun
+
+    s = result.state
+    return LoadedRun(s.config, s.info, s.G.eval(), s.G_ema.eval() if s.G_ema else None,
+                     s.step)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from gankit.benchmarks._common import fmt, mean_se, out_dir
+from gankit.benchmarks._common import fmt, loaded_run, mean_se, out_dir
 from gankit.utils.io import atomic_write_json
 
 PRESET = "pixelda"
@@ -71,7 +71,7 @@ def run(seeds: int = 3, steps: int | None = None, *, first_seed: int = 0,
         run_dir = out_dir(out, f"pixelda_seed{seed}")
         result = api.train(PRESET, out=run_dir, seed=seed, steps=steps, overrides=overrides,
                            progress=progress)
-        loaded = api.load(run_dir) if run_dir is not None else _loaded(result)
+        loaded = api.load(run_dir) if run_dir is not None else loaded_run(result)
         translated = translation.translate(loaded, source.x)
         adapted = train_classifier(translated, source.y, 10, seed=seed, epochs=epochs,
                                    dataset_name="mnist5k:train->mnistm")
@@ -93,15 +93,6 @@ def run(seeds: int = 3, steps: int | None = None, *, first_seed: int = 0,
     if out is not None:
         atomic_write_json(Path(out) / "results.json", report)
     return report
-
-
-def _loaded(result):
-    """A `gankit.api.LoadedRun` of a finished run kept in memory (no run directory)."""
-    from gankit.api import LoadedRun
-
-    s = result.state
-    return LoadedRun(s.config, s.info, s.G.eval(), s.G_ema.eval() if s.G_ema else None,
-                     s.step)
 
 
 def table(report: dict) -> str:

@@ -1,0 +1,95 @@
+"""Anomaly detection with GANs: ``gankit anomaly fit | score | heatmap``.
+
+A method is a preset of the one training loop plus the scoring function of its generator
+(``G.anomaly_score(x, D)``, higher = more anomalous): ``ganomaly`` (Akcay et al. 2018).
+`fit` trains the preset on the normal classes only (``data.classes``); `score` scores
+images (a file, a folder or an npz), resized to the run's resolution and channels;
+`heatmap` draws the pixel-level residual |x - G(x)| beside the image.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+METHODS = ("ganomaly",)
+
+
+def fit(method: str, out: str | Path, data: str | None = None,
+        normal: Sequence[int] | None = None, steps: int | None = None,
+        overrides: Sequence[str] = (), seed: int | None = None, progress: bool = True):
+    """Train ``method``'s preset on the ``normal`` classes of ``data``."""
+    from gankit import api
+
+    if method not in METHODS:
+        raise ValueError(f"anomaly method {method!r}: choose one of {', '.join(METHODS)}")
+    extra = [f"data.classes=[{','.join(str(c) for c in normal)}]"] if normal else []
+    return api.train(method, out=out, data=data, steps=steps, seed=seed, progress=progress,
+                     overrides=[*extra, *overrides])
+
+
+def _scorer(run):
+    G = run.net(True)
+    if not hasattr(G, "anomaly_score"):
+        raise ValueError(f"{run.run_dir}: generator {run.config.generator.name} has no "
+                         f"anomaly score; fit one with gankit anomaly fit "
+                         f"{'|'.join(METHODS)}")
+    return G
+
+
+def prepare(run, x: torch.Tensor) -> torch.Tensor:
+    """Images [N, C, H, W] in [-1, 1] at the run's resolution and channels."""
+    from gankit.data._common import convert_channels, resize_images
+
+    c, side = run.info.sample_shape[0], run.info.sample_shape[-1]
+    return convert_channels(resize_images(x.float(), side), c)
+
+
+@torch.no_grad()
+def score(run, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Anomaly scores [N] of images ``x`` [N, C, H, W] in [-1, 1]."""
+    G = _scorer(run)
+    x = prepare(run, x)
+    return torch.cat([G.anomaly_score(x[i:i + batch_size]).cpu()
+                      for i in range(0, len(x), batch_size)])
+
+
+@torch.no_grad()
+def residual_map(run, image: torch.Tensor) -> torch.Tensor:
+    """|x - G(x)| averaged over channels [H, W] of one image [C, H, W] at the run's size."""
+    G = _scorer(run)
+    x = prepare(run, image[None])
+    return (x - G(x)).abs().mean(1)[0].cpu()
+
+
+def heatmap_png(run, image: torch.Tensor) -> bytes:
+    """A PNG: the image (as the run sees it) beside its residual map, scaled so that the
+    largest residual is white-hot (black, red, yellow, white)."""
+    from PIL import Image
+
+    x = prepare(run, image[None])[0]
+    r = residual_map(run, image)
+    r = (r / r.max().clamp_min(1e-8)).numpy()
+    hot = np.stack([np.clip(3 * r, 0, 1), np.clip(3 * r - 1, 0, 1), np.clip(3 * r - 2, 0, 1)],
+                   -1)
+    img = ((x.clamp(-1, 1) + 1) / 2).expand(3, -1, -1).permute(1, 2, 0).numpy()
+    both = np.concatenate([img, np.ones((img.shape[0], 2, 3)), hot], 1)
+    pil = Image.fromarray((both * 255).round().astype(np.uint8))
+    scale = max(1, 256 // pil.height)
+    pil = pil.resize((pil.width * scale, pil.height * scale), Image.NEAREST)
+    buf = io.BytesIO()
+    pil.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def write_scores(names: list[str], scores: torch.Tensor, out: str | Path) -> Path:
+    """``name,score`` rows as CSV, atomically."""
+    from gankit.utils.io import atomic_write_text
+
+    lines = ["name,score"] + [f"{n},{float(s)!r}" for n, s in zip(names, scores)]
+    atomic_write_text(out, "\n".join(lines) + "\n")
+    return Path(out)

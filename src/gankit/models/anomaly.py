@@ -1,0 +1,91 @@
+"""GANomaly's generator (Akcay, Atapour-Abarghouei and Breckon 2018, fig. 2), written from the
+paper: an encoder G_E maps an image x to a latent z, a decoder G_D maps z to the
+reconstruction x_hat, and a second encoder E maps x_hat to z_hat. Trained on normal data
+only, G reconstructs normal images and keeps z_hat close to z; an anomaly's latents drift
+apart, which is the anomaly score ||G_E(x) - E(G(x))||_1 (eq. 8; `anomaly_score`).
+
+Encoders: DCGAN's discriminator body (strided 4x4 convs, BatchNorm, LeakyReLU 0.2) and a
+linear layer to ``latent_dim``; decoder: DCGAN's generator. G is a translator whose
+sources are the images themselves (``data.autoencode=true``): the loop's reconstruction
+term is GANomaly's contextual loss, ``perceptual`` with D's features its adversarial
+(feature-matching) loss and ``latent_consistency`` its encoder loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from gankit.models.dcgan import DCGANDiscriminator, DCGANGenerator, _supported
+from gankit.models.translators import Translator
+from gankit.registry import GENERATORS
+from gankit.utils.checks import at_least, one_of
+
+
+def conv_encoder(shape: tuple, width: int, latent_dim: int) -> nn.Sequential:
+    """DCGAN's D body on ``shape`` images, then a linear layer to ``latent_dim``."""
+    body = DCGANDiscriminator(in_shape=shape, width=width).body
+    with torch.no_grad():
+        features = body(torch.zeros(2, *shape)).shape[1]
+    return nn.Sequential(body, nn.Linear(features, latent_dim))
+
+
+@GENERATORS.register("ganomaly", "GANomaly encoder-decoder-encoder G for anomaly detection "
+                                 "(Akcay et al. 2018)")
+class GANomalyGenerator(Translator):
+    """(images [N, C, R, R]) -> reconstructions [N, C, R, R] in [-1, 1]."""
+
+    test_options: ClassVar[dict] = {"width": 4, "latent_dim": 8}
+
+    @dataclass(frozen=True)
+    class Options:
+        width: int = 64  # channels of the encoders' first and the decoder's last stage
+        latent_dim: int = 100  # the paper's nz 100
+        conditioning: str = "none"
+        embed_dim: int = 0
+        output_scale: float = 1.0
+
+        def __post_init__(self) -> None:
+            at_least("width", self.width, 1)
+            at_least("latent_dim", self.latent_dim, 1)
+            one_of("conditioning", self.conditioning, ("none",))
+            at_least("embed_dim", self.embed_dim, 0)
+            if self.output_scale != 1.0:
+                raise ValueError(f"output_scale must be 1 for ganomaly, got {self.output_scale}")
+
+    @classmethod
+    def supports(cls, shape: tuple) -> bool:
+        return _supported(tuple(shape))
+
+    def __init__(self, out_shape: tuple, z_dim: int = 0, bounded: bool = True,
+                 num_classes: int = 0, in_shape: tuple | None = None,
+                 options: Options | None = None, **values) -> None:
+        super().__init__(options, values)
+        o = self.options
+        shape = tuple(out_shape)
+        if in_shape is not None and tuple(in_shape) != shape:
+            raise ValueError(f"ganomaly reconstructs its input: sources {tuple(in_shape)} and "
+                             f"images {shape} must match (data.autoencode=true)")
+        if not _supported(shape):
+            raise ValueError(f"ganomaly needs square images of side 4*2^k or 7*2^k (8, 14, "
+                             f"16, 28, 32, 64, ...), got {shape}; set data.resolution")
+        self.encoder = conv_encoder(shape, o.width, o.latent_dim)
+        self.decoder = DCGANGenerator(z_dim=o.latent_dim, out_shape=shape, width=o.width)
+        self.reencoder = conv_encoder(shape, o.width, o.latent_dim)
+
+    def forward(self, source: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decoder(self.encoder(source))
+
+    def latents(self, x: torch.Tensor, x_hat: torch.Tensor) -> tuple[torch.Tensor,
+                                                                    torch.Tensor]:
+        """(G_E(x), E(x_hat)) [N, latent_dim] each."""
+        return self.encoder(x), self.reencoder(x_hat)
+
+    @torch.no_grad()
+    def anomaly_score(self, x: torch.Tensor, D=None) -> torch.Tensor:
+        """||G_E(x) - E(G(x))||_1 / latent_dim per image [N] (higher: more anomalous)."""
+        z, z_hat = self.latents(x, self(x))
+        return (z - z_hat).abs().mean(1)

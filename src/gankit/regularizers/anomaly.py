@@ -1,0 +1,42 @@
+"""GANomaly's encoder loss (Akcay et al. 2018, eq. 6): weight * mean ||G_E(x) - E(G(x))||^2
+over the batch and the latent units: the second encoder learns to map a reconstruction to
+the latent of its source, so on normal data the two agree (their disagreement is the
+anomaly score)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from gankit.components import RegularizerBase
+from gankit.registry import REGULARIZERS
+from gankit.utils.checks import at_least
+
+
+@REGULARIZERS.register("latent_consistency", "GANomaly's encoder loss: the re-encoded "
+                                             "reconstruction matches the latent (Akcay 2018)")
+class LatentConsistency(RegularizerBase):
+    """L2 between the latent of the source and that of its reconstruction."""
+
+    generator = "ganomaly"  # needs latents(x, x_hat)
+    needs_source = True
+
+    @dataclass(frozen=True)
+    class Options:
+        weight: float = 1.0  # the paper's w_enc 1
+        interval: int = 1
+
+        def __post_init__(self) -> None:
+            at_least("weight", self.weight, 0)
+            at_least("interval", self.interval, 1)
+
+    phases = ("G",)
+
+    def __call__(self, ctx) -> torch.Tensor:
+        if ctx.source is None:
+            raise ValueError("regularizers.latent_consistency needs the images G encodes "
+                             "(data.autoencode=true)")
+        z, z_hat = ctx.G.latents(ctx.source, ctx.fake)
+        o = self.options
+        return o.weight * o.interval * (z - z_hat).pow(2).mean()
