@@ -1,7 +1,9 @@
 """Anomaly detection with GANs: ``gankit anomaly fit | score | heatmap``.
 
 A method is a preset of the one training loop plus the scoring function of its generator
-(``G.anomaly_score(x, D)``, higher = more anomalous): ``ganomaly`` (Akcay et al. 2018).
+(``G.anomaly_score(x, D)``, higher = more anomalous): ``ganomaly`` (Akcay et al. 2018),
+``fanogan`` (Schlegl et al. 2019: a ``wgan_gp`` run on the normal data in ``OUT/gan``, then
+the ``fanogan`` preset's izi_f encoder in ``OUT``).
 `fit` trains the preset on the normal classes only (``data.classes``); `score` scores
 images (a file, a folder or an npz), resized to the run's resolution and channels;
 `heatmap` draws the pixel-level residual |x - G(x)| beside the image.
@@ -16,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-METHODS = ("ganomaly",)
+METHODS = ("ganomaly", "fanogan")
 
 
 def fit(method: str, out: str | Path, data: str | None = None,
@@ -28,6 +30,16 @@ def fit(method: str, out: str | Path, data: str | None = None,
     if method not in METHODS:
         raise ValueError(f"anomaly method {method!r}: choose one of {', '.join(METHODS)}")
     extra = [f"data.classes=[{','.join(str(c) for c in normal)}]"] if normal else []
+    if method == "fanogan":  # f-AnoGAN's first stage: a WGAN-GP on the same normal data
+        if out is None:
+            raise ValueError("gankit anomaly fit fanogan needs --out (the first stage's run "
+                             "is kept in OUT/gan)")
+        data_spec = data or "mnist5k:train"
+        api.train("wgan_gp", out=Path(out) / "gan", data=data_spec, steps=steps, seed=seed,
+                  progress=progress, overrides=[*extra, "data.resolution=32",
+                                                *[o for o in overrides if o.startswith(
+                                                    ("data.", "train.batch_size"))]])
+        extra.append(f"generator.gan_run={Path(out) / 'gan'}")
     return api.train(method, out=out, data=data, steps=steps, seed=seed, progress=progress,
                      overrides=[*extra, *overrides])
 

@@ -148,7 +148,7 @@ def _options_cases():
 
 
 # an option where -1 or any string is a valid value would be listed here
-ANY_VALUE = set()
+ANY_VALUE = {"gan_run"}  # a path: any string
 
 
 @pytest.mark.parametrize("opts, field, bad", list(_options_cases()))
@@ -202,13 +202,17 @@ def test_regularizers_return_finite_scalars_with_gradient(name):
                                     num_classes=3, conditioning="acgan")
     reg = REGULARIZERS.get(name)()
     G = GENERATORS.get("dcgan")(z_dim=4, out_shape=(1, 16, 16), width=8)
-    if reg.generator is not None:  # a regulariser tied to one generator gets it, and its fakes
-        cls = GENERATORS.get(reg.generator)
+    if reg.generator is not None and not reg.needs_source:  # a regulariser tied to one
+        cls = GENERATORS.get(reg.generator)  # generator gets it, and its fakes
         G = cls(z_dim=8, out_shape=(1, 16, 16), bounded=True, num_classes=3,
                 conditioning="concat", **cls.test_options)
     labels, fake_labels = torch.tensor([0, 1, 2, 0]), torch.tensor([2, 2, 1, 0])
     channels, source = 1, None
-    if reg.needs_source:  # translation terms: two unpaired domains, one translator each
+    if reg.needs_source and reg.generator is not None:  # e.g. an anomaly model's term
+        cls = GENERATORS.get(reg.generator)
+        G = cls(out_shape=(1, 16, 16), **cls.test_options)
+        source = torch.randn(4, 1, 16, 16)
+    elif reg.needs_source:  # translation terms: two unpaired domains, one translator each
         from gankit.models.translators import TranslatorPair
 
         G = TranslatorPair(lambda: GENERATORS.get("resnet_translator")(

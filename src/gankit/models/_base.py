@@ -53,9 +53,9 @@ class ShapeSupport:
         return True
 
     def idle_parameters(self) -> set[str]:
-        """Names (as in ``named_parameters``) of the parameters the forward pass does not
-        use in the network's current state, which get no gradient: a progressively grown
-        network's other resolutions (`gankit.models.pggan`). None by default."""
+        """Names (as in ``named_parameters``) of the parameters that get no gradient in the
+        network's current state: a progressively grown network's other resolutions
+        (`gankit.models.pggan`), a frozen part (`gankit.models.anomaly`). None by default."""
         return set()
 
 

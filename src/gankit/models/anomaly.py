@@ -76,6 +76,10 @@ class GANomalyGenerator(Translator):
         self.decoder = DCGANGenerator(z_dim=o.latent_dim, out_shape=shape, width=o.width)
         self.reencoder = conv_encoder(shape, o.width, o.latent_dim)
 
+    def idle_parameters(self) -> set[str]:
+        """The second encoder: the latent loss and the score use it, the forward pass not."""
+        return {f"reencoder.{n}" for n, _ in self.reencoder.named_parameters()}
+
     def forward(self, source: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         return self.decoder(self.encoder(source))
 
@@ -89,3 +93,113 @@ class GANomalyGenerator(Translator):
         """||G_E(x) - E(G(x))||_1 / latent_dim per image [N] (higher: more anomalous)."""
         z, z_hat = self.latents(x, self(x))
         return (z - z_hat).abs().mean(1)
+
+
+def _frozen(module: nn.Module) -> nn.Module:
+    module.eval()
+    module.requires_grad_(False)
+    return module
+
+
+@GENERATORS.register("fanogan_encoder", "f-AnoGAN's izi_f encoder before a trained, frozen "
+                                        "WGAN-GP generator (Schlegl et al. 2019)")
+class FAnoGANEncoder(Translator):
+    """(images [N, C, R, R]) -> G(E(x)) [N, C, R, R]: E is trained, G and its critic come
+    frozen from the WGAN-GP run ``gan_run`` (f-AnoGAN's first stage).
+
+    f-AnoGAN (Schlegl et al. 2019, sec. 2.2.3): E maps an image to G's latent space, trained
+    with G and D fixed on ||x - G(E(x))||^2 / n + kappa ||f(x) - f(G(E(x)))||^2 / n_f, f = D's
+    features (``izi_f``); the same quantity is the anomaly score. E: DCGAN's D body and a
+    linear layer to G's z. G and the critic stay in eval mode and get no gradient step.
+    """
+
+    test_options: ClassVar[dict] = {"width": 4}
+
+    @dataclass(frozen=True)
+    class Options:
+        gan_run: str = ""  # the first stage's run; "" = untrained dcgan G and D (tests only)
+        width: int = 64  # channels of E's first stage
+        kappa: float = 1.0  # weight of the feature residual (the paper's 1)
+        conditioning: str = "none"
+        embed_dim: int = 0
+        output_scale: float = 1.0
+
+        def __post_init__(self) -> None:
+            at_least("width", self.width, 1)
+            at_least("kappa", self.kappa, 0)
+            one_of("conditioning", self.conditioning, ("none",))
+            at_least("embed_dim", self.embed_dim, 0)
+            if self.output_scale != 1.0:
+                raise ValueError(f"output_scale must be 1 for fanogan_encoder, got "
+                                 f"{self.output_scale}")
+
+    @classmethod
+    def supports(cls, shape: tuple) -> bool:
+        return _supported(tuple(shape))
+
+    def __init__(self, out_shape: tuple, z_dim: int = 0, bounded: bool = True,
+                 num_classes: int = 0, in_shape: tuple | None = None,
+                 options: Options | None = None, **values) -> None:
+        super().__init__(options, values)
+        o = self.options
+        shape = tuple(out_shape)
+        if not _supported(shape):
+            raise ValueError(f"fanogan_encoder needs square images of side 4*2^k or 7*2^k, "
+                             f"got {shape}; set data.resolution")
+        generator, critic, latent = self._first_stage(o.gan_run, shape)
+        self.generator, self.critic = _frozen(generator), _frozen(critic)
+        self.latent_dim = latent
+        self.encoder = conv_encoder(shape, o.width, latent)
+
+    @staticmethod
+    def _first_stage(run: str, shape: tuple):
+        """(G, D, z_dim) of the WGAN-GP run ``run`` (its newest checkpoint), or untrained
+        dcgan networks without a run."""
+        if not run:
+            return (DCGANGenerator(z_dim=16, out_shape=shape, width=4),
+                    DCGANDiscriminator(in_shape=shape, width=4, batch_norm=False), 16)
+        from pathlib import Path
+
+        from gankit import config as C
+        from gankit.training.checkpoint import list_checkpoints, load_checkpoint
+        from gankit.training.state import DataInfo, build_networks
+
+        paths = list_checkpoints(run) if Path(run).is_dir() else []
+        if not paths:
+            raise ValueError(f"generator.gan_run={run}: no checkpoint there; train the "
+                             f"first stage (a wgan_gp run on the normal data) first")
+        ckpt = load_checkpoint(paths[-1])
+        config = C.from_dict(C.upgrade(ckpt["config"], for_training=False))
+        info = DataInfo.from_dict(ckpt["data_info"])
+        if tuple(info.sample_shape) != shape:
+            raise ValueError(f"generator.gan_run={run} draws {tuple(info.sample_shape)} "
+                             f"images, this run's data are {shape}; use the same data")
+        G, D = build_networks(config, info)
+        G.load_state_dict(ckpt["G"])
+        D.load_state_dict(ckpt["D"])
+        return G, D, config.z_dim
+
+    def idle_parameters(self) -> set[str]:
+        """The frozen first stage's parameters: no gradient reaches them."""
+        return {n for n, p in self.named_parameters() if not p.requires_grad}
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.generator.eval()  # the first stage stays as trained (BatchNorm statistics too)
+        self.critic.eval()
+        return self
+
+    def forward(self, source: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        return self.generator(self.encoder(source))
+
+    def residuals(self, x: torch.Tensor) -> torch.Tensor:
+        """Per image: mean (x - G(E(x)))^2 + kappa mean (f(x) - f(G(E(x))))^2 [N]."""
+        x_hat = self(x)
+        f, f_hat = self.critic.score(x)["features"], self.critic.score(x_hat)["features"]
+        return (x - x_hat).pow(2).flatten(1).mean(1) + \
+            self.options.kappa * (f - f_hat).pow(2).flatten(1).mean(1)
+
+    @torch.no_grad()
+    def anomaly_score(self, x: torch.Tensor, D=None) -> torch.Tensor:
+        """f-AnoGAN's izi_f score per image [N] (higher: more anomalous)."""
+        return self.residuals(x)

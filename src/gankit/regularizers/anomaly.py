@@ -40,3 +40,30 @@ class LatentConsistency(RegularizerBase):
         z, z_hat = ctx.G.latents(ctx.source, ctx.fake)
         o = self.options
         return o.weight * o.interval * (z - z_hat).pow(2).mean()
+
+
+@REGULARIZERS.register("izi_f", "f-AnoGAN's encoder loss: image and critic-feature residuals "
+                                "of x and G(E(x)) (Schlegl et al. 2019)")
+class IziF(RegularizerBase):
+    """weight * mean over the batch of `FAnoGANEncoder.residuals` (the paper's loss)."""
+
+    generator = "fanogan_encoder"
+    needs_source = True
+
+    @dataclass(frozen=True)
+    class Options:
+        weight: float = 1.0
+        interval: int = 1
+
+        def __post_init__(self) -> None:
+            at_least("weight", self.weight, 0)
+            at_least("interval", self.interval, 1)
+
+    phases = ("G",)
+
+    def __call__(self, ctx) -> torch.Tensor:
+        if ctx.source is None:
+            raise ValueError("regularizers.izi_f needs the images G encodes "
+                             "(data.autoencode=true)")
+        o = self.options
+        return o.weight * o.interval * ctx.G.residuals(ctx.source).mean()
