@@ -30,6 +30,12 @@ def fit(method: str, out: str | Path, data: str | None = None,
     if method not in METHODS:
         raise ValueError(f"anomaly method {method!r}: choose one of {', '.join(METHODS)}")
     extra = [f"data.classes=[{','.join(str(c) for c in normal)}]"] if normal else []
+    preset = method
+    if data is not None and _is_points(data):  # table features: the vector variant
+        if method != "ganomaly":
+            raise ValueError(f"anomaly method {method} scores images; for points (table "
+                             f"features) use ganomaly")
+        preset = "ganomaly_points"
     if method == "fanogan":  # f-AnoGAN's first stage: a WGAN-GP on the same normal data
         if out is None:
             raise ValueError("gankit anomaly fit fanogan needs --out (the first stage's run "
@@ -40,8 +46,14 @@ def fit(method: str, out: str | Path, data: str | None = None,
                                                 *[o for o in overrides if o.startswith(
                                                     ("data.", "train.batch_size"))]])
         extra.append(f"generator.gan_run={Path(out) / 'gan'}")
-    return api.train(method, out=out, data=data, steps=steps, seed=seed, progress=progress,
+    return api.train(preset, out=out, data=data, steps=steps, seed=seed, progress=progress,
                      overrides=[*extra, *overrides])
+
+
+def _is_points(spec: str) -> bool:
+    from gankit.data import load_dataset
+
+    return load_dataset(spec).kind == "points"
 
 
 def _scorer(run):
@@ -54,9 +66,12 @@ def _scorer(run):
 
 
 def prepare(run, x: torch.Tensor) -> torch.Tensor:
-    """Images [N, C, H, W] in [-1, 1] at the run's resolution and channels."""
+    """Images [N, C, H, W] in [-1, 1] at the run's resolution and channels (points as
+    they are)."""
     from gankit.data._common import convert_channels, resize_images
 
+    if len(run.info.sample_shape) == 1:
+        return x.float()
     c, side = run.info.sample_shape[0], run.info.sample_shape[-1]
     return convert_channels(resize_images(x.float(), side), c)
 

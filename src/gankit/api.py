@@ -69,9 +69,9 @@ def dataset_for(config: C.Config):
     if d.classes:
         ds = keep_classes(ds, d.classes)
     if d.autoencode:  # reconstruction: each image is its own source
-        if ds.source is not None or ds.kind != "image" or ds.streamed:
-            raise ValueError(f"data.autoencode=true needs images in memory without sources; "
-                             f"{d.name} is not")
+        if ds.source is not None or ds.streamed or ds.table is not None:
+            raise ValueError(f"data.autoencode=true needs images or points in memory without "
+                             f"sources; {d.name} is not")
         ds = dataclasses.replace(ds, source=ds.x)
     if d.lr_scale:  # super-resolution: the targets' bicubic downscales are the sources
         from gankit.data.paired import with_sr_source

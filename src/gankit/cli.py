@@ -251,7 +251,8 @@ def _parser() -> argparse.ArgumentParser:
 
     bn = b_sub.add_parser("anomaly", help="mnist5k leave-one-digit-out AUROC of an anomaly "
                           "method beside IsolationForest and OneClassSVM")
-    bn.add_argument("--method", default="ganomaly")
+    bn.add_argument("--method", default="ganomaly", help="ganomaly or fanogan")
+    bn.add_argument("--data", default="mnist5k", choices=["mnist5k", "breast_cancer"])
     bn.add_argument("--digits", default="0,1,2,3,4,5,6,7,8,9", help="left-out digits")
     bn.add_argument("--seeds", type=int, default=3, help="number of seeds (3)")
     bn.add_argument("--first-seed", type=int, default=0, metavar="FIRST")
@@ -695,7 +696,7 @@ def cmd_bench(args) -> int:
         digits = [int(d) for d in args.digits.split(",")]
         report = bench.run(args.method, digits, args.seeds, args.steps,
                            first_seed=args.first_seed, out=args.out, overrides=args.overrides,
-                           progress=not args.no_progress, log=_say)
+                           progress=not args.no_progress, data=args.data, log=_say)
         print(bench.table(report))
         return 0
     if args.benchmark == "augment":

@@ -45,8 +45,9 @@ class Dataset:
         kind: "image" or "points".
         name: the spec it was loaded from, e.g. "mnist5k" or "folder:/data/faces".
         class_names: K names (index = label), or None.
-        source: translation data: float32 images ``[N, C', H', W']`` in [-1, 1], row i the
-            input whose output should be ``x[i]`` (`gankit.data.paired`); None otherwise.
+        source: translation data: float32 images ``[N, C', H', W']`` in [-1, 1] (or
+            points, for reconstruction), row i the input whose output should be ``x[i]``
+            (`gankit.data.paired`); None otherwise.
         domains: 2 when ``x`` stacks two unpaired image domains on the channel axis
             (``unpaired:``), else 1.
         table: a table's raw rows and fitted encoding (`gankit.data.tables.TableData`);
@@ -73,11 +74,11 @@ class Dataset:
                 f"{want_ndim} dims for kind {self.kind!r}, got {self.x.dtype} {tuple(self.x.shape)}"
             )
         if self.source is not None and (
-                self.kind != "image" or self.source.dtype != torch.float32
-                or self.source.ndim != 4 or len(self.source) != len(self.x)):
+                self.source.dtype != torch.float32 or self.source.ndim != self.x.ndim
+                or len(self.source) != len(self.x)):
             raise ValueError(
-                f"Dataset {self.name!r}: source must be float32 images [N, C, H, W] with one "
-                f"row per image of x ({len(self.x)}), got {self.source.dtype} "
+                f"Dataset {self.name!r}: source must be float32 with x's number of dims and "
+                f"one row per row of x ({len(self.x)}), got {self.source.dtype} "
                 f"{tuple(self.source.shape)}")
         if self.y is None:
             if self.num_classes != 0:

@@ -140,3 +140,27 @@ def _retype(table: Table, opts: LoadOptions) -> Table:
             raise ValueError(f"data.columns.{name}={kind}: {table.name}'s {name} holds labels")
         col.type = kind
     return table
+
+
+@DATASETS.register("breast_cancer_points", "breast cancer's 30 features, standardised, as "
+                                           "points; labels malignant 0, benign 1 (anomaly "
+                                           "detection); :train / :test as breast_cancer")
+def breast_cancer_points(arg: str | None, opts: LoadOptions) -> Dataset:
+    """x [N, 30] float32: each feature minus its mean over all 569 rows, divided by its
+    standard deviation (label-free statistics); y the diagnosis (0 malignant, 1 benign)."""
+    import torch
+    from sklearn.datasets import load_breast_cancer
+
+    split_arg("breast_cancer_points", arg)
+    bunch = load_breast_cancer()
+    x = torch.from_numpy(bunch.data).float()
+    x = (x - x.mean(0)) / x.std(0)
+    y = torch.from_numpy(bunch.target).long()
+    if arg is not None:
+        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(SPLIT_SEED))
+        cut = round(TEST_FRACTION * len(x))
+        idx = (order[:cut] if arg == "test" else order[cut:]).sort().values
+        x, y = x[idx], y[idx]
+    return Dataset(x=x.contiguous(), y=y, num_classes=2, kind="points",
+                   name=_name("breast_cancer_points", arg),
+                   class_names=["malignant", "benign"])

@@ -5,7 +5,9 @@ only, G reconstructs normal images and keeps z_hat close to z; an anomaly's late
 apart, which is the anomaly score ||G_E(x) - E(G(x))||_1 (eq. 8; `anomaly_score`).
 
 Encoders: DCGAN's discriminator body (strided 4x4 convs, BatchNorm, LeakyReLU 0.2) and a
-linear layer to ``latent_dim``; decoder: DCGAN's generator. G is a translator whose
+linear layer to ``latent_dim``; decoder: DCGAN's generator. On vectors (rows of a table's
+features) the same roles are fully connected: encoders D -> 4w -> 2w -> latent, decoder
+`mlp` latent -> 2w -> 4w -> D (BatchNorm, ReLU, linear output). G is a translator whose
 sources are the images themselves (``data.autoencode=true``): the loop's reconstruction
 term is GANomaly's contextual loss, ``perceptual`` with D's features its adversarial
 (feature-matching) loss and ``latent_consistency`` its encoder loss.
@@ -26,7 +28,12 @@ from gankit.utils.checks import at_least, one_of
 
 
 def conv_encoder(shape: tuple, width: int, latent_dim: int) -> nn.Sequential:
-    """DCGAN's D body on ``shape`` images, then a linear layer to ``latent_dim``."""
+    """DCGAN's D body on ``shape`` images, then a linear layer to ``latent_dim``; for
+    vectors [D] (tables) a fully connected encoder D -> 4w -> 2w -> latent (LeakyReLU 0.2)."""
+    if len(shape) == 1:
+        return nn.Sequential(nn.Linear(shape[0], 4 * width), nn.LeakyReLU(0.2),
+                             nn.Linear(4 * width, 2 * width), nn.LeakyReLU(0.2),
+                             nn.Linear(2 * width, latent_dim))
     body = DCGANDiscriminator(in_shape=shape, width=width).body
     with torch.no_grad():
         features = body(torch.zeros(2, *shape)).shape[1]
@@ -58,7 +65,7 @@ class GANomalyGenerator(Translator):
 
     @classmethod
     def supports(cls, shape: tuple) -> bool:
-        return _supported(tuple(shape))
+        return len(shape) == 1 or _supported(tuple(shape))
 
     def __init__(self, out_shape: tuple, z_dim: int = 0, bounded: bool = True,
                  num_classes: int = 0, in_shape: tuple | None = None,
@@ -66,6 +73,14 @@ class GANomalyGenerator(Translator):
         super().__init__(options, values)
         o = self.options
         shape = tuple(out_shape)
+        if len(shape) == 1:  # vectors: fully connected encoders and decoder
+            from gankit.models.mlp import MLPGenerator
+
+            self.encoder = conv_encoder(shape, o.width, o.latent_dim)
+            self.decoder = MLPGenerator(z_dim=o.latent_dim, out_shape=shape, bounded=False,
+                                        widths=(2 * o.width, 4 * o.width))
+            self.reencoder = conv_encoder(shape, o.width, o.latent_dim)
+            return
         if in_shape is not None and tuple(in_shape) != shape:
             raise ValueError(f"ganomaly reconstructs its input: sources {tuple(in_shape)} and "
                              f"images {shape} must match (data.autoencode=true)")

@@ -107,8 +107,9 @@ class RunOutputs:
             if nrow is None and state.c_fixed is not None:
                 nrow = state.info.num_classes
             save_grid(fake, path, nrow=nrow)
-        else:
-            scatter_png(fake.cpu().numpy(), path, real=real_points)
+        else:  # points of more than 2 dims: their first two coordinates
+            real = real_points[:, :2] if real_points is not None else None
+            scatter_png(fake[:, :2].cpu().numpy(), path, real=real)
         self.samples_step = state.step
         # once per step: the end of training may save the last step's grid again
         if self._open_sinks() and self._image_step != state.step:

@@ -105,6 +105,8 @@ class SourceTask:
         """(source, output, target) triples, four per row, each domain of two-domain data in
         its own rows; sources are resized (nearest) to the output's side and channels."""
         source, target = self.trainer.state.z_fixed, self._fixed_targets
+        if fakes.dim() != 4:  # points (reconstruction of table rows): the outputs alone
+            return fakes, None
         domains = self.trainer.state.info.domains
         parts = []
         for d in range(domains):
