@@ -262,6 +262,16 @@ def _parser() -> argparse.ArgumentParser:
     bn.add_argument("--out", help="folder for the runs and results.json")
     _progress_argument(bn)
 
+    bt = b_sub.add_parser("tabular", help="gankit's ctgan against the ctgan PyPI package "
+                          "(pip install 'gankit[bench-tabular]') on the same splits")
+    bt.add_argument("--tables", default="breast_cancer,wine",
+                    help="comma-separated: breast_cancer, wine, grunfeld")
+    bt.add_argument("--seeds", type=int, default=3, help="number of seeds (3)")
+    bt.add_argument("--first-seed", type=int, default=0, metavar="FIRST")
+    bt.add_argument("--epochs", type=int, default=300, help="epochs for both (300)")
+    bt.add_argument("--out", help="folder for the runs and results.json")
+    _progress_argument(bt)
+
     bd = b_sub.add_parser("domain-adaptation", help="MNIST -> MNIST-M: a classifier on "
                           "source digits vs on pixelda's translations, tested on MNIST-M")
     bd.add_argument("--seeds", type=int, default=3, help="number of seeds (3)")
@@ -688,6 +698,14 @@ def cmd_bench(args) -> int:
             out = Path(args.out) / "results.json" if Path(args.out).is_dir() else args.out
             atomic_write_json(out, report)
         bench = importlib.import_module(f"gankit.benchmarks.{report['benchmark']}")
+        print(bench.table(report))
+        return 0
+    if args.benchmark == "tabular":
+        from gankit.benchmarks import tabular as bench
+
+        tables = [t.strip() for t in args.tables.split(",") if t.strip()]
+        report = bench.run(tables, args.seeds, args.epochs, first_seed=args.first_seed,
+                           out=args.out, progress=not args.no_progress, log=_say)
         print(bench.table(report))
         return 0
     if args.benchmark == "anomaly":
