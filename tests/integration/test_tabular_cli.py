@@ -67,3 +67,27 @@ def test_ctgan_needs_a_table_and_tables_need_ctgan(tmp_path, capsys):
     assert main(["train", "ctgan", "--data", "ring", "--steps", "1", "--out",
                  str(tmp_path / "r"), "--no-progress"]) == 2
     assert "ctgan trains on tables" in capsys.readouterr().err
+
+
+def test_grunfeld_is_a_mixed_table():
+    pytest.importorskip("statsmodels")
+    from gankit.data import load_dataset
+
+    ds = load_dataset("grunfeld")
+    table = ds.table.table
+    assert len(table) == 220 and [c.type for c in table.columns] == [
+        "categorical", "integer", "continuous", "continuous", "continuous"]
+    assert len(set(table.column("firm").values)) == 11
+
+
+def test_bench_tabular_runs_both_synthesizers(tmp_path, capsys):
+    pytest.importorskip("ctgan")
+    torch.set_num_threads(1)
+    assert main(["bench", "tabular", "--tables", "wine", "--seeds", "1", "--epochs", "1",
+                 "--out", str(tmp_path), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "| wine | gankit |" in out and "| wine | ctgan_package |" in out
+    report = json.loads((tmp_path / "results.json").read_text())
+    row = report["rows"][0]
+    assert 0 <= row["gankit"]["efficacy_synthetic"] <= 1
+    assert 0 <= row["ctgan_package"]["fidelity_mean"] <= 1
