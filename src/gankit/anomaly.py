@@ -3,7 +3,8 @@
 A method is a preset of the one training loop plus the scoring function of its generator
 (``G.anomaly_score(x, D)``, higher = more anomalous): ``ganomaly`` (Akcay et al. 2018),
 ``fanogan`` (Schlegl et al. 2019: a ``wgan_gp`` run on the normal data in ``OUT/gan``, then
-the ``fanogan`` preset's izi_f encoder in ``OUT``).
+the ``fanogan`` preset's izi_f encoder in ``OUT``), ``egbad`` (Zenati et al. 2018: a BiGAN
+whose score reads the run's D).
 `fit` trains the preset on the normal classes only (``data.classes``); `score` scores
 images (a file, a folder or an npz), resized to the run's resolution and channels;
 `heatmap` draws the pixel-level residual |x - G(x)| beside the image.
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-METHODS = ("ganomaly", "fanogan")
+METHODS = ("ganomaly", "fanogan", "egbad")
 
 
 def fit(method: str, out: str | Path, data: str | None = None,
@@ -76,12 +77,24 @@ def prepare(run, x: torch.Tensor) -> torch.Tensor:
     return convert_channels(resize_images(x.float(), side), c)
 
 
+def critic(run):
+    """The run's trained D (newest checkpoint), in eval mode."""
+    from gankit.training.checkpoint import list_checkpoints, load_checkpoint
+    from gankit.training.state import build_networks
+
+    ckpt = load_checkpoint(list_checkpoints(run.run_dir)[-1])
+    _, D = build_networks(run.config, run.info)
+    D.load_state_dict(ckpt["D"])
+    return D.eval().requires_grad_(False)
+
+
 @torch.no_grad()
 def score(run, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Anomaly scores [N] of images ``x`` [N, C, H, W] in [-1, 1]."""
     G = _scorer(run)
+    D = critic(run) if getattr(G, "needs_critic", False) else None
     x = prepare(run, x)
-    return torch.cat([G.anomaly_score(x[i:i + batch_size]).cpu()
+    return torch.cat([G.anomaly_score(x[i:i + batch_size], D).cpu()
                       for i in range(0, len(x), batch_size)])
 
 

@@ -201,6 +201,7 @@ def test_regularizers_return_finite_scalars_with_gradient(name):
     D = DISCRIMINATORS.get("dcgan")(in_shape=(1, 16, 16), width=8, batch_norm=False,
                                     num_classes=3, conditioning="acgan")
     reg = REGULARIZERS.get(name)()
+    labels, fake_labels = torch.tensor([0, 1, 2, 0]), torch.tensor([2, 2, 1, 0])
     if reg.generator is not None and getattr(GENERATORS.get(reg.generator), "takes",
                                              None) == "table":
         _check_table_regularizer(reg)
@@ -208,9 +209,13 @@ def test_regularizers_return_finite_scalars_with_gradient(name):
     G = GENERATORS.get("dcgan")(z_dim=4, out_shape=(1, 16, 16), width=8)
     if reg.generator is not None and not reg.needs_source:  # a regulariser tied to one
         cls = GENERATORS.get(reg.generator)  # generator gets it, and its fakes
-        G = cls(z_dim=8, out_shape=(1, 16, 16), bounded=True, num_classes=3,
-                conditioning="concat", **cls.test_options)
-    labels, fake_labels = torch.tensor([0, 1, 2, 0]), torch.tensor([2, 2, 1, 0])
+        if getattr(cls, "takes", None) == "bigan":  # with its joint critic D(x, z)
+            G = cls(z_dim=8, out_shape=(1, 16, 16), **cls.test_options)
+            D = DISCRIMINATORS.get("bigan")(in_shape=(1, 16, 16), width=4, latent_dim=8)
+            labels = fake_labels = None
+        else:
+            G = cls(z_dim=8, out_shape=(1, 16, 16), bounded=True, num_classes=3,
+                    conditioning="concat", **cls.test_options)
     channels, source = 1, None
     if reg.needs_source and reg.generator is not None:  # e.g. an anomaly model's term
         cls = GENERATORS.get(reg.generator)

@@ -46,4 +46,30 @@ def test_ganomaly_fit_score_and_heatmap(tmp_path, capsys):
                  str(tmp_path / "m.png")]) == 0
     with Image.open(tmp_path / "m.png") as img:
         assert img.width > 2 * img.height - 20  # the image beside its residual map
-    assert main(["anomaly", "fit", "fanogan", "--out", str(tmp_path / "x")]) == 2
+    assert main(["anomaly", "fit", "isolation", "--out", str(tmp_path / "x")]) == 2
+
+
+@pytest.mark.parametrize("method", ["fanogan", "egbad"])
+def test_fanogan_and_egbad_fit_and_score(tmp_path, method):
+    torch.set_num_threads(1)
+    run = tmp_path / method
+    assert main(["anomaly", "fit", method, "--normal", "0,1", "--steps", "2", "--out",
+                 str(run), "--no-progress", "--set", "generator.width=4",
+                 "--set", "train.batch_size=8"]) == 0
+    if method == "fanogan":  # the first stage's WGAN-GP run is kept beside
+        assert (run / "gan" / "checkpoints").is_dir()
+    x = tmp_path / "x.npz"
+    np.savez(x, x=np.random.default_rng(0).integers(0, 255, (3, 28, 28), dtype=np.uint8))
+    assert main(["anomaly", "score", str(run), str(x), "--out", str(tmp_path / "s.csv")]) == 0
+    scores = [float(line.split(",")[1]) for line in
+              (tmp_path / "s.csv").read_text().splitlines()[1:]]
+    assert len(scores) == 3 and all(np.isfinite(scores))
+
+
+def test_ganomaly_on_table_features_and_the_breast_cancer_protocol(tmp_path, capsys):
+    torch.set_num_threads(1)
+    assert main(["bench", "anomaly", "--data", "breast_cancer", "--seeds", "1", "--steps", "2",
+                 "--no-progress", "--set", "generator.width=8",
+                 "--set", "train.batch_size=16"]) == 0
+    out = capsys.readouterr().out
+    assert "| anomaly | ganomaly | isolation_forest | one_class_svm |" in out

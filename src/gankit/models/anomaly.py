@@ -21,6 +21,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from gankit.models._base import Generator
 from gankit.models.dcgan import DCGANDiscriminator, DCGANGenerator, _supported
 from gankit.models.translators import Translator
 from gankit.registry import GENERATORS
@@ -218,3 +219,71 @@ class FAnoGANEncoder(Translator):
     def anomaly_score(self, x: torch.Tensor, D=None) -> torch.Tensor:
         """f-AnoGAN's izi_f score per image [N] (higher: more anomalous)."""
         return self.residuals(x)
+
+
+@GENERATORS.register("bigan", "BiGAN G with an encoder E: G(z) -> x, E(x) -> z, judged "
+                              "jointly (Donahue 2017; EGBAD, Zenati et al. 2018)")
+class BiGANGenerator(Generator):
+    """(z [N, z_dim]) -> images; ``encode(x)`` -> z. With the joint critic `bigan`, D sees
+    (x, E(x)) as real and (G(z), z) as fake (the loop's `BiGANTask`); the
+    ``encoder_adversarial`` term trains E. EGBAD's anomaly score (Zenati et al. 2018, eq.
+    4): alpha ||x - G(E(x))||_1 + (1 - alpha) ||f(x, E(x)) - f(G(E(x)), E(x))||_1, f = D's
+    features, alpha 0.9, means over pixels and features."""
+
+    takes: ClassVar[str] = "bigan"
+    test_options: ClassVar[dict] = {"width": 4}
+    needs_critic = True  # the score reads D's features
+
+    @dataclass(frozen=True)
+    class Options:
+        width: int = 64  # channels of G's last and E's first stage
+        alpha: float = 0.9  # the score's weight of the image residual (the paper's 0.9)
+        conditioning: str = "none"
+        embed_dim: int = 0
+        output_scale: float = 1.0
+
+        def __post_init__(self) -> None:
+            at_least("width", self.width, 1)
+            if not 0.0 <= self.alpha <= 1.0:
+                raise ValueError(f"alpha must lie in [0, 1], got {self.alpha}")
+            one_of("conditioning", self.conditioning, ("none",))
+            at_least("embed_dim", self.embed_dim, 0)
+            if self.output_scale != 1.0:
+                raise ValueError(f"output_scale must be 1 for bigan, got {self.output_scale}")
+
+    @classmethod
+    def supports(cls, shape: tuple) -> bool:
+        return _supported(tuple(shape))
+
+    def __init__(self, z_dim: int, out_shape: tuple, bounded: bool = True,
+                 num_classes: int = 0, options: Options | None = None, **values) -> None:
+        super().__init__(options, values)
+        o = self.options
+        shape = tuple(out_shape)
+        if not _supported(shape):
+            raise ValueError(f"bigan needs square images of side 4*2^k or 7*2^k, got {shape}; "
+                             f"set data.resolution")
+        self.z_dim = z_dim
+        self.decoder = DCGANGenerator(z_dim=z_dim, out_shape=shape, width=o.width)
+        self.encoder = conv_encoder(shape, o.width, z_dim)
+
+    def idle_parameters(self) -> set[str]:
+        """The encoder: its term and the critic's real pairs use it, G(z) not."""
+        return {f"encoder.{n}" for n, _ in self.encoder.named_parameters()}
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decoder(z)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+    @torch.no_grad()
+    def anomaly_score(self, x: torch.Tensor, D=None) -> torch.Tensor:
+        if D is None:
+            raise ValueError("the bigan (EGBAD) score needs the run's discriminator")
+        z = self.encode(x)
+        x_hat = self(z)
+        residual = (x - x_hat).abs().flatten(1).mean(1)
+        f, f_hat = D.score(x, z)["features"], D.score(x_hat, z)["features"]
+        a = self.options.alpha
+        return a * residual + (1 - a) * (f - f_hat).abs().flatten(1).mean(1)

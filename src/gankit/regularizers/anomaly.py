@@ -67,3 +67,32 @@ class IziF(RegularizerBase):
                              "(data.autoencode=true)")
         o = self.options
         return o.weight * o.interval * ctx.G.residuals(ctx.source).mean()
+
+
+@REGULARIZERS.register("encoder_adversarial", "BiGAN's encoder objective: E makes D call "
+                                              "(x, E(x)) fake (Donahue 2017; EGBAD)")
+class EncoderAdversarial(RegularizerBase):
+    """weight * mean softplus(D(x, E(x))) = -log(1 - sigmoid(D(x, E(x)))) on the G step's
+    real batch: the encoder's half of BiGAN's generator loss (the decoder's half is the
+    loop's non-saturating loss on (G(z), z))."""
+
+    generator = "bigan"
+
+    @dataclass(frozen=True)
+    class Options:
+        weight: float = 1.0
+        interval: int = 1
+
+        def __post_init__(self) -> None:
+            at_least("weight", self.weight, 0)
+            at_least("interval", self.interval, 1)
+
+    phases = ("G",)
+
+    def __call__(self, ctx) -> torch.Tensor:
+        if ctx.real is None:
+            raise ValueError("regularizers.encoder_adversarial needs the real batch: use the "
+                             "bigan generator")
+        logits = ctx.D.score(ctx.real, ctx.G.encode(ctx.real))["logits"]
+        o = self.options
+        return o.weight * o.interval * torch.nn.functional.softplus(logits).mean()

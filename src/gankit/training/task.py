@@ -67,6 +67,24 @@ class LatentTask:
         return fakes, None
 
 
+class BiGANTask(LatentTask):
+    """BiGAN / ALI (Donahue et al. 2017): D judges (image, code) pairs: a real image with
+    its code E(x) (no gradient in D's update), a fake G(z) with its z; the G step hands the
+    real batch to the encoder's term (``ctx.real``)."""
+
+    def real(self, data_step: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        real, _ = self.trainer.batches.batch(data_step, step)
+        with torch.no_grad():
+            return real, self.trainer.state.G.encode(real)
+
+    def fake_inputs(self, data_step: int, step: int, n: int) -> tuple:
+        z = self.z(n)
+        return z, None, z
+
+    def target(self, data_step: int, step: int) -> torch.Tensor:
+        return self.trainer.batches.batch(data_step, step)[0]
+
+
 class SourceTask:
     """G maps the batch's source images to images (pix2pix, CycleGAN, SRGAN, ...)."""
 
@@ -131,4 +149,6 @@ def task_for(trainer):
         from gankit.tabular.sampler import TableTask
 
         return TableTask(trainer)
+    if takes == "bigan":
+        return BiGANTask(trainer)
     return SourceTask(trainer) if takes == "image" else LatentTask(trainer)
