@@ -1,4 +1,5 @@
-"""The tables of issue 35's measurements from the runs of `families_stacked_mnist.py`:
+"""The tables of issue 35's measurements from the runs of `families_stacked_mnist.py` (FID,
+KID: its eval.json) and `families_modes.py` (modes and KL, the Stacked MNIST protocol):
 markdown rows for docs/architectures.md, the sample grids copied to docs/families/, and
 the BigGAN truncation curve (FID vs psi) as docs/families/biggan_truncation.png.
 
@@ -34,9 +35,10 @@ def family_row(run: Path) -> str:
     DOCS.mkdir(parents=True, exist_ok=True)
     shutil.copy(grid, DOCS / f"{run.name}.png")
     wall = float((run / "wall_s.txt").read_text())
+    modes = json.loads((run / "modes.json").read_text())  # experiments/families_modes.py
     return (f"| `{run.name}` | {steps:,} | {statistics.median(ms) / 1000:.2f} | "
             f"{_metric(m, 'fid_'):.1f} | {_metric(m, 'kid_mean_'):.2f} | "
-            f"{_metric(m, 'modes_hit_'):.0f} | {_metric(m, 'modes_kl_'):.2f} | "
+            f"{modes['modes']} | {modes['kl']:.3f} | "
             f"{wall / 60:.1f} | ![{run.name}](families/{run.name}.png) |")
 
 

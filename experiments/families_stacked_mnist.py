@@ -1,6 +1,6 @@
 """Issue 35's measurement: each modern family on Stacked MNIST at 32x32 for an equal
 wall-clock budget (train.time_limit), one job at a time, then FID/KID with the shipped LeNet
-extractor and modes/KL over 26,000 samples of G_ema; the BigGAN run on mnist5k adds
+extractor over 26,000 samples of G_ema (modes and KL: families_modes.py); the BigGAN run on mnist5k adds
 conditioning accuracy and a truncation curve (FID vs psi).
 
     PYTHONPATH=src python experiments/families_stacked_mnist.py --out runs/families \
@@ -64,7 +64,7 @@ def run(name: str, out: Path, minutes: float) -> None:
                    "--extractor", "lenet_mnist5k", "--truncation", str(psi), "--no-progress",
                    "--out", str(run_dir / f"eval_psi{psi}.json"))
     else:
-        gankit("eval", str(run_dir), "--metrics", "fid,kid,modes", "-n", "26000",
+        gankit("eval", str(run_dir), "--metrics", "fid,kid", "-n", "26000",
                "--extractor", "lenet_mnist5k", "--no-progress", "--out",
                str(run_dir / "eval.json"))
 
