@@ -1,7 +1,7 @@
 """Issue 35's measurement: each modern family on Stacked MNIST at 32x32 for an equal
 wall-clock budget (train.time_limit), one job at a time, then FID/KID with the shipped
-LeNet extractor over 26,000 samples of G_ema (modes and KL: families_modes.py); the BigGAN run on mnist5k adds
-conditioning accuracy and a truncation curve (FID vs psi).
+LeNet extractor over 26,000 samples of G_ema (modes and KL: families_modes.py); the
+BigGAN run on mnist5k adds conditioning accuracy and a truncation curve (FID vs psi).
 
     PYTHONPATH=src python experiments/families_stacked_mnist.py --out runs/families \
         --minutes 20 biggan dcgan sngan_resnet sagan pggan stylegan2
