@@ -13,6 +13,7 @@ Networks take their data-dependent arguments (shapes, classes) beside their opti
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
@@ -136,6 +137,21 @@ class LossBase(Configurable):
     def __init__(self, options: Any = None, /, **values: Any) -> None:
         if hasattr(type(self), "Options"):
             super().__init__(options, **values)
+
+
+@dataclass(frozen=True)
+class TermOptions:
+    """The options every weighted loss term shares (subclass Options add theirs and may
+    change the defaults)."""
+
+    weight: float = 1.0  # multiplier of the term
+    interval: int = 1  # k > 1: every k-th update, scaled by k, in its own optimiser step
+
+    def __post_init__(self) -> None:
+        from gankit.utils.checks import at_least
+
+        at_least("weight", self.weight, 0)
+        at_least("interval", self.interval, 1, " (every k-th update)")
 
 
 class RegularizerBase(Configurable):

@@ -78,6 +78,24 @@ class EqualizedDiscriminatorOptions:
         at_least("embed_dim", self.embed_dim, 0, " (0 = one-hot)")
 
 
+@dataclass(frozen=True)
+class UnconditionalOptions:
+    """The Generator contract's fields for a generator without class conditioning and with
+    its own output layer (translators, anomaly and table models): they accept only these
+    values."""
+
+    conditioning: str = "none"
+    embed_dim: int = 0
+    output_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        one_of("conditioning", self.conditioning, ("none",))
+        at_least("embed_dim", self.embed_dim, 0)
+        if self.output_scale != 1.0:
+            raise ValueError(f"output_scale must be 1 for this generator (it has its own "
+                             f"output layer), got {self.output_scale}")
+
+
 def side_plan(resolution: int) -> tuple[int, int] | None:
     """(start side, number of 2x stages) that reach an image side 4*2^k or 7*2^k (k >= 1),
     or None for any other side: the layout of the dcgan and stylegan2 families."""

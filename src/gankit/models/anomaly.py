@@ -21,11 +21,11 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from gankit.models._base import Generator
+from gankit.models._base import Generator, UnconditionalOptions
 from gankit.models.dcgan import DCGANDiscriminator, DCGANGenerator, _supported
 from gankit.models.translators import Translator
 from gankit.registry import GENERATORS
-from gankit.utils.checks import at_least, one_of
+from gankit.utils.checks import at_least
 
 
 def conv_encoder(shape: tuple, width: int, latent_dim: int) -> nn.Sequential:
@@ -49,20 +49,14 @@ class GANomalyGenerator(Translator):
     test_options: ClassVar[dict] = {"width": 4, "latent_dim": 8}
 
     @dataclass(frozen=True)
-    class Options:
+    class Options(UnconditionalOptions):
         width: int = 64  # channels of the encoders' first and the decoder's last stage
         latent_dim: int = 100  # the paper's nz 100
-        conditioning: str = "none"
-        embed_dim: int = 0
-        output_scale: float = 1.0
 
         def __post_init__(self) -> None:
+            super().__post_init__()
             at_least("width", self.width, 1)
             at_least("latent_dim", self.latent_dim, 1)
-            one_of("conditioning", self.conditioning, ("none",))
-            at_least("embed_dim", self.embed_dim, 0)
-            if self.output_scale != 1.0:
-                raise ValueError(f"output_scale must be 1 for ganomaly, got {self.output_scale}")
 
     @classmethod
     def supports(cls, shape: tuple) -> bool:
@@ -132,22 +126,15 @@ class FAnoGANEncoder(Translator):
     test_options: ClassVar[dict] = {"width": 4}
 
     @dataclass(frozen=True)
-    class Options:
+    class Options(UnconditionalOptions):
         gan_run: str = ""  # the first stage's run; "" = untrained dcgan G and D (tests only)
         width: int = 64  # channels of E's first stage
         kappa: float = 1.0  # weight of the feature residual (the paper's 1)
-        conditioning: str = "none"
-        embed_dim: int = 0
-        output_scale: float = 1.0
 
         def __post_init__(self) -> None:
+            super().__post_init__()
             at_least("width", self.width, 1)
             at_least("kappa", self.kappa, 0)
-            one_of("conditioning", self.conditioning, ("none",))
-            at_least("embed_dim", self.embed_dim, 0)
-            if self.output_scale != 1.0:
-                raise ValueError(f"output_scale must be 1 for fanogan_encoder, got "
-                                 f"{self.output_scale}")
 
     @classmethod
     def supports(cls, shape: tuple) -> bool:
@@ -235,21 +222,15 @@ class BiGANGenerator(Generator):
     needs_critic = True  # the score reads D's features
 
     @dataclass(frozen=True)
-    class Options:
+    class Options(UnconditionalOptions):
         width: int = 64  # channels of G's last and E's first stage
         alpha: float = 0.9  # the score's weight of the image residual (the paper's 0.9)
-        conditioning: str = "none"
-        embed_dim: int = 0
-        output_scale: float = 1.0
 
         def __post_init__(self) -> None:
+            super().__post_init__()
             at_least("width", self.width, 1)
             if not 0.0 <= self.alpha <= 1.0:
                 raise ValueError(f"alpha must lie in [0, 1], got {self.alpha}")
-            one_of("conditioning", self.conditioning, ("none",))
-            at_least("embed_dim", self.embed_dim, 0)
-            if self.output_scale != 1.0:
-                raise ValueError(f"output_scale must be 1 for bigan, got {self.output_scale}")
 
     @classmethod
     def supports(cls, shape: tuple) -> bool:

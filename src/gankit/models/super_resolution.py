@@ -27,10 +27,10 @@ import torch
 from torch import nn
 
 from gankit.layers.spectral import apply_spectral_norm
-from gankit.models._base import Discriminator
+from gankit.models._base import Discriminator, UnconditionalOptions
 from gankit.models.translators import Translator, _ends, _square_image
 from gankit.registry import DISCRIMINATORS, GENERATORS
-from gankit.utils.checks import at_least, one_of
+from gankit.utils.checks import at_least
 
 SCALES = (2, 4, 8)
 
@@ -45,18 +45,16 @@ def pixel_shuffle_up(channels: int, act: nn.Module) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(channels, channels * 4, 3, 1, 1), nn.PixelShuffle(2), act)
 
 
-class _SROptions:
+@dataclass(frozen=True)
+class _SROptions(UnconditionalOptions):
     """Checks shared by the SR generators' options."""
 
     def check(self) -> None:
+        UnconditionalOptions.__post_init__(self)
         at_least("width", self.width, 1)
         at_least("blocks", self.blocks, 1)
         if self.scale not in SCALES:
             raise ValueError(f"scale must be 2, 4 or 8 (x2 stages), got {self.scale!r}")
-        one_of("conditioning", self.conditioning, ("none",))
-        at_least("embed_dim", self.embed_dim, 0)
-        if self.output_scale != 1.0:
-            raise ValueError(f"output_scale must be 1 for a translator, got {self.output_scale}")
 
 
 def _sr_supported(shape: tuple, scale: int) -> bool:
@@ -90,9 +88,6 @@ class SRResNet(Translator):
         width: int = 64  # feature channels (the paper's 64)
         blocks: int = 16  # residual blocks (the paper's 16)
         scale: int = 4  # 2, 4 or 8: data.lr_scale must equal it
-        conditioning: str = "none"
-        embed_dim: int = 0
-        output_scale: float = 1.0
 
         def __post_init__(self) -> None:
             self.check()
@@ -163,9 +158,6 @@ class RRDBNet(Translator):
         blocks: int = 23  # RRDB blocks (the paper's 23)
         growth: int = 32  # channels each dense conv adds (the paper's 32)
         scale: int = 4
-        conditioning: str = "none"
-        embed_dim: int = 0
-        output_scale: float = 1.0
 
         def __post_init__(self) -> None:
             self.check()

@@ -23,9 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from gankit.layers.spectral import apply_spectral_norm
-from gankit.models._base import Discriminator, Generator
+from gankit.models._base import Discriminator, Generator, UnconditionalOptions
 from gankit.registry import DISCRIMINATORS, GENERATORS
-from gankit.utils.checks import at_least, fraction, one_of, positive
+from gankit.utils.checks import at_least, fraction, positive
 
 
 def _vector(shape: tuple, who: str) -> int:
@@ -44,20 +44,14 @@ class CTGANGenerator(Generator):
     test_options: ClassVar[dict] = {"width": 8}
 
     @dataclass(frozen=True)
-    class Options:
+    class Options(UnconditionalOptions):
         width: int = 256  # units of each residual layer (the paper's 256)
         tau: float = 0.2  # Gumbel-softmax temperature (the paper's 0.2)
-        conditioning: str = "none"
-        embed_dim: int = 0
-        output_scale: float = 1.0
 
         def __post_init__(self) -> None:
+            super().__post_init__()
             at_least("width", self.width, 1)
             positive("tau", self.tau)
-            one_of("conditioning", self.conditioning, ("none",))
-            at_least("embed_dim", self.embed_dim, 0)
-            if self.output_scale != 1.0:
-                raise ValueError(f"output_scale must be 1 for ctgan, got {self.output_scale}")
 
     @classmethod
     def supports(cls, shape: tuple) -> bool:

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from gankit.layers.spectral import apply_spectral_norm
-from gankit.models._base import Discriminator, Generator
+from gankit.models._base import Discriminator, Generator, UnconditionalOptions
 from gankit.registry import DISCRIMINATORS, GENERATORS
 from gankit.utils.checks import at_least, fraction, one_of
 
@@ -75,6 +75,8 @@ class Translator(Generator):
     @classmethod
     def source_shape(cls, out_shape: tuple, options=None) -> tuple:
         """The default source shape for ``out_shape``: same channels, side / scale."""
+        if len(out_shape) == 1:  # vectors reconstruct themselves
+            return tuple(out_shape)
         scale = getattr(options, "scale", cls.scale) if options is not None else \
             cls.test_options.get("scale", cls.scale)
         c, s = out_shape[0], out_shape[-1]
@@ -108,27 +110,20 @@ class UNet(Translator):
     test_options: ClassVar[dict] = {"width": 4}
 
     @dataclass(frozen=True)
-    class Options:
+    class Options(UnconditionalOptions):
         width: int = 64  # channels of the first encoder layer (the paper's 64)
         max_channels: int = 512  # channel cap (the paper's 8 * 64)
         depth: int = 0  # stride-2 levels; 0 = halve while the side is even (8 at most)
         dropout: float = 0.5  # on the 3 innermost decoder layers (the paper's noise)
         norm: str = "batch"  # batch (pix2pix), instance or none
-        conditioning: str = "none"  # translators take no class labels
-        embed_dim: int = 0
-        output_scale: float = 1.0  # kept for the Generator contract; must stay 1
 
         def __post_init__(self) -> None:
+            super().__post_init__()
             at_least("width", self.width, 1)
             at_least("max_channels", self.max_channels, 1)
             at_least("depth", self.depth, 0, " (0 = as deep as the side allows)")
             fraction("dropout", self.dropout)
             one_of("norm", self.norm, NORMS)
-            one_of("conditioning", self.conditioning, ("none",))
-            at_least("embed_dim", self.embed_dim, 0)
-            if self.output_scale != 1.0:
-                raise ValueError(f"output_scale must be 1 for a translator, got "
-                                 f"{self.output_scale}")
 
     @classmethod
     def supports(cls, shape: tuple) -> bool:
@@ -205,23 +200,16 @@ class ResnetTranslator(Translator):
     test_options: ClassVar[dict] = {"width": 4, "blocks": 1}
 
     @dataclass(frozen=True)
-    class Options:
+    class Options(UnconditionalOptions):
         width: int = 64  # channels of the first layer; x2 per downsampling (the paper's 64)
         blocks: int = 0  # residual blocks; 0 = 6 for sides up to 128, else 9 (the paper's)
         norm: str = "instance"  # instance (CycleGAN), batch or none
-        conditioning: str = "none"
-        embed_dim: int = 0
-        output_scale: float = 1.0
 
         def __post_init__(self) -> None:
+            super().__post_init__()
             at_least("width", self.width, 1)
             at_least("blocks", self.blocks, 0, " (0 = by the side)")
             one_of("norm", self.norm, NORMS)
-            one_of("conditioning", self.conditioning, ("none",))
-            at_least("embed_dim", self.embed_dim, 0)
-            if self.output_scale != 1.0:
-                raise ValueError(f"output_scale must be 1 for a translator, got "
-                                 f"{self.output_scale}")
 
     @classmethod
     def supports(cls, shape: tuple) -> bool:

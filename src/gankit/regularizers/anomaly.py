@@ -9,9 +9,8 @@ from dataclasses import dataclass
 
 import torch
 
-from gankit.components import RegularizerBase
+from gankit.components import RegularizerBase, TermOptions
 from gankit.registry import REGULARIZERS
-from gankit.utils.checks import at_least
 
 
 @REGULARIZERS.register("latent_consistency", "GANomaly's encoder loss: the re-encoded "
@@ -23,13 +22,8 @@ class LatentConsistency(RegularizerBase):
     needs_source = True
 
     @dataclass(frozen=True)
-    class Options:
+    class Options(TermOptions):
         weight: float = 1.0  # the paper's w_enc 1
-        interval: int = 1
-
-        def __post_init__(self) -> None:
-            at_least("weight", self.weight, 0)
-            at_least("interval", self.interval, 1)
 
     phases = ("G",)
 
@@ -50,14 +44,7 @@ class IziF(RegularizerBase):
     generator = "fanogan_encoder"
     needs_source = True
 
-    @dataclass(frozen=True)
-    class Options:
-        weight: float = 1.0
-        interval: int = 1
-
-        def __post_init__(self) -> None:
-            at_least("weight", self.weight, 0)
-            at_least("interval", self.interval, 1)
+    Options = TermOptions  # weight 1, interval 1
 
     phases = ("G",)
 
@@ -78,14 +65,7 @@ class EncoderAdversarial(RegularizerBase):
 
     generator = "bigan"
 
-    @dataclass(frozen=True)
-    class Options:
-        weight: float = 1.0
-        interval: int = 1
-
-        def __post_init__(self) -> None:
-            at_least("weight", self.weight, 0)
-            at_least("interval", self.interval, 1)
+    Options = TermOptions  # weight 1, interval 1
 
     phases = ("G",)
 

@@ -5,14 +5,11 @@ added to G's adversarial loss (the paper's weight 1)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
-from gankit.components import RegularizerBase
+from gankit.components import RegularizerBase, TermOptions
 from gankit.registry import REGULARIZERS
-from gankit.utils.checks import at_least
 
 
 @REGULARIZERS.register("table_condition", "CTGAN: cross-entropy of the conditioned column "
@@ -22,14 +19,7 @@ class TableCondition(RegularizerBase):
 
     generator = "ctgan"  # needs last_logits, the encoding's blocks and the appended cond
 
-    @dataclass(frozen=True)
-    class Options:
-        weight: float = 1.0
-        interval: int = 1
-
-        def __post_init__(self) -> None:
-            at_least("weight", self.weight, 0)
-            at_least("interval", self.interval, 1)
+    Options = TermOptions  # weight 1, interval 1
 
     phases = ("G",)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from gankit.components import RegularizerBase
+from gankit.components import RegularizerBase, TermOptions
 from gankit.registry import REGULARIZERS
 from gankit.utils.checks import at_least, one_of
 
@@ -43,15 +43,13 @@ class Reconstruction(RegularizerBase):
     """Pixel loss against the batch's targets."""
 
     @dataclass(frozen=True)
-    class Options:
+    class Options(TermOptions):
         weight: float = 100.0  # pix2pix's lambda
         norm: str = "l1"  # l1 (pix2pix) or l2 (SRResNet's MSE)
-        interval: int = 1
 
         def __post_init__(self) -> None:
-            at_least("weight", self.weight, 0)
+            super().__post_init__()
             one_of("norm", self.norm, ("l1", "l2"))
-            at_least("interval", self.interval, 1)
 
     phases = ("G",)
 
@@ -71,13 +69,8 @@ class Cycle(RegularizerBase):
     needs_source = True
 
     @dataclass(frozen=True)
-    class Options:
+    class Options(TermOptions):
         weight: float = 10.0  # CycleGAN's lambda
-        interval: int = 1
-
-        def __post_init__(self) -> None:
-            at_least("weight", self.weight, 0)
-            at_least("interval", self.interval, 1)
 
     phases = ("G",)
 
@@ -99,13 +92,8 @@ class Identity(RegularizerBase):
     needs_source = True
 
     @dataclass(frozen=True)
-    class Options:
+    class Options(TermOptions):
         weight: float = 5.0  # CycleGAN: 0.5 * the cycle weight
-        interval: int = 1
-
-        def __post_init__(self) -> None:
-            at_least("weight", self.weight, 0)
-            at_least("interval", self.interval, 1)
 
     phases = ("G",)
 
@@ -135,14 +123,17 @@ class Perceptual(RegularizerBase):
     """
 
     @dataclass(frozen=True)
-    class Options:
-        weight: float = 1.0
+    class Options(TermOptions):
         features: str = "auto"  # auto, d, or an extractor spec (vgg19, lenet_mnist5k, ...)
-        interval: int = 1
 
         def __post_init__(self) -> None:
-            at_least("weight", self.weight, 0)
+            super().__post_init__()
             from gankit.registry import EXTRACTORS
+
+            if self.features not in ("auto", "d") and \
+                    self.features.partition(":")[0] not in EXTRACTORS.names():
+                raise ValueError(f"features must be auto, d or an extractor "
+                                 f"({', '.join(EXTRACTORS.names())}), got {self.features!r}")
 
             if self.features not in ("auto", "d") and \
                     self.features.partition(":")[0] not in EXTRACTORS.names():
@@ -205,13 +196,16 @@ class Semantic(RegularizerBase):
     needs_source = True
 
     @dataclass(frozen=True)
-    class Options:
-        weight: float = 1.0
+    class Options(TermOptions):
         classifier: str = "lenet_mnist5k"  # an extractor with a class head
-        interval: int = 1
 
         def __post_init__(self) -> None:
+            super().__post_init__()
             from gankit.registry import EXTRACTORS
+
+            if self.classifier.partition(":")[0] not in EXTRACTORS.names():
+                raise ValueError(f"classifier must be an extractor with a class head "
+                                 f"({', '.join(EXTRACTORS.names())}), got {self.classifier!r}")
 
             at_least("weight", self.weight, 0)
             if self.classifier.partition(":")[0] not in EXTRACTORS.names():
