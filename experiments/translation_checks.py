@@ -1,0 +1,89 @@
+"""Issue 36's measured targets on trained runs (the commands that train them are in the
+docstring of each function; one job at a time).
+
+    PYTHONPATH=src python experiments/translation_checks.py pix2pix runs/p2p
+    PYTHONPATH=src python experiments/translation_checks.py cyclegan runs/cyc
+    PYTHONPATH=src python experiments/translation_checks.py sr runs/srresnet runs/srgan
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gankit import api, translation
+from gankit.data import load_dataset
+from gankit.metrics.features import build_extractor
+
+
+def _accuracy(x: torch.Tensor, y: torch.Tensor) -> float:
+    lenet = build_extractor("lenet_mnist5k")
+    with torch.no_grad():
+        return float((lenet.logits(x).argmax(1) == y).float().mean())
+
+
+def pix2pix(run_dir: str) -> dict:
+    """`gankit train pix2pix --out RUN`: outputs of the held-out edge maps
+    (``edges2mnist:test``) assigned to their source digit's class by lenet_mnist5k (target
+    >= 95 %), and their L1 distance to the true digits."""
+    run = api.load(run_dir)
+    test = load_dataset("edges2mnist:test", resolution=run.info.sample_shape[-1])
+    out = translation.translate(run, test.source)
+    return {"class_agreement": _accuracy(out, test.y),
+            "l1": float((out - test.x).abs().mean()),
+            "real_digits_accuracy": _accuracy(test.x, test.y)}
+
+
+def cyclegan(run_dir: str) -> dict:
+    """`gankit train cyclegan --out RUN`: sklearn digits translated to mnist5k style
+    (AtoB) classified by lenet_mnist5k, against the same digits naively upscaled (target:
+    translated >= upscaled)."""
+    run = api.load(run_dir)
+    digits = load_dataset("digits")
+    side = run.info.sample_shape[-1]
+    naive = F.interpolate(digits.x, size=(side, side), mode="bilinear", align_corners=False)
+    out = translation.translate(run, digits.x, "AtoB")
+    return {"translated_accuracy": _accuracy(out, digits.y),
+            "upscaled_accuracy": _accuracy(naive, digits.y)}
+
+
+def high_frequency_energy(x: torch.Tensor) -> float:
+    """Mean squared response of a 3x3 Laplacian on the luma of images [N, C, H, W]: how
+    much fine detail they hold."""
+    grey = x.mean(1, keepdim=True)
+    k = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]]).view(1, 1, 3, 3)
+    return float(F.conv2d(grey, k).pow(2).mean())
+
+
+def sr(*run_dirs: str) -> dict:
+    """`gankit train srresnet --out R1`, `gankit train srgan --out R2 --set
+    train.init_from=R1` (and esrgan): PSNR/SSIM on the held-out photos against bicubic,
+    and the high-frequency energy of the outputs against the ground truth's."""
+    from gankit.data.photos import heldout_photos
+
+    results = {}
+    for run_dir in run_dirs:
+        run = api.load(run_dir)
+        scale = run.info.sample_shape[-1] // run.info.source_shape[-1]
+        fid = translation.evaluate_pairs(run)
+        energies, truth = [], []
+        for img in heldout_photos().values():
+            h, w = (s - s % scale for s in img.shape[1:])
+            hr = img[None, :, :h, :w]
+            lr = F.interpolate(hr, size=(h // scale, w // scale), mode="bicubic",
+                               align_corners=False, antialias=True).clamp(-1, 1)
+            energies.append(high_frequency_energy(translation.upscale(run, lr[0])[None]))
+            truth.append(high_frequency_energy(hr))
+        results[run_dir] = {**fid, "hf_energy": float(np.mean(energies)),
+                            "hf_energy_truth": float(np.mean(truth))}
+    return results
+
+
+if __name__ == "__main__":
+    kind, *dirs = sys.argv[1:]
+    print(json.dumps({"pix2pix": pix2pix, "cyclegan": cyclegan, "sr": sr}[kind](*dirs),
+                     indent=2))
