@@ -419,6 +419,17 @@ class LoadedRun:
         """True when the generator takes class labels (``generator.conditioning``)."""
         return bool(getattr(self.G, "conditional", False))
 
+    def require_latent(self, what: str) -> None:
+        """Refuse ``what`` (a command) for a run whose G does not map latents alone."""
+        takes = getattr(self.G, "takes", "latent")
+        if takes in ("latent", "bigan"):
+            return
+        hint = {"image": "gankit translate, gankit upscale or gankit anomaly score",
+                "table": "gankit sample RUN --out FILE.csv"}[takes]
+        raise ValueError(f"{what} draws from latents; {self.run_dir} is a "
+                         f"{self.config.generator.name} run (its G takes "
+                         f"{'images' if takes == 'image' else 'table conditions'}): use {hint}")
+
 
 def load(run_dir: str | Path, device: str = "cpu", step: int | None = None) -> LoadedRun:
     """Load G and G_ema from the newest complete checkpoint of ``run_dir`` (safetensors
@@ -506,6 +517,7 @@ def sample(run: str | Path | LoadedRun, n: int, *, classes=None, seed: int = 0,
     if truncation is not None:
         truncation = check_truncation(truncation)
     run = load(run, device) if not isinstance(run, LoadedRun) else run
+    run.require_latent("gankit sample")
     check_sample_memory(run, n)
     net = run.net(ema)
     dev = next(net.parameters()).device

@@ -558,6 +558,10 @@ def cmd_show(args) -> int:
         raise ValueError("show needs at least one of --nearest, --interpolate, --curves, "
                          "--style-mix")
     out = Path(args.out) if args.out else Path(args.run_dir) / "show"
+    if args.nearest or args.interpolate or args.style_mix:
+        from gankit import api
+
+        api.load(args.run_dir).require_latent("gankit show --nearest/--interpolate")
     written = []
     if args.curves:
         written.append(viz.curves_png(args.run_dir, out / "curves.png"))
@@ -577,6 +581,7 @@ def cmd_export(args) -> int:
     from gankit import api
     from gankit.export import describe
 
+    api.load(args.run_dir).require_latent("gankit export")
     result = api.export_generator(args.run_dir, args.format, args.out, ema=args.ema,
                                   step=args.step, check=args.check)
     if args.ema and result.net == "G":

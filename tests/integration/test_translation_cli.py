@@ -84,3 +84,17 @@ def test_srgan_starts_from_an_srresnet_run_and_resumes_bit_for_bit(tmp_path):
     # statistics aside)
     assert max(float((init[k] - first[k]).abs().max()) for k in init
                if "running_" not in k and init[k].is_floating_point()) < 3e-4
+
+
+def test_latent_commands_refuse_a_translation_run(tmp_path, capsys):
+    torch.set_num_threads(1)
+    run = tmp_path / "p2p"
+    assert main(["train", "pix2pix", "--steps", "1", "--out", str(run), *COMMON,
+                 *TINY["pix2pix"]]) == 0
+    for argv in (["sample", str(run), "--out", str(tmp_path / "x.png")],
+                 ["show", str(run), "--interpolate"],
+                 ["export", str(run), "--format", "torchscript"]):
+        capsys.readouterr()
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "draws from latents" in err and "use gankit translate" in err

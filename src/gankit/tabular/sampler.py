@@ -74,6 +74,8 @@ class TableTask:
 
         self.trainer = trainer
         s = trainer.state
+        if trainer.world.size > 1:
+            raise ValueError("ctgan trains in one process: tables are small; drop --nproc")
         transform = TableTransform.from_state(s.info.table)
         self.sampler = ConditionSampler(transform.discrete, trainer.data.x)
         self.seed = s.config.train.seed
