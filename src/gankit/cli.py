@@ -456,6 +456,11 @@ def cmd_eval(args) -> int:
         run = api.load(args.source)
         if run.info.table is not None:
             return _eval_table(args, run)
+        if getattr(run.G, "takes", "latent") == "image":
+            raise ValueError(f"{args.source} is a translation run: gankit eval scores it with "
+                             f"--metrics psnr,ssim (paired ground truth); for fid or kid of "
+                             f"its outputs, write them with gankit translate and evaluate "
+                             f"that npz")
     refine = _refine_options(args)
     out = args.out
     source = Path(args.source)
