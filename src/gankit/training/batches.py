@@ -117,7 +117,10 @@ class BatchSource:
                 raise ValueError(f"the batch size {size} (from step {start}) does not divide by "
                                  f"the {world} processes of data parallelism; use a multiple "
                                  f"of {world}")
-        samplers = [BatchSampler(len(data), size, train.seed if k == 0 else
+        # a table's task draws its rows itself (training-by-sampling, with replacement), so
+        # its batches may hold more rows than the table
+        cap = len(data) if getattr(data, "table", None) is not None else None
+        samplers = [BatchSampler(len(data), min(size, cap or size), train.seed if k == 0 else
                                  epoch_seed(train.seed, _STAGE_SEED + k))
                     for k, (_, size) in enumerate(self.stages)]
         self.order = _Order(self.stages, samplers, self.d_steps, rank, world)
