@@ -5,10 +5,11 @@ authors' implementation, installed only for this benchmark: ``pip install
 Per table (``breast_cancer``, ``wine``; ``grunfeld`` with the tables extra) and seed: both
 train on the fixed ``NAME:train`` split (80 %) for ``epochs`` epochs of batch 500 drawn by
 training-by-sampling (``max(1, rows // 500)`` steps an epoch, as the package counts);
-each draws as many rows as the split holds, and both are scored against the same real
-rows (`gankit.tabular.metrics`): mean column fidelity (lower is better), association difference, ML efficacy (a gradient-boosting model trained
-on the synthetic rows, tested on ``NAME:test``, predicting the table's label column;
-accuracy, and its ratio to training on the real split) and wall time.
+each draws as many rows as the split holds; both are scored against the same real rows
+(`gankit.tabular.metrics`): mean column fidelity (lower is better), association
+difference, ML efficacy (a gradient-boosting model trained on the synthetic rows, tested
+on ``NAME:test``, predicting the table's label column; accuracy, and its ratio to training
+on the real split) and wall time.
 """
 
 from __future__ import annotations
