@@ -37,7 +37,7 @@ def test_every_public_module_registers_a_dataset():
 
 
 def test_unknown_name_suggests_closest():
-    with pytest.raises(ValueError, match=r"unknown dataset 'mnist'\. Did you mean 'mnist5k'\?"):
+    with pytest.raises(ValueError, match=r"unknown dataset 'mnist'\. Did you mean 'mnistm'\?"):
         load_dataset("mnist")
 
 
