@@ -254,13 +254,7 @@ def _parser() -> argparse.ArgumentParser:
     bn.add_argument("--method", default="ganomaly", help="ganomaly or fanogan")
     bn.add_argument("--data", default="mnist5k", choices=["mnist5k", "breast_cancer"])
     bn.add_argument("--digits", default="0,1,2,3,4,5,6,7,8,9", help="left-out digits")
-    bn.add_argument("--seeds", type=int, default=3, help="number of seeds (3)")
-    bn.add_argument("--first-seed", type=int, default=0, metavar="FIRST")
-    bn.add_argument("--steps", type=int, help="steps per run (default: the preset's)")
-    bn.add_argument("--set", dest="overrides", action="append", default=[],
-                    metavar="KEY=VALUE")
-    bn.add_argument("--out", help="folder for the runs and results.json")
-    _progress_argument(bn)
+    _run_bench_arguments(bn, 3, "method")
 
     bt = b_sub.add_parser("tabular", help="gankit's ctgan against the ctgan PyPI package "
                           "(pip install 'gankit[bench-tabular]') on the same splits")
@@ -274,27 +268,15 @@ def _parser() -> argparse.ArgumentParser:
 
     bd = b_sub.add_parser("domain-adaptation", help="MNIST -> MNIST-M: a classifier on "
                           "source digits vs on pixelda's translations, tested on MNIST-M")
-    bd.add_argument("--seeds", type=int, default=3, help="number of seeds (3)")
-    bd.add_argument("--first-seed", type=int, default=0, metavar="FIRST")
-    bd.add_argument("--steps", type=int, help="pixelda steps per seed (default: the preset's)")
+    _run_bench_arguments(bd, 3, "pixelda")
     bd.add_argument("--epochs", type=int, default=10, help="classifier epochs (10)")
-    bd.add_argument("--set", dest="overrides", action="append", default=[],
-                    metavar="KEY=VALUE", help="a pixelda config override")
-    bd.add_argument("--out", help="folder for the runs and results.json")
-    _progress_argument(bd)
 
     ba = b_sub.add_parser("augment", help="classification accuracy score and augmentation "
                           "gain of a conditional GAN's samples (Ravuri and Vinyals 2019)")
     ba.add_argument("--data", default="mnist5k", choices=["mnist5k", "digits"])
     ba.add_argument("--preset", default="cgan", help="a class-conditional preset (cgan)")
-    ba.add_argument("--seeds", type=int, default=5, help="number of seeds (5)")
-    ba.add_argument("--first-seed", type=int, default=0, metavar="FIRST")
-    ba.add_argument("--steps", type=int, help="GAN steps per seed (default: the preset's)")
+    _run_bench_arguments(ba, 5, "GAN")
     ba.add_argument("--epochs", type=int, default=10, help="classifier epochs (10)")
-    ba.add_argument("--set", dest="overrides", action="append", default=[],
-                    metavar="KEY=VALUE", help="a GAN config override")
-    ba.add_argument("--out", help="folder for the runs and results.json")
-    _progress_argument(ba)
 
     bc = b_sub.add_parser("combine", help="one table from several results.json of a "
                           "benchmark (seeds run apart)")
@@ -318,6 +300,19 @@ def _parser() -> argparse.ArgumentParser:
                     "holds RGB and serves 1 or 3 channels")
     dc.add_argument("--workers", type=int, help="decode processes (default: cores - 1, <= 8)")
     return p
+
+
+def _run_bench_arguments(parser, seeds: int, what: str) -> None:
+    """--seeds, --first-seed, --steps, --set, --out and the progress flag of a benchmark
+    that trains runs of a preset."""
+    parser.add_argument("--seeds", type=int, default=seeds, help=f"number of seeds ({seeds})")
+    parser.add_argument("--first-seed", type=int, default=0, metavar="FIRST")
+    parser.add_argument("--steps", type=int, help=f"{what} steps per run (default: the "
+                        "preset's)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help=f"a {what} config override")
+    parser.add_argument("--out", help="folder for the runs and results.json")
+    _progress_argument(parser)
 
 
 def cmd_train(args) -> int:
