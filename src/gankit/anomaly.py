@@ -8,6 +8,13 @@ whose score reads the run's D).
 `fit` trains the preset on the normal classes only (``data.classes``); `score` scores
 images (a file, a folder or an npz), resized to the run's resolution and channels;
 `heatmap` draws the pixel-level residual |x - G(x)| beside the image.
+
+Tables: ``fit ganomaly --data csv:normal.csv`` (or any table spec) treats every row as
+normal. Its rows become feature vectors (numbers standardised by the training rows, a
+missing value 0 plus an indicator, categories one-hot) and the ``ganomaly_points`` preset
+trains on them; the training rows and their column types are kept in the run
+(``anomaly_reference.csv``, ``anomaly_table.json``) so that `score_csv` encodes new rows
+the same way.
 """
 
 from __future__ import annotations
@@ -32,11 +39,20 @@ def fit(method: str, out: str | Path, data: str | None = None,
         raise ValueError(f"anomaly method {method!r}: choose one of {', '.join(METHODS)}")
     extra = [f"data.classes=[{','.join(str(c) for c in normal)}]"] if normal else []
     preset = method
-    if data is not None and _is_points(data):  # table features: the vector variant
+    kind = _kind(data) if data is not None else "images"
+    if kind in ("points", "table"):  # feature vectors: the fully connected variant
         if method != "ganomaly":
-            raise ValueError(f"anomaly method {method} scores images; for points (table "
-                             f"features) use ganomaly")
+            raise ValueError(f"anomaly method {method} scores images; for points or table "
+                             f"rows use ganomaly")
         preset = "ganomaly_points"
+    if kind == "table":
+        if normal:
+            raise ValueError(f"--normal {','.join(map(str, normal))}: {data} is a table, "
+                             f"whose rows are all normal; give a CSV of the normal rows only")
+        if out is None:
+            raise ValueError("gankit anomaly fit on a table needs --out (its encoding is "
+                             "kept in the run)")
+        data = _table_features(data, Path(out))
     if method == "fanogan":  # f-AnoGAN's first stage: a WGAN-GP on the same normal data
         if out is None:
             raise ValueError("gankit anomaly fit fanogan needs --out (the first stage's run "
@@ -51,10 +67,54 @@ def fit(method: str, out: str | Path, data: str | None = None,
                      overrides=[*extra, *overrides])
 
 
-def _is_points(spec: str) -> bool:
+def _kind(spec: str) -> str:
+    """"table" for a table spec (csv:, breast_cancer, ...), else the dataset's kind."""
     from gankit.data import load_dataset
 
-    return load_dataset(spec).kind == "points"
+    ds = load_dataset(spec)
+    return "table" if ds.table is not None else ds.kind
+
+
+def _table_features(spec: str, out: Path) -> str:
+    """Keep ``spec``'s rows and column types in ``out`` and write their feature vectors to
+    ``out/anomaly_features.npz``; returns that npz's data spec."""
+    from gankit.data import load_dataset
+    from gankit.tabular.metrics import design
+    from gankit.tabular.table import write_csv
+    from gankit.utils.io import atomic_write_bytes, atomic_write_json
+
+    table = load_dataset(spec).table.table
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(table, out / "anomaly_reference.csv")
+    atomic_write_json(out / "anomaly_table.json",
+                      {"data": spec, "types": {c.name: c.type for c in table.columns}})
+    buf = io.BytesIO()
+    np.savez(buf, x=design(table, table).astype(np.float32))
+    atomic_write_bytes(out / "anomaly_features.npz", buf.getvalue())
+    return f"npz:{(out / 'anomaly_features.npz').resolve()}"
+
+
+def score_csv(run, path: str | Path) -> torch.Tensor:
+    """Anomaly scores [N] of the rows of the CSV ``path``, encoded as the run's training
+    table (a run fitted with ``--data csv:...`` or another table)."""
+    import json
+
+    from gankit.tabular.metrics import design
+    from gankit.tabular.table import read_csv
+
+    meta = Path(run.run_dir) / "anomaly_table.json"
+    if not meta.is_file():
+        raise ValueError(f"{path}: CSV rows need a run fitted on a table (gankit anomaly fit "
+                         f"ganomaly --data csv:NORMAL.csv); {run.run_dir} was fitted on "
+                         f"{run.config.data.name}")
+    types = json.loads(meta.read_text())["types"]
+    reference = read_csv(Path(run.run_dir) / "anomaly_reference.csv", types)
+    absent = [n for n in reference.names if n not in read_csv(path).names]
+    if absent:
+        raise ValueError(f"{path}: no column {absent[0]!r}; the run was fitted on the columns "
+                         f"{', '.join(reference.names)}")
+    rows = read_csv(path, types)
+    return score(run, torch.from_numpy(design(rows, reference)).float())
 
 
 def _scorer(run):

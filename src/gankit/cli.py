@@ -164,7 +164,8 @@ def _parser() -> argparse.ArgumentParser:
     af.add_argument("--set", dest="overrides", action="append", default=[],
                     metavar="KEY=VALUE")
     _progress_argument(af)
-    asc = an_sub.add_parser("score", help="anomaly scores of images (file, folder, npz)")
+    asc = an_sub.add_parser("score", help="anomaly scores of images (file, folder, npz) "
+                                "or of CSV rows (a run fitted on a table)")
     asc.add_argument("run_dir")
     asc.add_argument("input")
     asc.add_argument("--out", required=True, help="scores.csv (name,score)")
@@ -614,12 +615,13 @@ def cmd_anomaly(args) -> int:
         from gankit.translation import read_images
 
         if str(args.input).lower().endswith(".csv"):
-            raise ValueError(f"{args.input}: CSV rows need a table anomaly method; "
-                             f"{run.config.generator.name} scores images")
-        _, items = read_images(args.input)
-        scores = _scores_of(run, items)
-        where = anomaly.write_scores([n for n, _ in items], scores, args.out)
-        print(f"wrote {len(items)} scores to {where}")
+            scores = anomaly.score_csv(run, args.input)
+            names = [f"row{i}" for i in range(1, len(scores) + 1)]
+        else:
+            _, items = read_images(args.input)
+            scores, names = _scores_of(run, items), [n for n, _ in items]
+        where = anomaly.write_scores(names, scores, args.out)
+        print(f"wrote {len(scores)} scores to {where}")
         return 0
     from gankit.translation import read_images
     from gankit.utils.io import atomic_write_bytes

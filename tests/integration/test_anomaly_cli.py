@@ -73,3 +73,34 @@ def test_ganomaly_on_table_features_and_the_breast_cancer_protocol(tmp_path, cap
                  "--set", "train.batch_size=16"]) == 0
     out = capsys.readouterr().out
     assert "| anomaly | ganomaly | isolation_forest | one_class_svm |" in out
+
+
+def test_ganomaly_on_a_csv_scores_rows_by_column_name(tmp_path, capsys):
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    rows = ["size,kind,weight"] + [
+        f"{rng.normal(10, 2):.3f},{'ab'[i % 2]},{'' if i == 3 else f'{rng.normal(1, 0.1):.3f}'}"
+        for i in range(40)]
+    (tmp_path / "normal.csv").write_text("\n".join(rows) + "\n")
+    run = tmp_path / "gano"
+    assert main(["anomaly", "fit", "ganomaly", "--data", f"csv:{tmp_path / 'normal.csv'}",
+                 "--steps", "2", "--out", str(run), "--no-progress",
+                 "--set", "train.batch_size=8"]) == 0
+    # 3 columns: size, weight and its missing indicator, kind one-hot a/b = 5 features
+    assert np.load(run / "anomaly_features.npz")["x"].shape == (40, 5)
+    new = ["size,kind,weight", "10.5,a,1.0", "30.0,b,", "9.0,c,0.2"]
+    swapped = ["weight,size,kind", "1.0,10.5,a", ",30.0,b", "0.2,9.0,c"]
+    for name, lines in (("new.csv", new), ("swapped.csv", swapped)):
+        (tmp_path / name).write_text("\n".join(lines) + "\n")
+        assert main(["anomaly", "score", str(run), str(tmp_path / name), "--out",
+                     str(tmp_path / f"{name}.scores")]) == 0
+    a, b = ((tmp_path / f"{n}.scores").read_text().splitlines() for n in ("new.csv",
+                                                                           "swapped.csv"))
+    assert a == b and [line.split(",")[0] for line in a] == ["name", "row1", "row2", "row3"]
+    (tmp_path / "short.csv").write_text("size,kind\n1,a\n")
+    capsys.readouterr()
+    assert main(["anomaly", "score", str(run), str(tmp_path / "short.csv"), "--out",
+                 str(tmp_path / "x.csv")]) == 2
+    assert "no column 'weight'" in capsys.readouterr().err
+    assert main(["anomaly", "fit", "ganomaly", "--data", f"csv:{tmp_path / 'normal.csv'}",
+                 "--normal", "1", "--out", str(tmp_path / "y")]) == 2

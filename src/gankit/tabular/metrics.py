@@ -107,7 +107,7 @@ def association_difference(real: Table, synth: Table) -> float:
     return float(np.mean(diffs)) if diffs else 0.0
 
 
-def _design(table: Table, reference: Table, target: str | None = None) -> np.ndarray:
+def design(table: Table, reference: Table, target: str | None = None) -> np.ndarray:
     """Numbers (standardised by ``reference``, missing -> 0 plus an indicator) and one-hot
     labels (``reference``'s labels), without ``target``: [N, F]."""
     parts = []
@@ -140,13 +140,13 @@ def ml_efficacy(train: Table, test: Table, synth: Table, target: str,
     numeric = col.type in NUMERIC
     scores = {}
     for name, source in (("real", train), ("synthetic", synth)):
-        x = _design(source, train, target)
+        x = design(source, train, target)
         y_raw = source.column(target).values
         keep = [i for i, v in enumerate(y_raw) if not _is_missing(v)]
         y = np.array([y_raw[i] for i in keep], float) if numeric else \
             np.array(_labels([y_raw[i] for i in keep]))
         x = x[keep]
-        x_test = _design(test, train, target)
+        x_test = design(test, train, target)
         t_raw = test.column(target).values
         t_keep = [i for i, v in enumerate(t_raw) if not _is_missing(v)]
         y_test = np.array([t_raw[i] for i in t_keep], float) if numeric else \
@@ -170,9 +170,9 @@ def dcr(train: Table, holdout: Table, synth: Table) -> dict[str, float]:
     and their ratio (module docstring)."""
     from sklearn.neighbors import NearestNeighbors
 
-    base = _design(train, train)
+    base = design(train, train)
     nn = NearestNeighbors(n_neighbors=1).fit(base)
-    d_synth = float(np.median(nn.kneighbors(_design(synth, train))[0]))
-    d_hold = float(np.median(nn.kneighbors(_design(holdout, train))[0]))
+    d_synth = float(np.median(nn.kneighbors(design(synth, train))[0]))
+    d_hold = float(np.median(nn.kneighbors(design(holdout, train))[0]))
     return {"dcr_synthetic": d_synth, "dcr_holdout": d_hold,
             "dcr_ratio": d_synth / d_hold if d_hold else float("nan")}
