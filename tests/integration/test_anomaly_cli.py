@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from gankit.benchmarks.anomaly import auroc, baseline_scores
+from gankit.benchmarks.anomaly import _finished, auroc, baseline_scores
 from gankit.cli import main
 
 
@@ -47,6 +47,12 @@ def test_ganomaly_fit_score_and_heatmap(tmp_path, capsys):
     with Image.open(tmp_path / "m.png") as img:
         assert img.width > 2 * img.height - 20  # the image beside its residual map
     assert main(["anomaly", "fit", "isolation", "--out", str(tmp_path / "x")]) == 2
+    # gankit bench anomaly scores a finished run again instead of training it twice
+    said = []
+    assert _finished(run, 2, said.append).step == 2 and "no training" in said[0]
+    assert _finished(tmp_path / "imgs", None, None) is None
+    with pytest.raises(ValueError, match="not --steps 5"):
+        _finished(run, 5, None)
 
 
 @pytest.mark.parametrize("method", ["fanogan", "egbad"])
