@@ -834,8 +834,9 @@ def _dispatch(args) -> int:
     except TrainingInterrupted as exc:
         if exc.checkpoint is None and _rank() != 0:  # rank 0 says where it saved
             return 128 + exc.signum
-        run = getattr(args, "resume", None) or getattr(args, "out", None)
-        hint = f"; continue with: gankit train --resume {run}" if exc.checkpoint else ""
+        # the run is the checkpoint's: a benchmark's --out holds several runs
+        run = Path(exc.checkpoint).parent.parent if exc.checkpoint else None
+        hint = f"; continue with: gankit train --resume {run}" if run else ""
         print(f"gankit: {exc}{hint}", file=sys.stderr)
         return 128 + exc.signum
     except TrainingDiverged as exc:
