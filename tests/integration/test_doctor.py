@@ -74,6 +74,7 @@ def test_constant_generator_is_flagged_and_diagnosed(tmp_path, capsys, constant_
     assert "--set discriminator.minibatch_discrimination=16" in out
 
 
+@pytest.mark.slow  # a quality check (~10-20 s): run with -m slow
 def test_mixture_stable_ring_is_healthy(tmp_path, capsys):
     run = tmp_path / "healthy"
     assert main(["train", "mixture_stable", "--steps", "1500", "--out", str(run), *FAST]) == 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pytest
 import torch
 
 from gankit import api
@@ -29,6 +30,7 @@ def _inline_metrics(points: np.ndarray, means: np.ndarray, std: float) -> dict:
     return {"modes": int((counts > 0).sum()), "hq": float(hq.mean())}
 
 
+@pytest.mark.slow  # a quality check (~10-20 s): run with -m slow
 def test_mixture_stable_captures_the_ring(tmp_path):
     start = time.perf_counter()
     # CPU pins the numerics the seed was checked with (seeds 0-5 all pass with margin).

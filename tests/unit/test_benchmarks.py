@@ -24,6 +24,7 @@ def test_stacked_mnist_data(stacks):
     assert len(matches) >= 1 and int(digits.y[matches[0]]) == int(stacks.y[0]) // 100
 
 
+@pytest.mark.slow  # a quality check (~10-20 s): run with -m slow
 def test_real_stacks_cover_all_modes_at_the_kl_floor(stacks):
     res = stacked_mnist.count_modes(stacks.x[:26_000])
     assert res["modes"] == 1000
