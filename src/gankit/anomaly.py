@@ -39,7 +39,9 @@ def fit(method: str, out: str | Path, data: str | None = None,
         raise ValueError(f"anomaly method {method!r}: choose one of {', '.join(METHODS)}")
     extra = [f"data.classes=[{','.join(str(c) for c in normal)}]"] if normal else []
     preset = method
-    kind = _kind(data) if data is not None else "images"
+    dataset = _load(data) if data is not None else None
+    kind = "images" if dataset is None else "table" if dataset.table is not None \
+        else dataset.kind
     if kind in ("points", "table"):  # feature vectors: the fully connected variant
         if method != "ganomaly":
             raise ValueError(f"anomaly method {method} scores images; for points or table "
@@ -52,7 +54,7 @@ def fit(method: str, out: str | Path, data: str | None = None,
         if out is None:
             raise ValueError("gankit anomaly fit on a table needs --out (its encoding is "
                              "kept in the run)")
-        data = _table_features(data, Path(out))
+        data = _table_features(dataset.table.table, data, Path(out))
     if method == "fanogan":  # f-AnoGAN's first stage: a WGAN-GP on the same normal data
         if out is None:
             raise ValueError("gankit anomaly fit fanogan needs --out (the first stage's run "
@@ -67,30 +69,29 @@ def fit(method: str, out: str | Path, data: str | None = None,
                      overrides=[*extra, *overrides])
 
 
-def _kind(spec: str) -> str:
-    """"table" for a table spec (csv:, breast_cancer, ...), else the dataset's kind."""
+def _load(spec: str):
     from gankit.data import load_dataset
 
-    ds = load_dataset(spec)
-    return "table" if ds.table is not None else ds.kind
+    return load_dataset(spec)
 
 
-def _table_features(spec: str, out: Path) -> str:
-    """Keep ``spec``'s rows and column types in ``out`` and write their feature vectors to
-    ``out/anomaly_features.npz``; returns that npz's data spec."""
-    from gankit.data import load_dataset
+def _table_features(table, spec: str, out: Path) -> str:
+    """Keep ``table``'s rows and column types in ``out`` and write their feature vectors to
+    ``out/anomaly_features.npz``; returns that npz's data spec. Refuses an ``out`` that
+    already holds a run (whose encoding this would replace)."""
     from gankit.tabular.metrics import design
     from gankit.tabular.table import write_csv
-    from gankit.utils.io import atomic_write_bytes, atomic_write_json
+    from gankit.training.checkpoint import list_checkpoints
+    from gankit.utils.io import atomic_open, atomic_write_json
 
-    table = load_dataset(spec).table.table
+    if list_checkpoints(out):
+        raise ValueError(f"{out} already holds a run; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     write_csv(table, out / "anomaly_reference.csv")
     atomic_write_json(out / "anomaly_table.json",
                       {"data": spec, "types": {c.name: c.type for c in table.columns}})
-    buf = io.BytesIO()
-    np.savez(buf, x=design(table, table).astype(np.float32))
-    atomic_write_bytes(out / "anomaly_features.npz", buf.getvalue())
+    with atomic_open(out / "anomaly_features.npz") as f:
+        np.savez(f, x=design(table, table).astype(np.float32))
     return f"npz:{(out / 'anomaly_features.npz').resolve()}"
 
 

@@ -110,3 +110,9 @@ def test_ganomaly_on_a_csv_scores_rows_by_column_name(tmp_path, capsys):
     assert "no column 'weight'" in capsys.readouterr().err
     assert main(["anomaly", "fit", "ganomaly", "--data", f"csv:{tmp_path / 'normal.csv'}",
                  "--normal", "1", "--out", str(tmp_path / "y")]) == 2
+    # fitting over the run is refused before its kept encoding is touched
+    kept = (run / "anomaly_reference.csv").read_text()
+    (tmp_path / "other.csv").write_text("size,kind,weight\n1,a,2\n3,b,4\n")
+    assert main(["anomaly", "fit", "ganomaly", "--data", f"csv:{tmp_path / 'other.csv'}",
+                 "--out", str(run)]) == 2
+    assert (run / "anomaly_reference.csv").read_text() == kept
