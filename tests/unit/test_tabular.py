@@ -72,6 +72,29 @@ def test_mode_specific_normalisation_finds_the_modes_and_round_trips():
                            "counts": [200, 200, 200]}]
 
 
+def test_decoding_with_a_seed_draws_each_one_hot_block_from_its_probabilities():
+    table = Table([Column("v", "continuous", [-1.0, 1.0] * 50),
+                   Column("c", "categorical", ["a", "b", "c"] * 33 + ["a"])])
+    t = TableTransform.fit(table, seed=0)
+    n = 4000
+    x = torch.zeros(n, t.dim)
+    x[:, 0] = 0.25  # alpha
+    k = t.dim - 4  # the mode block's width
+    x[:, 1:1 + k] = 1.0 / k
+    x[:, 1 + k:] = torch.tensor([0.2, 0.5, 0.3])  # G's softmax over a, b, c
+    assert set(t.decode(x).column("c").values) == {"b"}  # arg-max: always the likeliest
+    drawn = t.decode(x, seed=0).column("c").values
+    freq = {label: drawn.count(label) / n for label in "abc"}
+    # binomial s.d. <= sqrt(0.25 / 4000) = 0.0079: 0.03 is ~4 s.d.
+    assert all(abs(freq[a] - p) < 0.03 for a, p in zip("abc", (0.2, 0.5, 0.3)))
+    assert drawn == t.decode(x, seed=0).column("c").values  # seeded
+    v = t.columns[0]  # every kept mode is drawn: each gives its own value of alpha 0.25
+    expected = {round(float(np.clip(0.25 * 4 * sd + mu, -1, 1)), 5)
+                for mu, sd in zip(v["means"], v["stds"])}
+    assert {round(y, 5) for y in t.decode(x, seed=1).column("v").values} == expected
+    assert k == len(v["means"]) >= 2
+
+
 def test_missing_numbers_and_integers_survive_decoding(tmp_path):
     table = parse_csv(CSV, "t.csv")
     t = TableTransform.fit(table)

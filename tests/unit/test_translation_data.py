@@ -137,3 +137,46 @@ def test_the_semantic_term_is_the_classifiers_cross_entropy_on_its_own_labels():
     noise = torch.rand(8, 1, 28, 28) * 2 - 1  # a translation that destroys the digit costs more
     assert reg(StepContext(None, None, None, noise, None, None, None, 0, torch.Generator(),
                            phase="G", source=digits)) > value
+
+
+def _semantic_ctx(fake, source):
+    from gankit.training.context import StepContext
+
+    return StepContext(None, None, None, fake, None, None, None, 0, torch.Generator(),
+                       phase="G", source=source)
+
+
+def test_a_trained_task_classifier_learns_translations_that_fool_the_frozen_one():
+    from gankit.regularizers.translation import Semantic
+
+    torch.manual_seed(0)
+    test = load_dataset("mnist5k:test")
+    digits = torch.cat([test.x[test.y == k][:2] for k in range(10)])  # two of each class
+    fake = -digits  # a "translation" to inverted colours, which f was never shown
+    frozen, trained = Semantic(weight=1.0), Semantic(weight=1.0, train_lr=1e-3)
+    first = trained(_semantic_ctx(fake, digits))
+    # the first call takes one Adam step before scoring: below the frozen value already
+    assert 2.0 < first < frozen(_semantic_ctx(fake, digits))
+    for _ in range(40):
+        last = trained(_semantic_ctx(fake, digits))
+    assert frozen(_semantic_ctx(fake, digits)) > 2.0  # f still misreads inverted digits
+    assert last < 0.2  # T learnt that these translations carry their sources' labels
+    with pytest.raises(ValueError, match="train_lr must be >= 0"):
+        Semantic(train_lr=-1.0)
+
+
+def test_the_trained_task_classifier_resumes_exactly():
+    from gankit.regularizers.translation import Semantic
+
+    test = load_dataset("mnist5k:test")
+    digits = torch.cat([test.x[test.y == k][:1] for k in range(8)])
+    fake = digits.roll(1, 0)
+    a = Semantic(train_lr=1e-3)
+    for _ in range(3):
+        a(_semantic_ctx(fake, digits))
+    saved = a.state_dict()
+    b = Semantic(train_lr=1e-3)
+    b.load_state_dict(saved)
+    assert b.state_dict() is not None and set(b.state_dict()) == {"classifier", "optimizer"}
+    assert torch.equal(a(_semantic_ctx(fake, digits)), b(_semantic_ctx(fake, digits)))
+    assert Semantic().state_dict() == {}  # frozen: nothing to save

@@ -214,3 +214,15 @@ def test_cycle_and_identity_terms_vanish_for_identity_generators_and_not_otherwi
     c = StepContext(None, None, tgt, fake, None, None, None, 0, torch.Generator(), phase="G")
     assert Reconstruction()(c).item() == pytest.approx(50.0)
     assert Reconstruction(norm="l2", weight=1.0)(c).item() == pytest.approx(0.25)
+
+
+def test_a_full_resolution_resnet_translator_has_no_stride_two_levels():
+    G = GENERATORS.get("resnet_translator")(out_shape=(3, 30, 30), in_shape=(1, 30, 30),
+                                             width=4, blocks=1, downsample=0)
+    # 7x7 conv 1->4 (196 + 4), one block of two 3x3 4->4 convs (2 x 148), 7x7 conv 4->3
+    # (588 + 3); instance norm has no parameters
+    assert _params(G) == 200 + 296 + 591
+    assert G(torch.randn(2, 1, 30, 30)).shape == (2, 3, 30, 30)
+    with pytest.raises(ValueError, match="downsample=2 needs an image side divisible by 4, "
+                                         "got 30"):
+        GENERATORS.get("resnet_translator")(out_shape=(3, 30, 30), width=4, blocks=1)

@@ -195,7 +195,11 @@ class _Residual(nn.Module):
 @GENERATORS.register("resnet_translator", "CycleGAN ResNet translator: n residual blocks "
                                           "(Zhu et al. 2017; Johnson et al. 2016)")
 class ResnetTranslator(Translator):
-    """(source [N, C', S, S]) -> [N, C, S, S] in [-1, 1]; S divisible by 4."""
+    """(source [N, C', S, S]) -> [N, C, S, S] in [-1, 1]; S divisible by 2^downsample.
+
+    ``downsample`` 0 keeps every block at full resolution, as PixelDA's generator
+    (Bousmalis et al. 2017, sec. 4): small digits keep their strokes, which two stride-2
+    levels squeeze to a 7x7 map at 28x28."""
 
     test_options: ClassVar[dict] = {"width": 4, "blocks": 1}
 
@@ -204,12 +208,14 @@ class ResnetTranslator(Translator):
         width: int = 64  # channels of the first layer; x2 per downsampling (the paper's 64)
         blocks: int = 0  # residual blocks; 0 = 6 for sides up to 128, else 9 (the paper's)
         norm: str = "instance"  # instance (CycleGAN), batch or none
+        downsample: int = 2  # stride-2 levels before the blocks: 2 (CycleGAN), 1, 0 (PixelDA)
 
         def __post_init__(self) -> None:
             super().__post_init__()
             at_least("width", self.width, 1)
             at_least("blocks", self.blocks, 0, " (0 = by the side)")
             one_of("norm", self.norm, NORMS)
+            one_of("downsample", self.downsample, (0, 1, 2))
 
     @classmethod
     def supports(cls, shape: tuple) -> bool:
@@ -221,19 +227,20 @@ class ResnetTranslator(Translator):
         super().__init__(options, values)
         o = self.options
         c_in, c_out, side = _ends(out_shape, in_shape, type(self), o, "resnet_translator")
-        if side % 4:
-            raise ValueError(f"resnet_translator needs an image side divisible by 4, got "
-                             f"{side}; set data.resolution")
+        levels = o.downsample
+        if side % 2 ** levels:
+            raise ValueError(f"resnet_translator with downsample={levels} needs an image side "
+                             f"divisible by {2 ** levels}, got {side}; set data.resolution")
         blocks = o.blocks or (6 if side <= 128 else 9)
         w, n = o.width, o.norm
         bias = n != "batch"
         layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(c_in, w, 7, bias=bias),
                                    norm_layer(n, w), nn.ReLU()]
-        for k in (1, 2):  # d2w, d4w
+        for k in range(1, levels + 1):  # d2w, d4w
             layers += [nn.Conv2d(w * 2 ** (k - 1), w * 2 ** k, 3, 2, 1, bias=bias),
                        norm_layer(n, w * 2 ** k), nn.ReLU()]
-        layers += [_Residual(w * 4, n) for _ in range(blocks)]
-        for k in (2, 1):  # u2w, uw
+        layers += [_Residual(w * 2 ** levels, n) for _ in range(blocks)]
+        for k in range(levels, 0, -1):  # u2w, uw
             layers += [nn.ConvTranspose2d(w * 2 ** k, w * 2 ** (k - 1), 3, 2, 1, 1, bias=bias),
                        norm_layer(n, w * 2 ** (k - 1)), nn.ReLU()]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(w, c_out, 7), nn.Tanh()]

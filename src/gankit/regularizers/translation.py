@@ -185,19 +185,29 @@ class Perceptual(RegularizerBase):
         return o.weight * o.interval * (fake_f - real_f).pow(2).mean()
 
 
-@REGULARIZERS.register("semantic", "semantic consistency: a frozen source classifier's "
-                                   "prediction survives translation (CyCADA, Hoffman 2018)")
+@REGULARIZERS.register("semantic", "semantic consistency: a source classifier's prediction "
+                                   "survives translation (CyCADA; PixelDA's task network)")
 class Semantic(RegularizerBase):
-    """weight * CE(f(G(source)), argmax f(source)) with f a frozen classifier of the source
-    domain (Hoffman et al. 2018, CyCADA, eq. 4; the task-classifier signal of PixelDA,
-    Bousmalis et al. 2017, without training a second network). ``classifier`` is an
-    extractor with a class head (default ``lenet_mnist5k``)."""
+    """weight * CE(T(G(source)), argmax f(source)) with f a frozen classifier of the source
+    domain (``classifier``, an extractor with a class head; default ``lenet_mnist5k``).
+
+    - ``train_lr`` 0: T is f itself, frozen (Hoffman et al. 2018, CyCADA, eq. 4).
+    - ``train_lr`` > 0: T starts as a copy of f and is trained beside G, in every G step
+      before G's term, by Adam at that rate on the sources and their (detached)
+      translations, both with f's labels (Bousmalis et al. 2017, PixelDA, eq. 3's task loss;
+      labels from f instead of the source's own, so unlabelled sources work). A frozen f is
+      fooled by translations that move many digits to one adversarial template; a T that
+      keeps learning the translations is not. T and its optimiser are saved in checkpoints;
+      T runs in eval mode (no dropout), so resume is exact. One process only: under DDP each
+      rank would train its own T.
+    """
 
     needs_source = True
 
     @dataclass(frozen=True)
     class Options(TermOptions):
         classifier: str = "lenet_mnist5k"  # an extractor with a class head
+        train_lr: float = 0.0  # > 0: train a copy beside G at this Adam rate (PixelDA)
 
         def __post_init__(self) -> None:
             super().__post_init__()
@@ -206,28 +216,69 @@ class Semantic(RegularizerBase):
             if self.classifier.partition(":")[0] not in EXTRACTORS.names():
                 raise ValueError(f"classifier must be an extractor with a class head "
                                  f"({', '.join(EXTRACTORS.names())}), got {self.classifier!r}")
-
-            at_least("weight", self.weight, 0)
-            if self.classifier.partition(":")[0] not in EXTRACTORS.names():
-                raise ValueError(f"classifier must be an extractor with a class head "
-                                 f"({', '.join(EXTRACTORS.names())}), got {self.classifier!r}")
-            at_least("interval", self.interval, 1)
+            at_least("train_lr", self.train_lr, 0, " (0 = a frozen classifier)")
 
     phases = ("G",)
 
     def __init__(self, options=None, /, **values) -> None:
         super().__init__(options, **values)
-        self._classifier = None
+        self._frozen = None  # f: labels the sources
+        self._task = None  # T: scores the translations (f itself when frozen)
+        self._optimizer = None
+        self._pending: dict | None = None  # a checkpoint's state, applied at first use
 
-    def __call__(self, ctx) -> torch.Tensor:
+    def _build(self, device) -> None:
+        import copy
+
         from gankit.metrics.features import build_extractor
 
+        self._frozen = build_extractor(self.options.classifier, device=device)
+        self._frozen.requires_grad_(False)
+        self._task = self._frozen
+        if self.options.train_lr > 0:
+            self._task = copy.deepcopy(self._frozen).eval()
+            self._task.requires_grad_(True)
+            self._optimizer = torch.optim.Adam(self._task.parameters(),
+                                               lr=self.options.train_lr)
+            if self._pending is not None:
+                self._task.load_state_dict(self._pending["classifier"])
+                self._optimizer.load_state_dict(self._pending["optimizer"])
+        self._pending = None
+
+    def __call__(self, ctx) -> torch.Tensor:
+        F = torch.nn.functional
         source = _needs(ctx, "source", "semantic", "sources (translation data)")
-        if self._classifier is None:
-            self._classifier = build_extractor(self.options.classifier, device=source.device)
-            self._classifier.requires_grad_(False)
+        if self._frozen is None:
+            self._build(source.device)
         with torch.no_grad():
-            labels = self._classifier.logits(source).argmax(1)
-        value = torch.nn.functional.cross_entropy(self._classifier.logits(ctx.fake), labels)
+            labels = self._frozen.logits(source).argmax(1)
+        if self._optimizer is not None:
+            self._optimizer.zero_grad(set_to_none=True)
+            task = self._task.logits
+            loss = F.cross_entropy(task(source), labels) + \
+                F.cross_entropy(task(ctx.fake.detach()), labels)
+            (loss / 2).backward()
+            self._optimizer.step()
+            self._optimizer.zero_grad(set_to_none=True)
+        value = F.cross_entropy(self._task.logits(ctx.fake), labels)
         o = self.options
         return o.weight * o.interval * value
+
+    def state_dict(self) -> dict:
+        if self.options.train_lr == 0:
+            return {}
+        if self._optimizer is None:  # not used yet: what was loaded, if anything
+            return dict(self._pending or {})
+        return {"classifier": self._task.state_dict(),
+                "optimizer": self._optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if not state:
+            return
+        if self._optimizer is None:  # a copy: the caller's tensors may change before first use
+            import copy
+
+            self._pending = copy.deepcopy(state)
+        else:
+            self._task.load_state_dict(state["classifier"])
+            self._optimizer.load_state_dict(state["optimizer"])

@@ -122,7 +122,8 @@ class TableTask:
 def sample_table(run, n: int, seed: int = 0, ema: bool = True):
     """``n`` synthetic rows of a table run (a `gankit.api.LoadedRun`) as a
     `gankit.tabular.table.Table` in the original columns: z and the conditional vectors
-    (by the labels' plain frequencies) drawn from ``seed``, G in eval mode."""
+    (by the labels' plain frequencies) drawn from ``seed``, G in eval mode, its one-hot
+    blocks drawn from its softmax outputs (`TableTransform.decode` with ``seed``)."""
     from gankit.tabular.transform import TableTransform
 
     if run.info.table is None:
@@ -135,4 +136,4 @@ def sample_table(run, n: int, seed: int = 0, ema: bool = True):
     device = next(G.parameters()).device
     rows = torch.cat([G(z[i:i + 1000].to(device), cond[i:i + 1000].to(device)).cpu()
                       for i in range(0, n, 1000)])
-    return transform.decode(rows[:, :transform.dim], name=f"{run.run_dir}")
+    return transform.decode(rows[:, :transform.dim], name=f"{run.run_dir}", seed=seed)

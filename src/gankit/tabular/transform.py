@@ -164,11 +164,20 @@ class TableTransform:
                 blocks.append(np.eye(len(c["labels"]))[[index[v] for v in col.values]])
         return torch.from_numpy(np.concatenate(blocks, 1).astype(np.float32))
 
-    def decode(self, x: torch.Tensor, name: str = "synthetic") -> Table:
-        """A `Table` of encoded rows ``x`` [N, dim] (G's outputs after their activations)."""
+    def decode(self, x: torch.Tensor, name: str = "synthetic", seed: int | None = None) -> Table:
+        """A `Table` of encoded rows ``x`` [N, dim] (G's outputs after their activations).
+
+        With ``seed``, every one-hot block (mode, missing indicator, label) is first replaced
+        by a one-hot draw from its values as probabilities (seeded): G's softmax outputs are
+        then sampled as the Gumbel-softmax draws of training sample them (the arg-max of
+        logits + Gumbel noise is a draw from their softmax), instead of always taking the
+        likeliest entry, which drops the spread G leaves to the noise. Without, arg-max.
+        """
         x = x.detach().double().cpu().numpy()
         if x.shape[1] != self.dim:
             raise ValueError(f"encoded rows have {x.shape[1]} values, the encoding {self.dim}")
+        if seed is not None:
+            x = self._draw_one_hot(x, np.random.default_rng(seed))
         columns, start = [], 0
         for c in self.columns:
             if c["type"] in ("continuous", "integer"):
@@ -191,6 +200,18 @@ class TableTransform:
                 start += width
                 columns.append(Column(c["name"], c["type"], labels))
         return Table(columns, name)
+
+    def _draw_one_hot(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        x, start = x.copy(), 0
+        for span in self.spans:
+            if span.activation == "softmax":
+                p = np.clip(x[:, start:start + span.width], 0, None)
+                p = p / np.maximum(p.sum(1, keepdims=True), 1e-12)
+                pick = np.minimum((p.cumsum(1) < rng.random(len(x))[:, None]).sum(1),
+                                  span.width - 1)
+                x[:, start:start + span.width] = np.eye(span.width)[pick]
+            start += span.width
+        return x
 
     def state_dict(self) -> dict:
         return {"columns": self.columns}

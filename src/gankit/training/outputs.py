@@ -100,7 +100,7 @@ class RunOutputs:
 
             transform = TableTransform.from_state(state.info.table)
             path = path.with_suffix(".csv")
-            write_csv(transform.decode(fake[:, :transform.dim]), path)
+            write_csv(transform.decode(fake[:, :transform.dim], seed=0), path)
             self.samples_step = state.step
             return path
         if state.info.kind == "image":
