@@ -59,13 +59,45 @@ def high_frequency_energy(x: torch.Tensor) -> float:
     return float(F.conv2d(grey, k).pow(2).mean())
 
 
+def sr_crops(out_png: str, *run_dirs: str, crop: int = 64, zoom: int = 3) -> None:
+    """One row per held-out photo: a ``crop``-pixel square from its centre upscaled x4 by
+    bicubic, by each run in turn, then the ground truth; enlarged ``zoom`` times so the
+    detail shows."""
+    from gankit.data.photos import heldout_photos
+    from gankit.utils.images import save_grid
+
+    runs = [api.load(d) for d in run_dirs]
+    scale = runs[0].info.sample_shape[-1] // runs[0].info.source_shape[-1]
+    tiles = []
+    for img in heldout_photos().values():
+        top, left = (img.shape[1] - crop) // 2, (img.shape[2] - crop) // 2
+        hr = img[None, :, top:top + crop, left:left + crop]
+        lr = F.interpolate(hr, size=(crop // scale,) * 2, mode="bicubic", align_corners=False,
+                           antialias=True).clamp(-1, 1)
+        row = [translation.bicubic(lr, scale)]
+        row += [translation.upscale(run, lr[0])[None] for run in runs]
+        tiles += row + [hr]
+    save_grid(torch.cat(tiles), out_png, nrow=len(runs) + 2, scale=zoom)
+
+
 def sr(*run_dirs: str) -> dict:
     """`gankit train srresnet --out R1`, `gankit train srgan --out R2 --set
     train.init_from=R1` (and esrgan): PSNR/SSIM on the held-out photos against bicubic,
-    and the high-frequency energy of the outputs against the ground truth's."""
+    and the high-frequency energy of the outputs against the ground truth's (and of
+    bicubic's). ``crops=PNG`` as the first argument also writes `sr_crops` there."""
     from gankit.data.photos import heldout_photos
 
+    if run_dirs and run_dirs[0].startswith("crops="):
+        sr_crops(run_dirs[0][len("crops="):], *run_dirs[1:])
+        run_dirs = run_dirs[1:]
     results = {}
+    bicubic_energy = []
+    for img in heldout_photos().values():
+        h, w = (s - s % 4 for s in img.shape[1:])
+        lr = F.interpolate(img[None, :, :h, :w], size=(h // 4, w // 4), mode="bicubic",
+                           align_corners=False, antialias=True).clamp(-1, 1)
+        bicubic_energy.append(high_frequency_energy(translation.bicubic(lr, 4)))
+    results["bicubic_x4_hf_energy"] = float(np.mean(bicubic_energy))
     for run_dir in run_dirs:
         run = api.load(run_dir)
         scale = run.info.sample_shape[-1] // run.info.source_shape[-1]

@@ -42,7 +42,7 @@ def _photo(name: str) -> np.ndarray:
     """One bundled photograph as uint8 [H, W, 3]."""
     (data,) = require(("skimage.data",), "images", "the photos and mnistm datasets")
     with Image.open(Path(data.data_dir) / name) as img:
-        return np.asarray(img.convert("RGB"))
+        return np.array(img.convert("RGB"))  # a writable copy: torch.from_numpy warns on views
 
 
 def heldout_photos() -> dict[str, torch.Tensor]:

@@ -4,7 +4,8 @@ paper.
 G: h0 = z (+) cond; two residual layers h_{i+1} = h_i (+) ReLU(BN(FC(h_i))) of ``width``
 units each ((+) concatenates); a linear layer to the table encoding, then per output block
 (`gankit.tabular.transform.Span`) tanh for a mode-normalised scalar and Gumbel-softmax
-(temperature 0.2) for a one-hot block; in eval mode a plain softmax (no draw). G returns
+(temperature 0.2) for a one-hot block; in eval mode a plain softmax (no draw: sampling
+draws each block's one-hot from it, `TableTransform.decode` with a seed). G returns
 the encoded row with its conditional vector appended, [row | cond], which is what D judges
 (the task draws real rows with the same layout), and keeps the pre-activation outputs of
 its latest pass (``last_logits``) for the conditional-vector loss (`table_condition`).
