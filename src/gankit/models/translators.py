@@ -215,7 +215,9 @@ class ResnetTranslator(Translator):
             at_least("width", self.width, 1)
             at_least("blocks", self.blocks, 0, " (0 = by the side)")
             one_of("norm", self.norm, NORMS)
-            one_of("downsample", self.downsample, (0, 1, 2))
+            if self.downsample not in (0, 1, 2):
+                raise ValueError(f"downsample must be 0, 1 or 2 (stride-2 levels), got "
+                                 f"{self.downsample!r}")
 
     @classmethod
     def supports(cls, shape: tuple) -> bool:
