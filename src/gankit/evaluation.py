@@ -251,6 +251,7 @@ def evaluate(source: Any, *, metrics: Sequence[str] | None = None, against: str 
         spec = build_extractor(spec, download=True)
     common = dict(seed=seed, options=options, quantize=quantize, real_tag=tag,
                   cache_dir=cache_dir() if cache == "default" else cache, progress=progress)
+    common["per_channel"] = getattr(real, "channel_classes", False)
     results = compute_metrics(fake, real_x, metrics, spec, short_name(against), len(fake),
                               **common)
     if reference:
@@ -396,6 +397,7 @@ def compute_metrics(
     quantize: bool = True,
     real_tag: str = "",
     progress: bool = False,
+    per_channel: bool = False,
 ) -> dict[str, float]:
     """Extract features once and compute metrics with protocol-named keys.
 
@@ -420,6 +422,11 @@ def compute_metrics(
             resized; ``_heldout``: a held-out split). Metrics of the samples alone (IS,
             mode counts) keep ``dataset_name``.
         progress: bars of the feature extraction on stderr (`gankit.utils.progress`).
+        per_channel: stacked data (``Dataset.channel_classes``, stacked_mnist): class
+            probabilities [N, C, K] come from each channel classified as a grey image of
+            its own, so ``modes`` counts tuples of channel classes (K^C modes) as the
+            stacked-MNIST protocol; whole-image metrics of probabilities (``is``) are
+            refused. Features are unchanged.
 
     Returns:
         ``{protocol_key: value}``, e.g. ``{"fid_10k_mnist5k_lenet": 3.2,
@@ -464,9 +471,19 @@ def compute_metrics(
         fake[POINTS] = fake_x.flatten(1)
         if POINTS in real_kinds:
             real[POINTS] = _as_images(real_x, "real_x").flatten(1)
-    if kinds & {FEATURES, PROBS}:
+    per_channel = per_channel and PROBS in kinds and images and fake_x.shape[1] > 1
+    if kinds & {FEATURES, PROBS} and (FEATURES in kinds or not per_channel):
         fake[FEATURES], fake[PROBS] = extractor.extract(
             fake_x, batch_size, PROBS in kinds, progress="features" if progress else None)
+    if per_channel:
+        whole = sorted(k for k, m in built.items() if PROBS in m.needs and k != "modes")
+        if whole:
+            raise ValueError(f"metrics {whole} read one class per image; this data has one "
+                             f"per channel (stacked): use modes")
+        n_img, channels = fake_x.shape[:2]
+        _, probs = extractor.extract(fake_x.reshape(n_img * channels, 1, *fake_x.shape[2:]),
+                                     batch_size, True)
+        fake[PROBS] = probs.view(n_img, channels, -1)
     summaries: dict[str, dict[str, np.ndarray]] = {}
     if real_kinds & {FEATURES, PROBS}:
         cache = Path(cache_dir) if cache_dir is not None else None

@@ -95,3 +95,28 @@ def test_recognized_share_by_hand():
     assert Recognized().compute(probs) == {"recognized_p0.9": 0.5}
     with pytest.raises(ValueError, match="threshold must lie in"):
         recognized_share(probs, threshold=0.0)
+
+
+def test_eval_of_stacked_samples_classifies_each_channel(tmp_path):
+    """`gankit eval --metrics modes` on stacked_mnist counts triples of channel digits, as
+    the benchmark's count_modes does; one grey image per stack would give at most 10."""
+    from gankit.benchmarks.stacked_mnist import count_modes
+    from gankit.data import load_dataset
+    from gankit.evaluation import compute_metrics, evaluate
+
+    x = load_dataset("stacked_mnist").x[:600]
+    reference = count_modes(x)
+    path = tmp_path / "stacks.npz"
+    np.savez(path, x=x.numpy())
+    out = evaluate(str(path), against="stacked_mnist", metrics=["modes"], cache=None,
+                   extractor="lenet_mnist5k")
+    hit = next(v for k, v in out.items() if k.startswith("modes_hit"))
+    kl = next(v for k, v in out.items() if k.startswith("modes_kl"))
+    # 600 draws of 1,000 equally likely triples: about 1000 (1 - e^-0.6) = 451 distinct
+    assert hit == reference["modes"] and 400 < hit < 500
+    assert kl == pytest.approx(reference["kl"], rel=1e-9)
+    whole = compute_metrics(x, None, ["modes"], "lenet_mnist5k", "stacked_mnist")
+    assert next(v for k, v in whole.items() if k.startswith("modes_hit")) <= 10
+    with pytest.raises(ValueError, match=r"metrics \['is'\] read one class per image"):
+        compute_metrics(x[:8], None, ["is", "modes"], "lenet_mnist5k", "stacked_mnist",
+                        per_channel=True)

@@ -50,6 +50,8 @@ class Dataset:
             (`gankit.data.paired`); None otherwise.
         domains: 2 when ``x`` stacks two unpaired image domains on the channel axis
             (``unpaired:``), else 1.
+        channel_classes: each channel is an image of its own class (``stacked_mnist``):
+            classifier metrics read the channels one at a time (the mode is their tuple).
         table: a table's raw rows and fitted encoding (`gankit.data.tables.TableData`);
             ``x`` is then the encoding, kind "points".
     """
@@ -63,6 +65,7 @@ class Dataset:
     source: torch.Tensor | None = None
     domains: int = 1
     table: object | None = None  # tables: the raw table and its encoding (data.tables)
+    channel_classes: bool = False  # stacked data: one class per channel
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

@@ -32,4 +32,4 @@ def stacked_mnist(arg: str | None, opts: LoadOptions) -> Dataset:
     d = digits.y[idx]  # [N, 3] digit of each channel
     y = d[:, 0] * 100 + d[:, 1] * 10 + d[:, 2]
     return Dataset(x=x.contiguous(), y=y, num_classes=1000, kind="image",
-                   name="stacked_mnist", class_names=None)
+                   name="stacked_mnist", class_names=None, channel_classes=True)
