@@ -61,7 +61,8 @@ def resolve_vgg19_weights(path: str | os.PathLike | None = None) -> Path:
         return cached
     raise FileNotFoundError(
         f"VGG19 weights {WEIGHTS_NAME} not found: put torchvision's file at {cached} or "
-        f"${WEIGHTS_ENV}; without it, perceptual losses use D's own features or lenet_mnist5k")
+        f"${WEIGHTS_ENV}; or pick other features: --set regularizers.perceptual.features=d "
+        f"(D's own) or an extractor")
 
 
 class VGG19Extractor(Extractor):
