@@ -59,6 +59,23 @@ def high_frequency_energy(x: torch.Tensor) -> float:
     return float(F.conv2d(grey, k).pow(2).mean())
 
 
+def _lowres(hr: torch.Tensor, scale: int) -> torch.Tensor:
+    """HR images [N, C, H, W] (sides multiples of ``scale``) downscaled as in training:
+    bicubic, antialiased, clamped."""
+    size = (hr.shape[-2] // scale, hr.shape[-1] // scale)
+    return F.interpolate(hr, size=size, mode="bicubic", align_corners=False,
+                         antialias=True).clamp(-1, 1)
+
+
+def _heldout_hr(scale: int) -> list[torch.Tensor]:
+    """The held-out photos [1, 3, H, W], each cut to multiples of ``scale``."""
+    from gankit.data.photos import heldout_photos
+
+    cut = [(img, img.shape[1] - img.shape[1] % scale, img.shape[2] - img.shape[2] % scale)
+           for img in heldout_photos().values()]
+    return [img[None, :, :h, :w] for img, h, w in cut]
+
+
 def sr_crops(out_png: str, *run_dirs: str, crop: int = 64, zoom: int = 3) -> None:
     """One row per held-out photo: a ``crop``-pixel square from its centre upscaled x4 by
     bicubic, by each run in turn, then the ground truth; enlarged ``zoom`` times so the
@@ -72,8 +89,7 @@ def sr_crops(out_png: str, *run_dirs: str, crop: int = 64, zoom: int = 3) -> Non
     for img in heldout_photos().values():
         top, left = (img.shape[1] - crop) // 2, (img.shape[2] - crop) // 2
         hr = img[None, :, top:top + crop, left:left + crop]
-        lr = F.interpolate(hr, size=(crop // scale,) * 2, mode="bicubic", align_corners=False,
-                           antialias=True).clamp(-1, 1)
+        lr = _lowres(hr, scale)
         row = [translation.bicubic(lr, scale)]
         row += [translation.upscale(run, lr[0])[None] for run in runs]
         tiles += row + [hr]
@@ -85,30 +101,19 @@ def sr(*run_dirs: str) -> dict:
     train.init_from=R1` (and esrgan): PSNR/SSIM on the held-out photos against bicubic,
     and the high-frequency energy of the outputs against the ground truth's (and of
     bicubic's). ``crops=PNG`` as the first argument also writes `sr_crops` there."""
-    from gankit.data.photos import heldout_photos
-
     if run_dirs and run_dirs[0].startswith("crops="):
         sr_crops(run_dirs[0][len("crops="):], *run_dirs[1:])
         run_dirs = run_dirs[1:]
-    results = {}
-    bicubic_energy = []
-    for img in heldout_photos().values():
-        h, w = (s - s % 4 for s in img.shape[1:])
-        lr = F.interpolate(img[None, :, :h, :w], size=(h // 4, w // 4), mode="bicubic",
-                           align_corners=False, antialias=True).clamp(-1, 1)
-        bicubic_energy.append(high_frequency_energy(translation.bicubic(lr, 4)))
-    results["bicubic_x4_hf_energy"] = float(np.mean(bicubic_energy))
+    results = {"bicubic_x4_hf_energy": float(np.mean([
+        high_frequency_energy(translation.bicubic(_lowres(hr, 4), 4)) for hr in _heldout_hr(4)]))}
     for run_dir in run_dirs:
         run = api.load(run_dir)
         scale = run.info.sample_shape[-1] // run.info.source_shape[-1]
         fid = translation.evaluate_pairs(run)
         energies, truth = [], []
-        for img in heldout_photos().values():
-            h, w = (s - s % scale for s in img.shape[1:])
-            hr = img[None, :, :h, :w]
-            lr = F.interpolate(hr, size=(h // scale, w // scale), mode="bicubic",
-                               align_corners=False, antialias=True).clamp(-1, 1)
-            energies.append(high_frequency_energy(translation.upscale(run, lr[0])[None]))
+        for hr in _heldout_hr(scale):
+            energies.append(high_frequency_energy(
+                translation.upscale(run, _lowres(hr, scale)[0])[None]))
             truth.append(high_frequency_energy(hr))
         results[run_dir] = {**fid, "hf_energy": float(np.mean(energies)),
                             "hf_energy_truth": float(np.mean(truth))}

@@ -27,6 +27,7 @@ from gankit.data import load_dataset, mixture_spec
 from gankit.metrics._cache import real_arrays
 from gankit.metrics._common import FEATURES, POINTS, PROBS, Metric, protocol_key
 from gankit.metrics.features import Extractor, build_extractor
+from gankit.metrics.modes import channel_probs
 from gankit.registry import METRICS
 from gankit.utils.guards import check_finite, finite_float32
 from gankit.utils.images import quantize_8bit
@@ -250,8 +251,8 @@ def evaluate(source: Any, *, metrics: Sequence[str] | None = None, against: str 
     if download and spec.startswith("inception"):
         spec = build_extractor(spec, download=True)
     common = dict(seed=seed, options=options, quantize=quantize, real_tag=tag,
-                  cache_dir=cache_dir() if cache == "default" else cache, progress=progress)
-    common["per_channel"] = getattr(real, "channel_classes", False)
+                  cache_dir=cache_dir() if cache == "default" else cache, progress=progress,
+                  per_channel=getattr(real, "channel_classes", False))
     results = compute_metrics(fake, real_x, metrics, spec, short_name(against), len(fake),
                               **common)
     if reference:
@@ -480,10 +481,7 @@ def compute_metrics(
         if whole:
             raise ValueError(f"metrics {whole} read one class per image; this data has one "
                              f"per channel (stacked): use modes")
-        n_img, channels = fake_x.shape[:2]
-        _, probs = extractor.extract(fake_x.reshape(n_img * channels, 1, *fake_x.shape[2:]),
-                                     batch_size, True)
-        fake[PROBS] = probs.view(n_img, channels, -1)
+        fake[PROBS] = channel_probs(extractor, fake_x, batch_size)
     summaries: dict[str, dict[str, np.ndarray]] = {}
     if real_kinds & {FEATURES, PROBS}:
         cache = Path(cache_dir) if cache_dir is not None else None

@@ -24,7 +24,7 @@ from gankit.benchmarks._common import (
     seed_label,
     train_recipe,
 )
-from gankit.metrics.modes import mode_counts
+from gankit.metrics.modes import channel_probs, mode_counts
 from gankit.sampling import STREAMS
 from gankit.utils.io import atomic_write_json
 
@@ -48,9 +48,7 @@ def count_modes(x: torch.Tensor, extractor=None) -> dict:
         from gankit.metrics.features import build_extractor
 
         extractor = build_extractor("lenet_mnist5k")
-    n = x.shape[0]
-    _, probs = extractor.extract(x.reshape(n * 3, 1, *x.shape[2:]), with_probs=True)
-    probs = probs.view(n, 3, -1)
+    probs = channel_probs(extractor, x)
     modes, kl = mode_counts(probs)  # per-channel argmax; the triple is the mode
     kl_channels = sum(mode_counts(probs[:, c])[1] for c in range(3))
     uncertain = float((probs.max(dim=-1).values < 0.9).double().mean())

@@ -30,6 +30,14 @@ def predicted_modes(probs) -> tuple[np.ndarray, int]:
     return classes @ weights, k**channels
 
 
+def channel_probs(extractor, x, batch_size: int | None = None):
+    """Per-channel class probabilities [N, C, K] of stacked images ``x`` [N, C, H, W]: each
+    channel classified by ``extractor`` as a grey image of its own."""
+    n, channels = x.shape[:2]
+    _, probs = extractor.extract(x.reshape(n * channels, 1, *x.shape[2:]), batch_size, True)
+    return probs.view(n, channels, -1)
+
+
 def mode_counts(probs) -> tuple[int, float]:
     """Number of modes hit and KL(predicted histogram || uniform) in nats.
 

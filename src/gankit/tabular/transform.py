@@ -45,6 +45,13 @@ class Span:
     role: str
 
 
+def _draw_rows(p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One index per row of probabilities ``p`` [N, K], drawn by inverting each row's CDF
+    with one uniform a row."""
+    u = rng.random(len(p))[:, None]
+    return np.minimum((p.cumsum(1) < u).sum(1), p.shape[1] - 1)
+
+
 class TableTransform:
     """The fitted encoding of a table's columns (module docstring)."""
 
@@ -132,7 +139,6 @@ class TableTransform:
     def encode(self, table: Table, seed: int = 0) -> torch.Tensor:
         """The table as float32 [N, dim] (modes drawn from their posteriors, seeded)."""
         rng = np.random.default_rng(seed)
-        n = len(table)
         blocks = []
         for c in self.columns:
             col = table.column(c["name"])
@@ -142,9 +148,7 @@ class TableTransform:
                 missing = np.isnan(values)
                 k_modes = len(c["means"])
                 filled = np.where(missing, c["means"][0], values)
-                post = self._posterior(c, filled)
-                u = rng.random(n)[:, None]
-                mode = np.minimum((post.cumsum(1) < u).sum(1), k_modes - 1)
+                mode = _draw_rows(self._posterior(c, filled), rng)
                 if missing.any():  # missing: alpha 0 in the most common mode
                     common = np.bincount(mode[~missing], minlength=k_modes).argmax() \
                         if (~missing).any() else 0
@@ -207,9 +211,7 @@ class TableTransform:
             if span.activation == "softmax":
                 p = np.clip(x[:, start:start + span.width], 0, None)
                 p = p / np.maximum(p.sum(1, keepdims=True), 1e-12)
-                pick = np.minimum((p.cumsum(1) < rng.random(len(x))[:, None]).sum(1),
-                                  span.width - 1)
-                x[:, start:start + span.width] = np.eye(span.width)[pick]
+                x[:, start:start + span.width] = np.eye(span.width)[_draw_rows(p, rng)]
             start += span.width
         return x
 
